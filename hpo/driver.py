@@ -1,0 +1,371 @@
+"""The sweep driver: asks the strategy, feeds the worker pool, records everything in MLflow.
+
+One loop in one thread: whenever a worker is idle the strategy is asked for the next
+trial; whenever events arrive they go to the tracker (reports while the trial runs, the
+outcome at its end) and the outcome goes back to the strategy. A worker that dies takes
+its trial with it only as far as a retry: the trial runs again as the same run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import numbers
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from hpo.executor import DONE, ERROR, REPORT, Running, WorkerDied, WorkerPool, connect, objective_arity
+from hpo.result import SweepResult
+from hpo.space import Choice, Float, Int, Space
+from hpo.strategies import Strategy, make_strategy
+from hpo.strategies.base import Trial, TrialState
+from hpo.tracking import Tracker, resolve_tracking_uri
+
+DEFAULT_TRIALS = 20
+WAIT_SECONDS = 0.5
+HEATMAP_MAX_VALUES = 25  # more distinct values per axis than this is not a grid worth drawing
+
+
+def _positive_int(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return int(value)
+
+
+def run(
+    space: Space | Mapping[str, Any],
+    objective: Callable[..., Any],
+    *,
+    direction: str = "minimize",
+    strategy: str | Strategy = "random",
+    n_trials: int | None = None,
+    workers: int | None = None,
+    seed: int | None = None,
+    tracking_uri: str | None = None,
+    experiment_name: str = "hpo",
+    address: str | None = None,
+    data: Any = None,
+    max_retries: int = 1,
+    progress: bool = True,
+    run_name: str | None = None,
+) -> SweepResult:
+    """Run a sweep on Ray and record it in MLflow.
+
+    Parameters
+    ----------
+    space : dict or Space
+        The search space (see `hpo.space`).
+    objective : callable
+        ``objective(params, report)`` or ``objective(params, report, data)``; returns a
+        float. ``report(step, **metrics)`` streams per-step metrics to MLflow.
+    direction : {"minimize", "maximize"}
+    strategy : str or Strategy
+        A name known to `hpo.make_strategy` ("random", "grid", ...) or a strategy object.
+    n_trials : int, optional
+        Budget; the whole grid for "grid", otherwise 20 when omitted.
+    workers : int, optional
+        Parallel trials; the cluster's CPU count when omitted.
+    seed : int, optional
+        Strategy seed; drawn and recorded in the ``hpo.seed`` tag when omitted.
+    tracking_uri : str, optional
+        MLflow tracking URI; ``MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db`` by default.
+    experiment_name : str
+        MLflow experiment (created when missing).
+    address : str, optional
+        Address of an existing Ray cluster; a local one is started when omitted.
+    data : any, optional
+        Passed to a three-argument objective; shipped to each worker once.
+    max_retries : int
+        How often a trial whose worker process died is run again (as the same run).
+    progress : bool
+        Show a progress bar.
+    run_name : str, optional
+        Name of the parent run.
+
+    Returns
+    -------
+    SweepResult
+
+    Examples
+    --------
+    >>> import hpo                                                    # doctest: +SKIP
+    >>> from hpo.space import Float
+    >>> def objective(params, report):
+    ...     report(0, loss=params["x"] ** 2)
+    ...     return params["x"] ** 2
+    >>> result = hpo.run({"x": Float(-1.0, 1.0)}, objective, n_trials=8)
+    >>> result.best_value < 0.5
+    True
+    """
+    # Everything is validated before a cluster is started or a run is created.
+    if isinstance(strategy, Strategy):
+        strat = strategy
+    else:
+        strat = make_strategy(strategy, space, direction=direction, seed=seed)
+    arity = objective_arity(objective)
+    if arity == 2 and data is not None:
+        raise TypeError(
+            "data was given but the objective takes (params, report); "
+            "add a third parameter: objective(params, report, data)"
+        )
+    budget = _positive_int("n_trials", n_trials)
+    n_workers = _positive_int("workers", workers)
+    if not isinstance(max_retries, numbers.Integral) or max_retries < 0:
+        raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+    if not isinstance(experiment_name, str) or not experiment_name.strip():
+        raise ValueError(f"experiment_name must be a non-empty string, got {experiment_name!r}")
+    grid_size = getattr(strat, "size", None)
+    if budget is None:
+        budget = grid_size if grid_size is not None else DEFAULT_TRIALS
+    elif grid_size is not None:
+        budget = min(budget, grid_size)
+    uri = resolve_tracking_uri(tracking_uri)
+
+    resources = connect(address)
+    cpus = int(resources.get("CPU", 0))
+    if n_workers is None:
+        n_workers = max(cpus, 1)
+    elif n_workers > cpus:
+        raise ValueError(
+            f"workers must not exceed the cluster's CPUs ({cpus}), got workers={n_workers}"
+        )
+    sweep = _Sweep(
+        strat, objective, arity, data, budget=budget, workers=n_workers, tracker=Tracker(uri, experiment_name),
+        max_retries=int(max_retries), progress=progress,
+    )
+    return sweep.run(run_name or f"{experiment_name}-{strat.name}")
+
+
+class _Sweep:
+    def __init__(
+        self,
+        strategy: Strategy,
+        objective: Callable[..., Any],
+        arity: int,
+        data: Any,
+        *,
+        budget: int,
+        workers: int,
+        tracker: Tracker,
+        max_retries: int,
+        progress: bool,
+    ) -> None:
+        self.strategy, self.budget, self.workers = strategy, budget, workers
+        self.tracker, self.max_retries = tracker, max_retries
+        self.pool = WorkerPool(objective, arity, data, workers)
+        self.retries: list[Trial] = []
+        self.logged: dict[int, set[tuple[str, int]]] = {}
+        self.finished = 0
+        self.interrupted = False
+        self.started = time.monotonic()
+        self.bar = _progress_bar(budget) if progress else None
+
+    # -- main loop -----------------------------------------------------------------------
+    def run(self, run_name: str) -> SweepResult:
+        s = self.strategy
+        settings = {**s.settings(), "n_trials": self.budget, "workers": self.workers}
+        self.tracker.start_sweep(
+            run_name=run_name,
+            tags={"hpo.strategy": s.name, "hpo.direction": s.direction, "hpo.seed": str(s.seed)},
+            params=settings,
+        )
+        status = "FINISHED"
+        try:
+            while True:
+                self.tracker.check()
+                self._fill()
+                if not self.pool.running:
+                    break
+                for event in self.pool.wait(WAIT_SECONDS):
+                    if isinstance(event, WorkerDied):
+                        self._worker_died(event)
+                    else:
+                        self._handle(*event)
+        except KeyboardInterrupt:
+            self.interrupted, status = True, "KILLED"
+            self._cancel_running("interrupted by the user (Ctrl-C)")
+        except BaseException:
+            self._cancel_running("the sweep driver stopped on an error")
+            self._close(status="FAILED")
+            raise
+        self._close(status=status)
+        return SweepResult(
+            sweep_id=self.tracker.sweep_id or "",
+            experiment_id=self.tracker.experiment_id,
+            tracking_uri=self.tracker.tracking_uri,
+            direction=s.direction,
+            trials=list(s.trials),
+            interrupted=self.interrupted,
+            settings=settings,
+        )
+
+    def _fill(self) -> None:
+        """Give every idle worker a trial: retries first, then new ones from the strategy."""
+        while self.pool.idle and self.retries:
+            self.pool.submit(self.retries.pop(0))
+        room = min(len(self.pool.idle), self.budget - len(self.strategy.trials))
+        if room <= 0 or self.strategy.exhausted:
+            return
+        for trial in self.strategy.ask(room):
+            trial.attrs.update(attempts=1, last_metrics={})
+            self.tracker.start_trial(trial.number, trial.flat_params, {"hpo.attempt": "1"})
+            self.pool.submit(trial)
+
+    # -- events --------------------------------------------------------------------------
+    def _handle(self, running: Running, batch: list[Any]) -> None:
+        trial = running.trial
+        for event in batch:
+            kind = event[0]
+            if kind == REPORT:
+                self._report(trial, event[1], event[2])
+            elif kind == DONE:
+                _, value, seconds, curves = event
+                trial.attrs["seconds"] = seconds
+                self.strategy.tell(trial, value)
+                self._end(trial, artifacts={"learning_curves.png": curves})
+            elif kind == ERROR:
+                _, reason, trace, seconds, curves = event
+                trial.attrs["seconds"] = seconds
+                self.strategy.tell(trial, failed=True, error=reason)
+                self._end(trial, artifacts={"learning_curves.png": curves,
+                                            "traceback.txt": trace.encode()})
+
+    def _report(self, trial: Trial, step: int, metrics: dict[str, float]) -> None:
+        # A retried trial reports its early steps again; each (metric, step) is logged once.
+        seen = self.logged.setdefault(trial.number, set())
+        fresh = {k: v for k, v in metrics.items() if (k, step) not in seen}
+        seen.update((k, step) for k in fresh)
+        if fresh:
+            self.tracker.log_metrics(trial.number, step, fresh)
+        last = trial.attrs["last_metrics"]
+        for k, v in metrics.items():
+            if step >= last.get(k, (-1, 0.0))[0]:
+                last[k] = (step, v)
+
+    def _worker_died(self, event: WorkerDied) -> None:
+        trial = event.running.trial
+        attempts = trial.attrs["attempts"]
+        if attempts <= self.max_retries:
+            trial.attrs["attempts"] = attempts + 1
+            self.tracker.set_tags(trial.number, {"hpo.attempt": str(attempts + 1),
+                                                 f"hpo.attempt_{attempts}_error": event.reason})
+            self.retries.append(trial)
+            return
+        reason = f"the worker process died ({attempts} attempts): {event.reason}"
+        self.strategy.tell(trial, failed=True, error=reason)
+        self._end(trial)
+
+    def _end(self, trial: Trial, *, artifacts: dict[str, bytes | None] | None = None,
+             status: str | None = None) -> None:
+        kept = {k: v for k, v in (artifacts or {}).items() if v is not None}
+        self.tracker.end_trial(trial.number, trial.state, value=trial.value, error=trial.error,
+                               artifacts=kept, status=status)
+        self.finished += 1
+        best = self.strategy.best_trial()
+        if best is not None:
+            self.tracker.log_sweep_metrics(self.finished, {"best_objective": best.value})
+        if self.bar is not None:
+            failed = sum(t.state is TrialState.FAILED for t in self.strategy.trials)
+            self.bar.set_postfix(failed=failed, best="-" if best is None else f"{best.value:.4g}",
+                                 refresh=False)
+            self.bar.update(1)
+
+    def _cancel_running(self, reason: str) -> None:
+        """Stop the workers of running trials and end those trials FAILED with ``reason``."""
+        stopped = [r.trial for r in self.pool.cancel_all()] + self.retries
+        self.retries = []
+        for trial in stopped:
+            if trial.state is TrialState.RUNNING:
+                self.strategy.tell(trial, failed=True, error=reason)
+                self._end(trial, status="KILLED")
+
+    # -- the end -------------------------------------------------------------------------
+    def _close(self, *, status: str) -> None:
+        self.pool.shutdown()
+        if self.bar is not None:
+            self.bar.close()
+        self.tracker.close()  # every trial written: all run ids are known from here on
+        trials = self.strategy.trials
+        for trial in trials:
+            trial.attrs["run_id"] = self.tracker.run_id(trial.number)
+        tags = {
+            f"hpo.n_{state.value.lower()}": str(sum(t.state is state for t in trials))
+            for state in (TrialState.COMPLETE, TrialState.FAILED, TrialState.PRUNED)
+        }
+        tags["hpo.elapsed_seconds"] = f"{time.monotonic() - self.started:.1f}"
+        best = self.strategy.best_trial()
+        if best is not None:
+            tags.update({"hpo.best_value": repr(best.value), "hpo.best_trial": str(best.number),
+                         "hpo.best_run_id": best.attrs["run_id"] or ""})
+        if self.interrupted:
+            tags["hpo.interrupted"] = "true"
+        self.tracker.end_sweep(status=status, tags=tags, artifacts=self._sweep_artifacts())
+
+    def _sweep_artifacts(self) -> dict[str, bytes]:
+        from hpo.plots import heatmap_png, history_png
+
+        trials = self.strategy.trials
+        artifacts = {
+            "trials.csv": trials_csv(trials).encode(),
+            "space.txt": repr(self.strategy.space).encode(),
+        }
+        if trials:
+            artifacts["optimization_history.png"] = history_png(
+                [t.number for t in trials], [t.value for t in trials], self.strategy.direction
+            )
+        axes = heatmap_axes(self.strategy.space, trials)
+        if axes is not None:
+            x, y = axes
+            panels = {"objective": {(t.flat_params[x], t.flat_params[y]): t.value for t in trials}}
+            metric_names = sorted({k for t in trials for k in t.attrs.get("last_metrics", {})})
+            for name in metric_names[:3]:
+                panels[f"final {name}"] = {
+                    (t.flat_params[x], t.flat_params[y]): t.attrs["last_metrics"].get(name, (0, None))[1]
+                    for t in trials
+                }
+            artifacts["heatmap.png"] = heatmap_png(x, y, panels)
+        return artifacts
+
+
+def heatmap_axes(space: Space, trials: list[Trial]) -> tuple[str, str] | None:
+    """The two parameter names to draw a heatmap over, when the space has exactly two."""
+    params = space.params
+    if len(params) != 2 or any(p.condition for p in params):
+        return None
+    if any(isinstance(p.dim, Choice) and p.dim.is_conditional for p in params):
+        return None
+    if not all(isinstance(p.dim, Float | Int | Choice) for p in params):
+        return None
+    names = (params[0].name, params[1].name)
+    for name in names:
+        if len({t.flat_params[name] for t in trials}) > HEATMAP_MAX_VALUES:
+            return None
+    return names
+
+
+def trials_csv(trials: list[Trial]) -> str:
+    names: list[str] = []
+    for t in trials:
+        names.extend(k for k in t.flat_params if k not in names)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["trial", "state", "objective", "seconds", "attempts", "run_id", "error", *names])
+    for t in trials:
+        seconds = t.attrs.get("seconds")
+        writer.writerow([
+            t.number, t.state.value, "" if t.value is None else repr(t.value),
+            "" if seconds is None or not math.isfinite(seconds) else f"{seconds:.3f}",
+            t.attrs.get("attempts", ""), t.attrs.get("run_id") or "", t.error or "",
+            *[t.flat_params.get(n, "") for n in names],
+        ])
+    return out.getvalue()
+
+
+def _progress_bar(total: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="trial", dynamic_ncols=True, smoothing=0.1)

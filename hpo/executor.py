@@ -1,0 +1,274 @@
+"""The Ray worker pool: long-lived actors that run trials and stream their reports back.
+
+Each worker is an actor holding the objective and the sweep's data (shipped through the
+object store once per worker, not once per trial) with BLAS limited to one thread, so N
+workers on N cores do not oversubscribe. `TrialWorker.run` is a streaming generator: the
+objective runs in a thread of the actor while the method yields batches of events
+(reports as they happen, then the outcome), which the driver consumes with `ray.wait`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import numbers
+import os
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from hpo.strategies.base import check_value
+
+log = logging.getLogger(__name__)
+
+# Events a trial sends to the driver. Plain tuples keep the stream cheap to serialise.
+REPORT = "report"  # (REPORT, step, {metric: value})
+DONE = "done"  # (DONE, value, seconds, curve_png | None)
+ERROR = "error"  # (ERROR, reason, traceback_text, seconds, curve_png | None)
+
+
+class TrialStopped(Exception):
+    """Raised inside the objective, at its next `report`, when the driver stops the trial."""
+
+
+def objective_arity(objective: Callable[..., Any]) -> int:
+    """2 for ``objective(params, report)``, 3 for ``objective(params, report, data)``."""
+    if not callable(objective):
+        raise TypeError(f"the objective must be callable, got {type(objective).__name__}")
+    try:
+        signature = inspect.signature(objective)
+    except (TypeError, ValueError):
+        return 2
+    positional = [
+        p
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    if len(positional) not in (2, 3):
+        names = ", ".join(signature.parameters)
+        raise TypeError(
+            "the objective must take (params, report) or (params, report, data), "
+            f"got {getattr(objective, '__name__', 'objective')}({names})"
+        )
+    return len(positional)
+
+
+class _Reporter:
+    """The ``report(step, **metrics)`` callable handed to the objective."""
+
+    def __init__(self, events: queue.Queue, stop: threading.Event) -> None:
+        self._events, self._stop = events, stop
+        self.history: dict[str, list[tuple[int, float]]] = {}
+
+    def __call__(self, step: int, **metrics: float) -> None:
+        if not isinstance(step, numbers.Integral) or isinstance(step, bool) or step < 0:
+            raise TypeError(f"report() needs an int step >= 0, got {step!r}")
+        if not metrics:
+            raise TypeError("report() needs at least one metric, as report(step, name=value)")
+        clean = {}
+        for name, value in metrics.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(
+                    f"report() metric {name!r} must be a real number, got "
+                    f"{type(value).__name__}: {value!r:.100}"
+                )
+            clean[name] = float(value)
+            self.history.setdefault(name, []).append((int(step), float(value)))
+        self._events.put((REPORT, int(step), clean))
+        if self._stop.is_set():
+            raise TrialStopped("stopped by the driver")
+
+
+def _render_curves(history: dict[str, list[tuple[int, float]]]) -> bytes | None:
+    if not history:
+        return None
+    from hpo.plots import learning_curves_png
+
+    return learning_curves_png(history)
+
+
+def run_objective(
+    objective: Callable[..., Any],
+    params: dict[str, Any],
+    data: Any,
+    arity: int,
+    events: queue.Queue,
+    stop: threading.Event,
+) -> None:
+    """Run one trial and put its events on ``events``; the last is DONE or ERROR."""
+    report = _Reporter(events, stop)
+    start = time.perf_counter()
+    try:
+        raw = objective(params, report) if arity == 2 else objective(params, report, data)
+        value = check_value(raw)
+        seconds = time.perf_counter() - start
+        events.put((DONE, value, seconds, _render_curves(report.history)))
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes the trial's reason
+        seconds = time.perf_counter() - start
+        reason = f"{type(exc).__name__}: {exc}"
+        events.put((ERROR, reason, traceback.format_exc(), seconds, _render_curves(report.history)))
+
+
+def _drain(events: queue.Queue, first: Any) -> list[Any]:
+    batch = [first]
+    while True:
+        try:
+            batch.append(events.get_nowait())
+        except queue.Empty:
+            return batch
+
+
+class TrialWorker:
+    """Body of the worker actor (wrapped with `ray.remote` by `WorkerPool`)."""
+
+    def __init__(self, objective: Callable[..., Any], arity: int, data: Any) -> None:
+        from threadpoolctl import threadpool_limits
+
+        # Kept on self: the limit holds for as long as the controller object lives.
+        self._blas_limit = threadpool_limits(limits=1)
+        self.objective, self.arity, self.data = objective, arity, data
+        self._stops: dict[int, threading.Event] = {}
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def stop(self, trial_number: int) -> None:
+        """Ask the running trial to stop at its next report."""
+        if trial_number in self._stops:
+            self._stops[trial_number].set()
+
+    def run(self, trial_number: int, params: dict[str, Any]) -> Iterator[list[Any]]:
+        events: queue.Queue = queue.Queue()
+        stop = self._stops[trial_number] = threading.Event()
+        thread = threading.Thread(
+            target=run_objective,
+            args=(self.objective, params, self.data, self.arity, events, stop),
+            name=f"trial-{trial_number}",
+            daemon=True,
+        )
+        thread.start()
+        try:
+            while True:
+                batch = _drain(events, events.get())
+                yield batch
+                if batch[-1][0] in (DONE, ERROR):
+                    return
+        finally:
+            self._stops.pop(trial_number, None)
+
+
+@dataclass
+class Running:
+    """A trial in flight on a worker."""
+
+    trial: Any
+    worker: Any
+    stream: Any  # ray.ObjectRefGenerator
+
+
+@dataclass
+class WorkerDied:
+    """The worker running ``running.trial`` died (killed, out of memory, node lost)."""
+
+    running: Running
+    reason: str
+
+
+class WorkerPool:
+    """A fixed number of `TrialWorker` actors and the trials running on them."""
+
+    def __init__(self, objective: Callable[..., Any], arity: int, data: Any, n_workers: int) -> None:
+        import ray
+
+        self._ray = ray
+        self._actor_cls = ray.remote(num_cpus=1, max_concurrency=2)(TrialWorker)
+        self._objective, self._arity = objective, arity
+        self._data_ref = ray.put(data)
+        self.idle = [self._new_worker() for _ in range(n_workers)]
+        self.running: dict[Any, Running] = {}  # by stream
+
+    def _new_worker(self) -> Any:
+        return self._actor_cls.remote(self._objective, self._arity, self._data_ref)
+
+    def submit(self, trial: Any) -> Running:
+        worker = self.idle.pop()
+        stream = worker.run.remote(trial.number, trial.params)
+        running = Running(trial, worker, stream)
+        self.running[stream] = running
+        return running
+
+    def wait(self, timeout: float) -> list[tuple[Running, list[Any]] | WorkerDied]:
+        """Event batches that arrived within ``timeout`` seconds, per running trial."""
+        ray = self._ray
+        if not self.running:
+            return []
+        streams = list(self.running)
+        ready, _ = ray.wait(streams, num_returns=1, timeout=timeout)
+        if ready:  # then take every other stream that is ready too
+            ready, _ = ray.wait(streams, num_returns=len(streams), timeout=0)
+        out: list[tuple[Running, list[Any]] | WorkerDied] = []
+        for stream in ready:
+            running = self.running[stream]
+            try:
+                batch = ray.get(next(stream))
+            except StopIteration:  # cannot happen after DONE/ERROR; guard so none is left running
+                del self.running[stream]
+                self._replace(running.worker)
+                out.append(WorkerDied(running, "the trial's stream ended without a result"))
+                continue
+            except ray.exceptions.RayActorError as exc:
+                del self.running[stream]
+                self._replace(running.worker)
+                out.append(WorkerDied(running, _first_line(exc)))
+                continue
+            if batch and batch[-1][0] in (DONE, ERROR):
+                del self.running[stream]
+                self.idle.append(running.worker)
+            out.append((running, batch))
+        return out
+
+    def _replace(self, dead: Any) -> None:
+        self._ray.kill(dead, no_restart=True)
+        self.idle.append(self._new_worker())
+
+    def stop_trial(self, running: Running) -> None:
+        running.worker.stop.remote(running.trial.number)
+
+    def cancel_all(self) -> list[Running]:
+        """Kill the workers of every running trial (a thread cannot be interrupted otherwise)."""
+        cancelled = list(self.running.values())
+        for running in cancelled:
+            self._ray.kill(running.worker, no_restart=True)
+        self.running.clear()
+        return cancelled
+
+    def shutdown(self) -> None:
+        for running in self.cancel_all():
+            log.debug("killed the worker of trial %s", running.trial.number)
+        for worker in self.idle:
+            self._ray.kill(worker, no_restart=True)
+        self.idle.clear()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def connect(address: str | None) -> dict[str, float]:
+    """Connect to the Ray cluster at ``address``, or start a local one; return its resources."""
+    import ray
+
+    if not ray.is_initialized():
+        # Quiet the cluster's own start-up chatter; errors still surface as exceptions.
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            configure_logging=True,
+        )
+    return ray.cluster_resources()

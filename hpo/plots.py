@@ -1,0 +1,118 @@
+"""PNG figures logged as MLflow artifacts: learning curves, optimisation history, heatmaps.
+
+Figures are built with `matplotlib.figure.Figure` and the Agg canvas directly (no pyplot),
+so rendering needs no display and no global figure state, in workers and in the driver.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=90, layout="constrained")
+
+
+def _is_loss(name: str) -> bool:
+    return "loss" in name or "error" in name
+
+
+def learning_curves_png(history: dict[str, list[tuple[int, float]]]) -> bytes:
+    """Metric against step; losses and other metrics (accuracies) in separate panels."""
+    groups = [
+        [n for n in history if _is_loss(n)],
+        [n for n in history if not _is_loss(n)],
+    ]
+    groups = [g for g in groups if g]
+    fig = _figure(5.0 * len(groups), 3.4)
+    for ax, names in zip(np.atleast_1d(fig.subplots(1, len(groups))), groups, strict=True):
+        for name in names:
+            steps, values = zip(*history[name], strict=True)
+            ax.plot(steps, values, label=name, marker="." if len(steps) < 30 else None)
+        ax.set_xlabel("step")
+        ax.set_title("loss" if _is_loss(names[0]) else "metrics")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return _png(fig)
+
+
+def history_png(
+    numbers: Sequence[int], values: Sequence[float | None], direction: str
+) -> bytes:
+    """Objective per trial (failed trials as red marks on the axis) and the best so far."""
+    fig = _figure(6.5, 3.8)
+    ax = fig.subplots()
+    ok = [(n, v) for n, v in zip(numbers, values, strict=True) if v is not None]
+    failed = [n for n, v in zip(numbers, values, strict=True) if v is None]
+    if ok:
+        xs, ys = zip(*sorted(ok), strict=True)
+        ax.scatter(xs, ys, s=14, alpha=0.7, label="trial")
+        best = np.minimum.accumulate(ys) if direction == "minimize" else np.maximum.accumulate(ys)
+        ax.step(xs, best, where="post", color="C1", label="best so far")
+    if failed:
+        ax.plot(failed, [0] * len(failed), "x", color="red", transform=ax.get_xaxis_transform(),
+                clip_on=False, label=f"failed ({len(failed)})")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(f"objective ({direction})")
+    ax.set_title("optimisation history")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return _png(fig)
+
+
+def _label(v: object) -> str:
+    return format(v, ".3g") if isinstance(v, float) else str(v)
+
+
+def heatmap_png(
+    x_name: str,
+    y_name: str,
+    panels: dict[str, dict[tuple[object, object], float | None]],
+) -> bytes:
+    """Annotated heatmaps over two parameters, one panel per quantity (objective, metrics).
+
+    ``panels`` maps a title to ``{(x, y): value}``; a missing or None cell (a failed
+    trial) is drawn blank and marked "failed".
+    """
+    cells = set().union(*(p.keys() for p in panels.values()))
+    xs = sorted({x for x, _ in cells}, key=_sort_key)
+    ys = sorted({y for _, y in cells}, key=_sort_key)
+    fig = _figure(max(4.5, 0.62 * len(xs) + 2.0) * len(panels), max(3.5, 0.5 * len(ys) + 1.5))
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, (title, values) in zip(axes, panels.items(), strict=True):
+        grid = np.full((len(ys), len(xs)), np.nan)
+        for (x, y), v in values.items():
+            if v is not None and math.isfinite(v):
+                grid[ys.index(y), xs.index(x)] = v
+        image = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+        fig.colorbar(image, ax=ax, shrink=0.85)
+        span = np.nanmax(grid) - np.nanmin(grid) if np.isfinite(grid).any() else 0.0
+        for i in range(len(ys)):
+            for j in range(len(xs)):
+                v = grid[i, j]
+                text = "failed" if not np.isfinite(v) else f"{v:.3g}"
+                bright = np.isfinite(v) and span > 0 and v > np.nanmin(grid) + 0.6 * span
+                ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                        color="black" if bright else "white" if np.isfinite(v) else "red")
+        ax.set_xticks(range(len(xs)), [_label(x) for x in xs], rotation=45, fontsize=8)
+        ax.set_yticks(range(len(ys)), [_label(y) for y in ys], fontsize=8)
+        ax.set_xlabel(x_name)
+        ax.set_ylabel(y_name)
+        ax.set_title(title)
+    return _png(fig)
+
+
+def _sort_key(v: object) -> tuple[int, object]:
+    return (0, v) if isinstance(v, int | float) else (1, str(v))

@@ -1,0 +1,73 @@
+"""What a sweep returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpo.strategies.base import Trial, TrialState
+
+
+@dataclass
+class SweepResult:
+    """The outcome of `hpo.run`.
+
+    ``trials`` are the strategy's trials in issue order; each carries ``attrs["run_id"]``
+    (its MLflow child run), ``attrs["seconds"]`` (objective time) and
+    ``attrs["attempts"]``.
+    """
+
+    sweep_id: str
+    experiment_id: str
+    tracking_uri: str
+    direction: str
+    trials: list[Trial]
+    interrupted: bool = False
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def _count(self, state: TrialState) -> int:
+        return sum(t.state is state for t in self.trials)
+
+    @property
+    def n_complete(self) -> int:
+        return self._count(TrialState.COMPLETE)
+
+    @property
+    def n_failed(self) -> int:
+        return self._count(TrialState.FAILED)
+
+    @property
+    def n_pruned(self) -> int:
+        return self._count(TrialState.PRUNED)
+
+    @property
+    def best_trial(self) -> Trial | None:
+        done = [t for t in self.trials if t.state is TrialState.COMPLETE]
+        if not done:
+            return None
+        pick = min if self.direction == "minimize" else max
+        return pick(done, key=lambda t: t.value)
+
+    @property
+    def best_value(self) -> float | None:
+        best = self.best_trial
+        return None if best is None else best.value
+
+    @property
+    def best_params(self) -> dict[str, Any] | None:
+        best = self.best_trial
+        return None if best is None else best.params
+
+    def summary(self) -> str:
+        lines = [
+            f"sweep {self.sweep_id}: {len(self.trials)} trials, {self.n_complete} complete, "
+            f"{self.n_failed} failed, {self.n_pruned} pruned"
+            + (" (interrupted)" if self.interrupted else "")
+        ]
+        best = self.best_trial
+        if best is None:
+            lines.append("no trial completed")
+        else:
+            lines.append(f"best objective ({self.direction}): {best.value:.6g} in trial {best.number}")
+            lines.extend(f"  {k} = {v!r}" for k, v in best.flat_params.items())
+        return "\n".join(lines)

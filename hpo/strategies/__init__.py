@@ -1,0 +1,44 @@
+"""Search strategies behind one ask/tell interface, and `make_strategy` to pick one by name."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hpo.space import Space
+from hpo.strategies.base import Strategy, Trial, TrialState
+from hpo.strategies.grid import GridSearch
+from hpo.strategies.random_search import RandomSearch
+
+STRATEGIES: dict[str, type[Strategy]] = {
+    GridSearch.name: GridSearch,
+    RandomSearch.name: RandomSearch,
+}
+
+
+def make_strategy(
+    name: str,
+    space: Space | Mapping[str, Any],
+    *,
+    direction: str = "minimize",
+    seed: int | None = None,
+) -> Strategy:
+    """The strategy called ``name`` over ``space``, ready for ask/tell.
+
+    Examples
+    --------
+    >>> from hpo.space import Float
+    >>> s = make_strategy("random", {"x": Float(-1.0, 1.0)}, seed=1)
+    >>> trials = s.ask(2)
+    >>> for t in trials:
+    ...     s.tell(t, t.params["x"] ** 2)
+    """
+    try:
+        cls = STRATEGIES[name]
+    except (KeyError, TypeError):
+        known = ", ".join(sorted(STRATEGIES))
+        raise ValueError(f"unknown strategy {name!r}; choose one of: {known}") from None
+    return cls(space, direction=direction, seed=seed)
+
+
+__all__ = ["STRATEGIES", "GridSearch", "RandomSearch", "Strategy", "Trial", "TrialState", "make_strategy"]

@@ -1,0 +1,186 @@
+"""The ask/tell interface every search strategy implements.
+
+A strategy keeps its settings, a seeded generator and the list of trials it issued; the
+history it learns from is that list, read afresh on every ask. Model-based strategies
+(GP-EI, TPE) therefore see completed values, failures and the trials still pending in
+one place, and a strategy can be restored by replaying trials into it.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, ClassVar
+
+import numpy as np
+
+from hpo.space import Space, as_space
+
+DIRECTIONS = ("minimize", "maximize")
+
+
+class TrialState(str, Enum):
+    RUNNING = "RUNNING"
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+    PRUNED = "PRUNED"
+
+    @property
+    def is_finished(self) -> bool:
+        return self is not TrialState.RUNNING
+
+
+@dataclass
+class Trial:
+    """One configuration issued by a strategy.
+
+    ``assignment`` is the strategy's flat view (parameter key -> value, a `Choice` as its
+    option index); ``params`` is the nested dict the objective receives; ``flat_params``
+    maps dotted names to values, as logged to MLflow.
+    """
+
+    number: int
+    assignment: dict[str, Any]
+    params: dict[str, Any]
+    flat_params: dict[str, Any]
+    state: TrialState = TrialState.RUNNING
+    value: float | None = None
+    error: str | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def check_direction(direction: str) -> str:
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
+    return direction
+
+
+def fresh_seed() -> int:
+    """A seed from OS entropy, so that a sweep run without one can still be replayed."""
+    return int(np.random.SeedSequence().entropy % (2**31))
+
+
+def check_value(value: Any) -> float:
+    """The objective value as a float; ValueError/TypeError if it is not a finite real."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"the objective must return a real number, got {type(value).__name__}: {value!r:.200}"
+        )
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"the objective returned {value}, which is not a finite number")
+    return value
+
+
+class Strategy:
+    """Base class: ``ask`` issues trials, ``tell`` reports how they ended.
+
+    Subclasses implement `_suggest`, which may read ``self.trials`` (history, failures,
+    pending) and must draw randomness only from ``self.rng``.
+
+    Parameters
+    ----------
+    space : Space or dict
+        The search space.
+    direction : {"minimize", "maximize"}
+    seed : int, optional
+        Seed of the strategy's generator; a fresh one is drawn (and kept in ``seed``)
+        when omitted.
+    """
+
+    name: ClassVar[str] = "base"
+
+    def __init__(
+        self, space: Space | Mapping[str, Any], *, direction: str = "minimize", seed: int | None = None
+    ) -> None:
+        self.space = as_space(space)
+        self.direction = check_direction(direction)
+        if seed is not None and (not isinstance(seed, numbers.Integral) or seed < 0):
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        self.seed = fresh_seed() if seed is None else int(seed)
+        self.rng = np.random.default_rng(self.seed)
+        self.trials: list[Trial] = []
+
+    # -- the interface -------------------------------------------------------------------
+    def ask(self, n: int = 1) -> list[Trial]:
+        """Up to ``n`` new trials; fewer (possibly none) once the strategy is exhausted."""
+        if not isinstance(n, numbers.Integral) or n < 1:
+            raise ValueError(f"ask(n) needs an int n >= 1, got {n!r}")
+        return [self._issue(a) for a in self._suggest(int(n))]
+
+    def tell(
+        self,
+        trial: Trial,
+        value: float | None = None,
+        *,
+        failed: bool = False,
+        pruned: bool = False,
+        error: str | None = None,
+    ) -> None:
+        """Report the end of ``trial``: its value, or ``failed=True``, or ``pruned=True``."""
+        if trial.number >= len(self.trials) or self.trials[trial.number] is not trial:
+            raise ValueError(f"trial {trial.number} was not issued by this strategy")
+        if trial.state.is_finished:
+            raise ValueError(f"trial {trial.number} was already told ({trial.state.value})")
+        if (value is not None) + failed + pruned != 1:
+            raise ValueError(
+                "tell() needs exactly one of a value, failed=True or pruned=True, got "
+                f"(value={value!r}, failed={failed}, pruned={pruned})"
+            )
+        if value is not None:
+            trial.value, trial.state = check_value(value), TrialState.COMPLETE
+        else:
+            trial.state = TrialState.FAILED if failed else TrialState.PRUNED
+            trial.error = error
+        self._on_tell(trial)
+
+    @property
+    def exhausted(self) -> bool:
+        """True when `ask` will issue nothing more (a finished grid)."""
+        return False
+
+    def settings(self) -> dict[str, Any]:
+        """What the parent run records about this strategy."""
+        return {"strategy": self.name, "direction": self.direction, "seed": self.seed}
+
+    # -- history -------------------------------------------------------------------------
+    @property
+    def pending(self) -> list[Trial]:
+        return [t for t in self.trials if t.state is TrialState.RUNNING]
+
+    @property
+    def completed(self) -> list[Trial]:
+        return [t for t in self.trials if t.state is TrialState.COMPLETE]
+
+    def best_trial(self) -> Trial | None:
+        done = self.completed
+        if not done:
+            return None
+        pick = min if self.direction == "minimize" else max
+        return pick(done, key=lambda t: t.value)
+
+    # -- for subclasses ------------------------------------------------------------------
+    def _suggest(self, n: int) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _on_tell(self, trial: Trial) -> None:
+        """Hook for strategies that update a model incrementally."""
+
+    def _issue(self, assignment: dict[str, Any]) -> Trial:
+        trial = Trial(
+            number=len(self.trials),
+            assignment=assignment,
+            params=self.space.build(assignment),
+            flat_params=self.space.flat(assignment),
+        )
+        self.trials.append(trial)
+        return trial
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(direction={self.direction!r}, seed={self.seed}, "
+            f"trials={len(self.trials)})"
+        )
