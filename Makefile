@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/hpo run experiments/digits_grid.py --demo
+	$(BIN)/hpo run experiments/digits_grid.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -320,12 +320,11 @@ class _Sweep:
         axes = heatmap_axes(self.strategy.space, trials)
         if axes is not None:
             x, y = axes
-            panels = {"objective": {(t.flat_params[x], t.flat_params[y]): t.value for t in trials}}
-            metric_names = sorted({k for t in trials for k in t.attrs.get("last_metrics", {})})
-            for name in metric_names[:3]:
+            cell = {t.number: (t.flat_params[x], t.flat_params[y]) for t in trials}
+            panels = {"objective": {cell[t.number]: t.value for t in trials}}
+            for name in heatmap_metrics(trials):
                 panels[f"final {name}"] = {
-                    (t.flat_params[x], t.flat_params[y]): t.attrs["last_metrics"].get(name, (0, None))[1]
-                    for t in trials
+                    cell[t.number]: t.attrs["last_metrics"].get(name, (0, None))[1] for t in trials
                 }
             artifacts["heatmap.png"] = heatmap_png(x, y, panels)
         return artifacts
@@ -345,6 +344,18 @@ def heatmap_axes(space: Space, trials: list[Trial]) -> tuple[str, str] | None:
         if len({t.flat_params[name] for t in trials}) > HEATMAP_MAX_VALUES:
             return None
     return names
+
+
+def heatmap_metrics(trials: list[Trial], most: int = 2) -> list[str]:
+    """Reported metrics worth a heatmap panel: not a copy of the objective, accuracies first."""
+    names = sorted({k for t in trials for k in t.attrs.get("last_metrics", {})},
+                   key=lambda n: ("loss" in n, n))
+    done = [t for t in trials if t.value is not None]
+
+    def copies_objective(name: str) -> bool:
+        return all(t.attrs["last_metrics"].get(name, (0, None))[1] == t.value for t in done)
+
+    return [n for n in names if not copies_objective(n)][:most]
 
 
 def trials_csv(trials: list[Trial]) -> str:

@@ -14,6 +14,7 @@ import logging
 import numbers
 import os
 import queue
+import sys
 import threading
 import time
 import traceback
@@ -185,11 +186,17 @@ class WorkerPool:
         import ray
 
         self._ray = ray
+        _ship_by_value(objective)
         self._actor_cls = ray.remote(num_cpus=1, max_concurrency=2)(TrialWorker)
         self._objective, self._arity = objective, arity
         self._data_ref = ray.put(data)
         self.idle = [self._new_worker() for _ in range(n_workers)]
         self.running: dict[Any, Running] = {}  # by stream
+        try:
+            ray.get([w.pid.remote() for w in self.idle])
+        except ray.exceptions.RayActorError as exc:
+            self.shutdown()
+            raise RuntimeError(f"the trial workers could not start: {_cause(exc)}") from None
 
     def _new_worker(self) -> Any:
         return self._actor_cls.remote(self._objective, self._arity, self._data_ref)
@@ -252,6 +259,24 @@ class WorkerPool:
         for worker in self.idle:
             self._ray.kill(worker, no_restart=True)
         self.idle.clear()
+
+
+def _ship_by_value(objective: Callable[..., Any]) -> None:
+    """Have Ray pickle an experiment file's module by value: workers cannot import it."""
+    from ray import cloudpickle
+
+    from hpo.experiment import MODULE_PREFIX
+
+    module = sys.modules.get(getattr(objective, "__module__", "") or "")
+    if module is not None and module.__name__.startswith(MODULE_PREFIX):
+        cloudpickle.register_pickle_by_value(module)
+
+
+def _cause(exc: BaseException) -> str:
+    """The user-facing part of an actor's creation error (e.g. the ModuleNotFoundError)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "Error:" in ln and not ln.startswith("ray.exceptions")]
+    return errors[-1] if errors else (lines[0] if lines else type(exc).__name__)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -185,6 +185,7 @@ class Int(Dimension):
         if log and step != 1:
             raise ValueError(f"Int with log=True needs step == 1, but got step={step!r}")
         self.low, self.high, self.log, self.step = int(low), int(high), bool(log), int(step)
+        self.grid: int | tuple[int, ...] | None = None
         self.grid = self._check_grid(grid)
 
     @property

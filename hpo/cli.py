@@ -1,0 +1,164 @@
+"""The ``hpo`` command: run a sweep from an experiment file, show sweeps, open the MLflow UI."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from hpo.tracking import artifact_root, resolve_tracking_uri
+
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+
+
+class UsageError(Exception):
+    """Bad input from the command line or the experiment file: printed, no traceback."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hpo", description="Hyperparameter sweeps on Ray, tracked in MLflow."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    tracking = argparse.ArgumentParser(add_help=False)
+    tracking.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)",
+    )
+
+    run = sub.add_parser("run", parents=[tracking], help="run a sweep from an experiment file")
+    run.add_argument("file", help="experiment file (a .py module defining space and objective)")
+    run.add_argument("--strategy", help="grid, random (default: the file's, else random)")
+    run.add_argument("--trials", type=int, help="budget (default: the file's, else the whole "
+                     "grid for grid search, 20 otherwise)")
+    run.add_argument("--workers", type=int, help="parallel trials (default: the cluster's CPUs)")
+    run.add_argument("--seed", type=int, help="strategy seed (default: drawn and recorded)")
+    run.add_argument("--address", help="address of an existing Ray cluster (default: start a "
+                     "local one)")
+    run.add_argument("--experiment-name", help="MLflow experiment (default: the file's name)")
+    run.add_argument("--max-retries", type=int, default=1,
+                     help="re-runs of a trial whose worker process died (default: 1)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    show = sub.add_parser("show", parents=[tracking], help="list sweeps, or show one")
+    show.add_argument("sweep_id", nargs="?", help="parent run id of a sweep (default: list all)")
+    show.add_argument("--top", type=int, default=10, help="how many best trials to list")
+
+    ui = sub.add_parser("ui", parents=[tracking], help="open the MLflow UI on the tracking store")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
+    return parser
+
+
+def _ui_hint(uri: str) -> str:
+    if uri.startswith(("http://", "https://")):
+        return f"browse it at {uri}"
+    flag = "" if uri == "sqlite:///mlflow.db" else f" --tracking-uri {uri}"
+    return f"browse it with: hpo ui{flag}   (then open http://127.0.0.1:5000)"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import hpo
+    from hpo.executor import objective_arity
+    from hpo.experiment import load_experiment
+
+    try:
+        exp = load_experiment(args.file)
+        strategy = hpo.make_strategy(
+            args.strategy or exp.strategy or "random", exp.space, direction=exp.direction,
+            seed=args.seed,
+        )
+        arity = objective_arity(exp.objective)
+    except (FileNotFoundError, ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from exc
+    if arity == 3 and exp.load_data is None:
+        raise UsageError(f"{args.file}: objective takes (params, report, data) but the file "
+                         "defines no load_data()")
+    if arity == 2 and exp.load_data is not None:
+        raise UsageError(f"{args.file}: the file defines load_data() but objective takes only "
+                         "(params, report); add a data parameter")
+    uri = resolve_tracking_uri(args.tracking_uri)
+    data = exp.load_data() if exp.load_data is not None else None
+    try:
+        result = hpo.run(
+            exp.space, exp.objective, direction=exp.direction, strategy=strategy,
+            n_trials=args.trials if args.trials is not None else exp.n_trials,
+            workers=args.workers, tracking_uri=uri,
+            experiment_name=args.experiment_name or exp.name, address=args.address, data=data,
+            max_retries=args.max_retries, progress=not args.no_progress,
+            run_name=f"{exp.name}-{strategy.name}",
+        )
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from exc
+    print(result.summary())
+    print(f"\nrecorded in {uri} (experiment {args.experiment_name or exp.name!r}); "
+          f"details: hpo show {result.sweep_id}")
+    print(_ui_hint(uri))
+    return EXIT_INTERRUPTED if result.interrupted else 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from hpo.show import list_sweeps, show_sweep
+
+    client = MlflowClient(resolve_tracking_uri(args.tracking_uri))
+    if args.sweep_id is None:
+        print(list_sweeps(client))
+        return 0
+    try:
+        print(show_sweep(client, args.sweep_id, top=args.top))
+    except MlflowException as exc:
+        raise UsageError(f"no sweep {args.sweep_id!r} in this tracking store: {exc.message}") from exc
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    return 0
+
+
+def ui_command(uri: str, host: str, port: int) -> list[str]:
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+               "--host", host, "--port", str(port)]
+    root = artifact_root(uri)
+    if root is not None:
+        command += ["--default-artifact-root", root]
+    return command
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    uri = resolve_tracking_uri(args.tracking_uri)
+    if uri.startswith(("http://", "https://")):
+        print(f"{uri} is a tracking server: its UI is at that address already")
+        return 0
+    print(f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
+    try:
+        return subprocess.call(ui_command(uri, args.host, args.port))
+    except KeyboardInterrupt:
+        return 0
+
+
+def _terminate_as_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # SIGTERM (e.g. from a scheduler) ends a sweep as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    commands = {"run": cmd_run, "show": cmd_show, "ui": cmd_ui}
+    try:
+        return commands[args.command](args)
+    except UsageError as exc:
+        print(f"hpo: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("hpo: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

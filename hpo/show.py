@@ -1,0 +1,72 @@
+"""Reading sweeps back from MLflow for `hpo show`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _sweeps(client: Any, experiment_ids: list[str], max_results: int = 20) -> list[Any]:
+    return client.search_runs(
+        experiment_ids, filter_string="tags.`hpo.sweep` = 'true'",
+        order_by=["attributes.start_time DESC"], max_results=max_results,
+    )
+
+
+def list_sweeps(client: Any) -> str:
+    experiments = {e.experiment_id: e.name for e in client.search_experiments()}
+    runs = _sweeps(client, list(experiments)) if experiments else []
+    if not runs:
+        return "no sweeps recorded in this tracking store"
+    rows = [("sweep id", "experiment", "strategy", "status", "done/failed", "best")]
+    for r in runs:
+        t = r.data.tags
+        rows.append((
+            r.info.run_id, experiments.get(r.info.experiment_id, "?"), t.get("hpo.strategy", "?"),
+            r.info.status, f"{t.get('hpo.n_complete', '-')}/{t.get('hpo.n_failed', '-')}",
+            t.get("hpo.best_value", "-"),
+        ))
+    return _table(rows)
+
+
+def show_sweep(client: Any, sweep_id: str, top: int = 10) -> str:
+    parent = client.get_run(sweep_id)
+    t = parent.data.tags
+    if t.get("hpo.sweep") != "true":
+        raise ValueError(f"run {sweep_id!r} is not an hpo sweep (it has no hpo.sweep tag)")
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{sweep_id}'",
+        max_results=50000,
+    )
+    maximize = t.get("hpo.direction") == "maximize"
+    done = [r for r in children if "objective" in r.data.metrics]
+    done.sort(key=lambda r: r.data.metrics["objective"], reverse=maximize)
+    states: dict[str, int] = {}
+    for r in children:
+        state = r.data.tags.get("hpo.state", "?")
+        states[state] = states.get(state, 0) + 1
+    lines = [
+        f"sweep {sweep_id} ({parent.info.status}), strategy {t.get('hpo.strategy')}, "
+        f"{t.get('hpo.direction')}, seed {t.get('hpo.seed')}",
+        "trials: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())),
+        "",
+        f"best {min(top, len(done))} trials:",
+    ]
+    names = sorted({k for r in done[:top] for k in r.data.params})
+    rows = [("trial", "objective", *names)]
+    for r in done[:top]:
+        rows.append((r.data.tags.get("hpo.trial", "?"), f"{r.data.metrics['objective']:.6g}",
+                     *[r.data.params.get(n, "") for n in names]))
+    lines.append(_table(rows))
+    failed = [r for r in children if r.data.tags.get("hpo.state") == "FAILED"]
+    if failed:
+        lines += ["", "failed trials:"]
+        lines += [f"  trial {r.data.tags.get('hpo.trial')}: {r.data.tags.get('hpo.error', '')[:150]}"
+                  for r in sorted(failed, key=lambda r: int(r.data.tags.get("hpo.trial", 0)))]
+    return "\n".join(lines)
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
