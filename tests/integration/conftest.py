@@ -1,0 +1,51 @@
+"""A real local Ray cluster for the session and a real sqlite MLflow store per test."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def tracking_uri(tmp_path):
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture
+def client(tracking_uri):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri)
+
+
+@pytest.fixture
+def hpo_env(tmp_path):
+    """Environment for `hpo` subprocesses: the venv's tools first, no inherited tracking URI."""
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def child_runs(client, sweep_id):
+    parent = client.get_run(sweep_id)
+    return client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{sweep_id}'",
+        max_results=5000,
+    )
+
+
+def by_trial(runs):
+    return {int(r.data.tags["hpo.trial"]): r for r in runs}

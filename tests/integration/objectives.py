@@ -1,0 +1,69 @@
+"""Objectives for the integration tests, shipped to Ray workers by value (see conftest)."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def quadratic(params, report):
+    for step in range(5):
+        report(step, loss=(params["x"] - 0.2) ** 2 + 1.0 / (step + 1))
+    return (params["x"] - 0.2) ** 2
+
+
+def flaky(params, report):
+    """Raises, returns NaN, inf or a string depending on the trial's `kind`."""
+    report(0, loss=1.0)
+    kind = params["kind"]
+    if kind == "raise":
+        raise RuntimeError("the objective failed on purpose")
+    if kind == "nan":
+        return math.nan
+    if kind == "inf":
+        return math.inf
+    if kind == "text":
+        return "0.5"
+    return params["x"]
+
+
+def diverging(params, report, data):
+    from models import MLPClassifier
+
+    X, y = data
+    model = MLPClassifier((4,), activation="identity", solver="sgd",
+                          learning_rate_init=params["lr"], max_iter=60, n_iter_no_change=60,
+                          random_state=0,
+                          epoch_callback=lambda epoch, metrics: report(epoch, **metrics))
+    model.fit(X, y)
+    return model.score(X, y)
+
+
+def introspect(params, report, data):
+    """Reports which process ran it, which data object it saw and its BLAS thread count."""
+    from threadpoolctl import threadpool_info
+
+    blas = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
+    report(0, pid=os.getpid(), data_id=id(data), blas_threads=max(blas, default=1),
+           data_sum=float(data.sum()))
+    time.sleep(0.05)
+    return params["x"]
+
+
+def killed_once(params, report):
+    """SIGKILLs its own worker process mid-trial the first time trial `victim` runs."""
+    marker = Path(params["marker"])
+    for step in range(6):
+        report(step, loss=float(step))
+        if step == 3 and params["victim"] and not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+    return params["x"]
+
+
+def always_killed(params, report):
+    report(0, loss=1.0)
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,186 @@
+"""The `hpo` command end to end, each invocation starting its own local Ray cluster."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+
+import pytest
+from conftest import by_trial, child_runs
+
+from hpo.cli import ui_command
+
+pytestmark = pytest.mark.integration
+
+EXPERIMENT = textwrap.dedent(
+    """
+    from hpo.space import Choice, Float
+
+    direction = "maximize"
+    space = {
+        "lr": Float(1e-3, 1.0, log=True, grid=3),
+        "act": Choice(["relu", "tanh"]),
+    }
+
+    def load_data():
+        from sklearn.datasets import load_iris
+        return load_iris(return_X_y=True)
+
+    def objective(params, report, data):
+        from models import MLPClassifier
+        X, y = data
+        model = MLPClassifier((8,), activation=params["act"], solver="sgd",
+                              learning_rate_init=params["lr"], max_iter=15, n_iter_no_change=15,
+                              random_state=0,
+                              epoch_callback=lambda e, m: report(e, **m))
+        model.fit(X, y, eval_set=(X, y))
+        return model.score(X, y)
+    """
+)
+
+SLOW = textwrap.dedent(
+    """
+    import time
+    from hpo.space import Float
+
+    space = {"x": Float(0.0, 1.0)}
+
+    def objective(params, report):
+        for step in range(600):
+            report(step, loss=params["x"])
+            time.sleep(0.05)
+        return params["x"]
+    """
+)
+
+
+def hpo_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hpo.cli", *args]
+
+
+def test_hpo_run_records_a_sweep_that_hpo_show_reads(tmp_path, hpo_env, client, tracking_uri):
+    (tmp_path / "iris_grid.py").write_text(EXPERIMENT)
+    done = subprocess.run(
+        hpo_cmd("run", "iris_grid.py", "--strategy", "grid", "--workers", "2",
+                "--tracking-uri", tracking_uri),
+        cwd=tmp_path, env=hpo_env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "6 trials, 6 complete, 0 failed" in done.stdout
+    assert "hpo ui --tracking-uri" in done.stdout
+    assert "trial/s" in done.stderr or "s/trial" in done.stderr  # the progress bar ran
+    [parent] = client.search_runs(
+        [client.get_experiment_by_name("iris_grid").experiment_id],
+        filter_string="tags.`hpo.sweep` = 'true'",
+    )
+    assert parent.data.tags["hpo.strategy"] == "grid" and parent.info.status == "FINISHED"
+    runs = by_trial(child_runs(client, parent.info.run_id))
+    assert sorted(runs) == list(range(6))
+    for run in runs.values():
+        assert run.info.status == "FINISHED" and set(run.data.params) == {"lr", "act"}
+        history = client.get_metric_history(run.info.run_id, "val_accuracy")
+        assert sorted(m.step for m in history) == list(range(1, 16))
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert "heatmap.png" in artifacts and "trials.csv" in artifacts
+    heatmap = client.download_artifacts(parent.info.run_id, "heatmap.png", str(tmp_path))
+    assert open(heatmap, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+    shown = subprocess.run(hpo_cmd("show", parent.info.run_id, "--tracking-uri", tracking_uri),
+                           capture_output=True, text=True, env=hpo_env, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "trials: 6 COMPLETE" in shown.stdout and "best 6 trials" in shown.stdout
+    listed = subprocess.run(hpo_cmd("show", "--tracking-uri", tracking_uri),
+                            capture_output=True, text=True, env=hpo_env, timeout=120)
+    assert parent.info.run_id in listed.stdout and "iris_grid" in listed.stdout
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (None, ["missing.py"], "experiment file not found: 'missing.py'"),
+        ("space = {'x': {1, 2}}\ndef objective(p, r): return 0.0\n", ["exp.py"],
+         r"unsupported value at 'x': {1, 2} (set)"),
+        ("from hpo.space import Float\nspace = {'x': Float(0, 1)}\n", ["exp.py"],
+         "must define objective"),
+        ("from hpo.space import Float\nspace = {'x': Float(0, 1)}\n"
+         "def objective(p, r): return 0.0\n", ["exp.py", "--strategy", "bayes"],
+         "unknown strategy 'bayes'; choose one of: grid, random"),
+        ("from hpo.space import Float\nspace = {'x': Float(0, 1)}\n"
+         "def objective(p, r, data): return 0.0\n", ["exp.py"], "defines no load_data()"),
+    ],
+)
+def test_bad_input_gets_a_clear_error_and_creates_nothing(tmp_path, hpo_env, setup, args, message):
+    if setup is not None:
+        (tmp_path / "exp.py").write_text(setup)
+    done = subprocess.run(hpo_cmd("run", *args), cwd=tmp_path, env=hpo_env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_ctrl_c_closes_the_sweep_cleanly(tmp_path, hpo_env, client, tracking_uri):
+    (tmp_path / "slow.py").write_text(SLOW)
+    proc = subprocess.Popen(
+        hpo_cmd("run", "slow.py", "--trials", "4", "--workers", "2", "--tracking-uri",
+                tracking_uri, "--no-progress"),
+        cwd=tmp_path, env=hpo_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    running = []
+    while time.monotonic() < deadline and len(running) < 2:  # wait for trials with curves
+        time.sleep(1.0)
+        experiment = client.get_experiment_by_name("slow")
+        if experiment is not None:
+            running = [r for r in client.search_runs([experiment.experiment_id],
+                                                     filter_string="tags.`hpo.trial` != ''")
+                       if r.data.metrics.get("loss") is not None]
+    assert len(running) == 2, "no trial started within two minutes"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "(interrupted)" in out
+    [parent] = client.search_runs([client.get_experiment_by_name("slow").experiment_id],
+                                  filter_string="tags.`hpo.sweep` = 'true'")
+    assert parent.info.status == "KILLED" and parent.data.tags["hpo.interrupted"] == "true"
+    children = child_runs(client, parent.info.run_id)
+    assert children and all(r.info.status == "KILLED" for r in children)
+    assert all(r.data.tags["hpo.state"] == "FAILED" for r in children)
+    assert all(r.data.tags["hpo.error"] == "interrupted by the user (Ctrl-C)" for r in children)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_hpo_ui_serves_the_store_on_localhost(tmp_path, hpo_env, client, tracking_uri):
+    client.create_experiment("seen-in-ui")
+    port = _free_port()
+    assert ui_command(tracking_uri, "127.0.0.1", port)[3:5] == ["ui", "--backend-store-uri"]
+    proc = subprocess.Popen(hpo_cmd("ui", "--tracking-uri", tracking_uri, "--port", str(port)),
+                            env=hpo_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/search?max_results=10"
+        body = None
+        for _ in range(120):
+            try:
+                body = urllib.request.urlopen(url, timeout=2).read().decode()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None and "seen-in-ui" in body
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
+        assert "<html" in page.lower()
+    finally:
+        import os
+
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)

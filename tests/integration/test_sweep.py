@@ -1,0 +1,165 @@
+"""Sweeps through the Python API on a real local Ray cluster with a real sqlite store."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from conftest import by_trial, child_runs
+from ray import cloudpickle
+
+import hpo
+import objectives
+from hpo.space import Choice, Float
+
+# The workers cannot import the tests folder: ship these objectives with their code.
+cloudpickle.register_pickle_by_value(objectives)
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_trial_is_a_terminal_child_run_with_params_curves_and_artifacts(
+    ray_cluster, tracking_uri, client
+):
+    result = hpo.run({"x": Float(-1.0, 1.0)}, objectives.quadratic, n_trials=6, workers=2,
+                     seed=0, tracking_uri=tracking_uri, experiment_name="api", progress=False)
+    assert len(result.trials) == 6 and result.n_complete == 6
+    assert result.best_value == min(t.value for t in result.trials)
+    parent = client.get_run(result.sweep_id)
+    assert parent.info.status == "FINISHED"
+    tags = parent.data.tags
+    assert tags["hpo.sweep"] == "true" and tags["hpo.strategy"] == "random"
+    assert tags["hpo.direction"] == "minimize" and tags["hpo.seed"] == "0"
+    assert tags["hpo.n_complete"] == "6" and tags["hpo.n_failed"] == "0"
+    assert float(tags["hpo.best_value"]) == result.best_value
+    assert {a.path for a in client.list_artifacts(result.sweep_id)} >= {
+        "trials.csv", "optimization_history.png", "space.txt"
+    }
+    runs = by_trial(child_runs(client, result.sweep_id))
+    assert sorted(runs) == list(range(6))
+    for trial in result.trials:
+        run = runs[trial.number]
+        assert run.info.run_id == trial.attrs["run_id"]
+        assert run.info.status == "FINISHED" and run.data.tags["hpo.state"] == "COMPLETE"
+        assert float(run.data.params["x"]) == trial.params["x"]
+        assert run.data.metrics["objective"] == trial.value
+        history = client.get_metric_history(run.info.run_id, "loss")
+        assert sorted(m.step for m in history) == [0, 1, 2, 3, 4]
+        assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["learning_curves.png"]
+    best_curve = client.get_metric_history(result.sweep_id, "best_objective")
+    assert len(best_curve) == 6
+
+
+def test_failures_are_recorded_and_the_sweep_goes_on(ray_cluster, tracking_uri, client):
+    space = {"kind": Choice(["ok", "raise", "nan", "inf", "text"]), "x": Float(0.0, 1.0)}
+    strategy = hpo.make_strategy("grid", {"kind": space["kind"], "x": Float(0.0, 1.0, grid=2)})
+    result = hpo.run(space, objectives.flaky, strategy=strategy, workers=2,
+                     tracking_uri=tracking_uri, experiment_name="failures", progress=False)
+    assert len(result.trials) == 10
+    runs = by_trial(child_runs(client, result.sweep_id))
+    reasons = {}
+    for trial in result.trials:
+        run = runs[trial.number]
+        kind = trial.params["kind"]
+        if kind == "ok":
+            assert run.data.tags["hpo.state"] == "COMPLETE"
+            continue
+        assert trial.state.value == "FAILED"
+        assert run.info.status == "FAILED" and run.data.tags["hpo.state"] == "FAILED"
+        assert "objective" not in run.data.metrics
+        assert "traceback.txt" in {a.path for a in client.list_artifacts(run.info.run_id)}
+        reasons[kind] = run.data.tags["hpo.error"]
+    assert reasons["raise"] == "RuntimeError: the objective failed on purpose"
+    assert reasons["nan"] == "ValueError: the objective returned nan, which is not a finite number"
+    assert reasons["inf"] == "ValueError: the objective returned inf, which is not a finite number"
+    assert reasons["text"].startswith("TypeError: the objective must return a real number, got str")
+    parent = client.get_run(result.sweep_id)
+    assert parent.data.tags["hpo.n_failed"] == "8" and parent.data.tags["hpo.n_complete"] == "2"
+
+
+def test_a_diverging_model_fails_its_trial_with_the_reason(ray_cluster, tracking_uri, client):
+    rng = np.random.default_rng(0)
+    data = (rng.normal(size=(40, 3)) * 1e3, rng.integers(0, 2, size=40))
+    space = {"lr": Float(1e-6, 1e6, log=True, grid=[1e-6, 1e6])}
+    result = hpo.run(space, objectives.diverging, strategy="grid", data=data, workers=2,
+                     tracking_uri=tracking_uri, experiment_name="diverge", progress=False)
+    small, large = sorted(result.trials, key=lambda t: t.params["lr"])
+    assert small.state.value == "COMPLETE"
+    assert large.state.value == "FAILED"
+    assert re.match(r"DivergenceError: loss became (inf|nan) at epoch \d+ with "
+                    r"learning_rate_init=1000000.0", large.error)
+    run = client.get_run(large.attrs["run_id"])
+    assert run.data.tags["hpo.error"] == large.error
+    assert len(client.get_metric_history(run.info.run_id, "train_loss")) >= 2
+
+
+def test_data_is_shipped_once_per_worker_and_blas_uses_one_thread(ray_cluster, tracking_uri):
+    data = np.arange(200_000, dtype=np.float64)
+    result = hpo.run({"x": Float(0.0, 1.0)}, objectives.introspect, data=data, n_trials=8,
+                     workers=2, seed=1, tracking_uri=tracking_uri, experiment_name="data",
+                     progress=False)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    seen: dict[int, set[int]] = {}
+    for trial in result.trials:
+        m = client.get_run(trial.attrs["run_id"]).data.metrics
+        assert m["blas_threads"] == 1
+        assert m["data_sum"] == float(data.sum())
+        seen.setdefault(int(m["pid"]), set()).add(int(m["data_id"]))
+    assert len(seen) == 2  # both workers ran trials; long-lived, so a pid runs several
+    assert all(len(ids) == 1 for ids in seen.values())  # the same data object every trial
+
+
+def test_a_killed_worker_loses_no_trial(ray_cluster, tracking_uri, client, tmp_path):
+    marker = tmp_path / "killed"
+    space = {"x": Float(0.0, 1.0, grid=4), "victim": Choice([False, True]),
+             "marker": str(marker)}
+    result = hpo.run(space, objectives.killed_once, strategy="grid", workers=2,
+                     tracking_uri=tracking_uri, experiment_name="kill", progress=False)
+    assert marker.exists()  # a worker really was SIGKILLed mid-trial
+    assert len(result.trials) == 8 and result.n_complete == 8
+    runs = child_runs(client, result.sweep_id)
+    assert sorted(int(r.data.tags["hpo.trial"]) for r in runs) == list(range(8))
+    retried = [r for r in runs if r.data.tags["hpo.attempt"] == "2"]
+    assert len(retried) == 1
+    assert "ActorDiedError" in retried[0].data.tags["hpo.attempt_1_error"]
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
+        assert sorted(steps) == list(range(6))  # reported twice for the retried one, logged once
+
+
+def test_a_trial_whose_worker_keeps_dying_ends_failed(ray_cluster, tracking_uri, client):
+    result = hpo.run({"x": Float(0.0, 1.0)}, objectives.always_killed, n_trials=2, workers=2,
+                     max_retries=1, seed=0, tracking_uri=tracking_uri, experiment_name="dead",
+                     progress=False)
+    assert result.n_failed == 2
+    for trial in result.trials:
+        assert trial.error.startswith("the worker process died (2 attempts)")
+        run = client.get_run(trial.attrs["run_id"])
+        assert run.info.status == "FAILED" and run.data.tags["hpo.attempt"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"space": {"x": {1, 2}}}, r"unsupported value at 'x': \{1, 2\} \(set\)"),
+        ({"strategy": "grid"}, r"Float\(0, 1\) has no grid"),
+        ({"strategy": "bayes"}, r"unknown strategy 'bayes'"),
+        ({"n_trials": 0}, r"n_trials must be an int >= 1, got 0"),
+        ({"workers": 3}, r"workers must not exceed the cluster's CPUs \(2\), got workers=3"),
+        ({"direction": "up"}, r"direction must be 'minimize' or 'maximize', got 'up'"),
+        ({"objective": lambda params: 0.0}, r"must take \(params, report\)"),
+        ({"data": [1, 2]}, r"data was given but the objective takes \(params, report\)"),
+    ],
+)
+def test_bad_input_is_refused_before_any_run_is_created(
+    ray_cluster, tracking_uri, client, kwargs, message
+):
+    call = {"space": {"x": Float(0.0, 1.0)}, "objective": objectives.quadratic,
+            "tracking_uri": tracking_uri, "experiment_name": "bad", "progress": False, **kwargs}
+    with pytest.raises((ValueError, TypeError), match=message):
+        hpo.run(call.pop("space"), call.pop("objective"), **call)
+    assert client.get_experiment_by_name("bad") is None
