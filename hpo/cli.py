@@ -33,15 +33,23 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[tracking], help="run a sweep from an experiment file")
     run.add_argument("file", help="experiment file (a .py module defining space and objective)")
     run.add_argument("--strategy", help="grid, random (default: the file's, else random)")
-    run.add_argument("--trials", type=int, help="budget (default: the file's, else the whole "
-                     "grid for grid search, 20 otherwise)")
+    run.add_argument(
+        "--trials",
+        type=int,
+        help="budget (default: the file's, else the whole grid for grid search, 20 otherwise)",
+    )
     run.add_argument("--workers", type=int, help="parallel trials (default: the cluster's CPUs)")
     run.add_argument("--seed", type=int, help="strategy seed (default: drawn and recorded)")
-    run.add_argument("--address", help="address of an existing Ray cluster (default: start a "
-                     "local one)")
+    run.add_argument(
+        "--address", help="address of an existing Ray cluster (default: start a local one)"
+    )
     run.add_argument("--experiment-name", help="MLflow experiment (default: the file's name)")
-    run.add_argument("--max-retries", type=int, default=1,
-                     help="re-runs of a trial whose worker process died (default: 1)")
+    run.add_argument(
+        "--max-retries",
+        type=int,
+        default=1,
+        help="re-runs of a trial whose worker process died (default: 1)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     show = sub.add_parser("show", parents=[tracking], help="list sweeps, or show one")
@@ -63,40 +71,58 @@ def _ui_hint(uri: str) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     import hpo
-    from hpo.executor import objective_arity
+    from hpo.executor import ClusterConnectionError, WorkerStartError, objective_arity
     from hpo.experiment import load_experiment
 
     try:
         exp = load_experiment(args.file)
         strategy = hpo.make_strategy(
-            args.strategy or exp.strategy or "random", exp.space, direction=exp.direction,
+            args.strategy or exp.strategy or "random",
+            exp.space,
+            direction=exp.direction,
             seed=args.seed,
         )
         arity = objective_arity(exp.objective)
     except (FileNotFoundError, ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from exc
     if arity == 3 and exp.load_data is None:
-        raise UsageError(f"{args.file}: objective takes (params, report, data) but the file "
-                         "defines no load_data()")
+        raise UsageError(
+            f"{args.file}: objective takes (params, report, data) but the file "
+            "defines no load_data()"
+        )
     if arity == 2 and exp.load_data is not None:
-        raise UsageError(f"{args.file}: the file defines load_data() but objective takes only "
-                         "(params, report); add a data parameter")
+        raise UsageError(
+            f"{args.file}: the file defines load_data() but objective takes only "
+            "(params, report); add a data parameter"
+        )
     uri = resolve_tracking_uri(args.tracking_uri)
     data = exp.load_data() if exp.load_data is not None else None
     try:
         result = hpo.run(
-            exp.space, exp.objective, direction=exp.direction, strategy=strategy,
+            exp.space,
+            exp.objective,
+            direction=exp.direction,
+            strategy=strategy,
             n_trials=args.trials if args.trials is not None else exp.n_trials,
-            workers=args.workers, tracking_uri=uri,
-            experiment_name=args.experiment_name or exp.name, address=args.address, data=data,
-            max_retries=args.max_retries, progress=not args.no_progress,
+            workers=args.workers,
+            tracking_uri=uri,
+            experiment_name=args.experiment_name or exp.name,
+            address=args.address,
+            data=data,
+            max_retries=args.max_retries,
+            progress=not args.no_progress,
             run_name=f"{exp.name}-{strategy.name}",
         )
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from exc
+    except (WorkerStartError, ClusterConnectionError) as exc:
+        print(f"hpo: error: {exc}", file=sys.stderr)
+        return 1
     print(result.summary())
-    print(f"\nrecorded in {uri} (experiment {args.experiment_name or exp.name!r}); "
-          f"details: hpo show {result.sweep_id}")
+    print(
+        f"\nrecorded in {uri} (experiment {args.experiment_name or exp.name!r}); "
+        f"details: hpo show {result.sweep_id}"
+    )
     print(_ui_hint(uri))
     return EXIT_INTERRUPTED if result.interrupted else 0
 
@@ -114,15 +140,27 @@ def cmd_show(args: argparse.Namespace) -> int:
     try:
         print(show_sweep(client, args.sweep_id, top=args.top))
     except MlflowException as exc:
-        raise UsageError(f"no sweep {args.sweep_id!r} in this tracking store: {exc.message}") from exc
+        raise UsageError(
+            f"no sweep {args.sweep_id!r} in this tracking store: {exc.message}"
+        ) from exc
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     return 0
 
 
 def ui_command(uri: str, host: str, port: int) -> list[str]:
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", host, "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     root = artifact_root(uri)
     if root is not None:
         command += ["--default-artifact-root", root]

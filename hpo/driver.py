@@ -16,7 +16,16 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hpo.executor import DONE, ERROR, REPORT, Running, WorkerDied, WorkerPool, connect, objective_arity
+from hpo.executor import (
+    DONE,
+    ERROR,
+    REPORT,
+    Running,
+    WorkerDied,
+    WorkerPool,
+    connect,
+    objective_arity,
+)
 from hpo.result import SweepResult
 from hpo.space import Choice, Float, Int, Space
 from hpo.strategies import Strategy, make_strategy
@@ -133,9 +142,14 @@ def run(
         raise ValueError(
             f"workers must not exceed the cluster's CPUs ({cpus}), got workers={n_workers}"
         )
+    pool = WorkerPool(objective, arity, data, n_workers)
+    try:
+        tracker = Tracker(uri, experiment_name)
+    except BaseException:
+        pool.shutdown()
+        raise
     sweep = _Sweep(
-        strat, objective, arity, data, budget=budget, workers=n_workers, tracker=Tracker(uri, experiment_name),
-        max_retries=int(max_retries), progress=progress,
+        strat, pool, tracker, budget=budget, max_retries=int(max_retries), progress=progress
     )
     return sweep.run(run_name or f"{experiment_name}-{strat.name}")
 
@@ -144,19 +158,15 @@ class _Sweep:
     def __init__(
         self,
         strategy: Strategy,
-        objective: Callable[..., Any],
-        arity: int,
-        data: Any,
+        pool: WorkerPool,
+        tracker: Tracker,
         *,
         budget: int,
-        workers: int,
-        tracker: Tracker,
         max_retries: int,
         progress: bool,
     ) -> None:
-        self.strategy, self.budget, self.workers = strategy, budget, workers
-        self.tracker, self.max_retries = tracker, max_retries
-        self.pool = WorkerPool(objective, arity, data, workers)
+        self.strategy, self.pool, self.tracker = strategy, pool, tracker
+        self.budget, self.workers, self.max_retries = budget, len(pool.idle), max_retries
         self.retries: list[Trial] = []
         self.logged: dict[int, set[tuple[str, int]]] = {}
         self.finished = 0
@@ -175,6 +185,7 @@ class _Sweep:
         )
         status = "FINISHED"
         try:
+            self.pool.wait_ready()
             while True:
                 self.tracker.check()
                 self._fill()
@@ -188,9 +199,9 @@ class _Sweep:
         except KeyboardInterrupt:
             self.interrupted, status = True, "KILLED"
             self._cancel_running("interrupted by the user (Ctrl-C)")
-        except BaseException:
+        except BaseException as exc:
             self._cancel_running("the sweep driver stopped on an error")
-            self._close(status="FAILED")
+            self._close(status="FAILED", error=f"{type(exc).__name__}: {exc}")
             raise
         self._close(status=status)
         return SweepResult(
@@ -231,8 +242,10 @@ class _Sweep:
                 _, reason, trace, seconds, curves = event
                 trial.attrs["seconds"] = seconds
                 self.strategy.tell(trial, failed=True, error=reason)
-                self._end(trial, artifacts={"learning_curves.png": curves,
-                                            "traceback.txt": trace.encode()})
+                self._end(
+                    trial,
+                    artifacts={"learning_curves.png": curves, "traceback.txt": trace.encode()},
+                )
 
     def _report(self, trial: Trial, step: int, metrics: dict[str, float]) -> None:
         # A retried trial reports its early steps again; each (metric, step) is logged once.
@@ -251,27 +264,41 @@ class _Sweep:
         attempts = trial.attrs["attempts"]
         if attempts <= self.max_retries:
             trial.attrs["attempts"] = attempts + 1
-            self.tracker.set_tags(trial.number, {"hpo.attempt": str(attempts + 1),
-                                                 f"hpo.attempt_{attempts}_error": event.reason})
+            self.tracker.set_tags(
+                trial.number,
+                {"hpo.attempt": str(attempts + 1), f"hpo.attempt_{attempts}_error": event.reason},
+            )
             self.retries.append(trial)
             return
         reason = f"the worker process died ({attempts} attempts): {event.reason}"
         self.strategy.tell(trial, failed=True, error=reason)
         self._end(trial)
 
-    def _end(self, trial: Trial, *, artifacts: dict[str, bytes | None] | None = None,
-             status: str | None = None) -> None:
+    def _end(
+        self,
+        trial: Trial,
+        *,
+        artifacts: dict[str, bytes | None] | None = None,
+        status: str | None = None,
+    ) -> None:
         kept = {k: v for k, v in (artifacts or {}).items() if v is not None}
-        self.tracker.end_trial(trial.number, trial.state, value=trial.value, error=trial.error,
-                               artifacts=kept, status=status)
+        self.tracker.end_trial(
+            trial.number,
+            trial.state,
+            value=trial.value,
+            error=trial.error,
+            artifacts=kept,
+            status=status,
+        )
         self.finished += 1
         best = self.strategy.best_trial()
         if best is not None:
             self.tracker.log_sweep_metrics(self.finished, {"best_objective": best.value})
         if self.bar is not None:
             failed = sum(t.state is TrialState.FAILED for t in self.strategy.trials)
-            self.bar.set_postfix(failed=failed, best="-" if best is None else f"{best.value:.4g}",
-                                 refresh=False)
+            self.bar.set_postfix(
+                failed=failed, best="-" if best is None else f"{best.value:.4g}", refresh=False
+            )
             self.bar.update(1)
 
     def _cancel_running(self, reason: str) -> None:
@@ -284,7 +311,7 @@ class _Sweep:
                 self._end(trial, status="KILLED")
 
     # -- the end -------------------------------------------------------------------------
-    def _close(self, *, status: str) -> None:
+    def _close(self, *, status: str, error: str | None = None) -> None:
         self.pool.shutdown()
         if self.bar is not None:
             self.bar.close()
@@ -299,10 +326,17 @@ class _Sweep:
         tags["hpo.elapsed_seconds"] = f"{time.monotonic() - self.started:.1f}"
         best = self.strategy.best_trial()
         if best is not None:
-            tags.update({"hpo.best_value": repr(best.value), "hpo.best_trial": str(best.number),
-                         "hpo.best_run_id": best.attrs["run_id"] or ""})
+            tags.update(
+                {
+                    "hpo.best_value": repr(best.value),
+                    "hpo.best_trial": str(best.number),
+                    "hpo.best_run_id": best.attrs["run_id"] or "",
+                }
+            )
         if self.interrupted:
             tags["hpo.interrupted"] = "true"
+        if error is not None:
+            tags["hpo.error"] = error[:5000]
         self.tracker.end_sweep(status=status, tags=tags, artifacts=self._sweep_artifacts())
 
     def _sweep_artifacts(self) -> dict[str, bytes]:
@@ -348,8 +382,9 @@ def heatmap_axes(space: Space, trials: list[Trial]) -> tuple[str, str] | None:
 
 def heatmap_metrics(trials: list[Trial], most: int = 2) -> list[str]:
     """Reported metrics worth a heatmap panel: not a copy of the objective, accuracies first."""
-    names = sorted({k for t in trials for k in t.attrs.get("last_metrics", {})},
-                   key=lambda n: ("loss" in n, n))
+    names = sorted(
+        {k for t in trials for k in t.attrs.get("last_metrics", {})}, key=lambda n: ("loss" in n, n)
+    )
     done = [t for t in trials if t.value is not None]
 
     def copies_objective(name: str) -> bool:
@@ -364,15 +399,23 @@ def trials_csv(trials: list[Trial]) -> str:
         names.extend(k for k in t.flat_params if k not in names)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["trial", "state", "objective", "seconds", "attempts", "run_id", "error", *names])
+    writer.writerow(
+        ["trial", "state", "objective", "seconds", "attempts", "run_id", "error", *names]
+    )
     for t in trials:
         seconds = t.attrs.get("seconds")
-        writer.writerow([
-            t.number, t.state.value, "" if t.value is None else repr(t.value),
-            "" if seconds is None or not math.isfinite(seconds) else f"{seconds:.3f}",
-            t.attrs.get("attempts", ""), t.attrs.get("run_id") or "", t.error or "",
-            *[t.flat_params.get(n, "") for n in names],
-        ])
+        writer.writerow(
+            [
+                t.number,
+                t.state.value,
+                "" if t.value is None else repr(t.value),
+                "" if seconds is None or not math.isfinite(seconds) else f"{seconds:.3f}",
+                t.attrs.get("attempts", ""),
+                t.attrs.get("run_id") or "",
+                t.error or "",
+                *[t.flat_params.get(n, "") for n in names],
+            ]
+        )
     return out.getvalue()
 
 

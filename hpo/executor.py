@@ -32,6 +32,14 @@ DONE = "done"  # (DONE, value, seconds, curve_png | None)
 ERROR = "error"  # (ERROR, reason, traceback_text, seconds, curve_png | None)
 
 
+class ClusterConnectionError(RuntimeError):
+    """The Ray cluster at the given address could not be reached."""
+
+
+class WorkerStartError(RuntimeError):
+    """A worker could not start, e.g. the objective cannot be unpickled there."""
+
+
 class TrialStopped(Exception):
     """Raised inside the objective, at its next `report`, when the driver stops the trial."""
 
@@ -87,7 +95,7 @@ class _Reporter:
 def _render_curves(history: dict[str, list[tuple[int, float]]]) -> bytes | None:
     if not history:
         return None
-    from hpo.plots import learning_curves_png
+    from hpo.curves import learning_curves_png
 
     return learning_curves_png(history)
 
@@ -182,7 +190,9 @@ class WorkerDied:
 class WorkerPool:
     """A fixed number of `TrialWorker` actors and the trials running on them."""
 
-    def __init__(self, objective: Callable[..., Any], arity: int, data: Any, n_workers: int) -> None:
+    def __init__(
+        self, objective: Callable[..., Any], arity: int, data: Any, n_workers: int
+    ) -> None:
         import ray
 
         self._ray = ray
@@ -190,13 +200,18 @@ class WorkerPool:
         self._actor_cls = ray.remote(num_cpus=1, max_concurrency=2)(TrialWorker)
         self._objective, self._arity = objective, arity
         self._data_ref = ray.put(data)
+        # Actors start in the background; `wait_ready` joins them once the caller has done
+        # its own set-up in the meantime.
         self.idle = [self._new_worker() for _ in range(n_workers)]
         self.running: dict[Any, Running] = {}  # by stream
+
+    def wait_ready(self) -> None:
+        """Block until every worker has started; WorkerStartError if one cannot."""
         try:
-            ray.get([w.pid.remote() for w in self.idle])
-        except ray.exceptions.RayActorError as exc:
+            self._ray.get([w.pid.remote() for w in self.idle])
+        except self._ray.exceptions.RayActorError as exc:
             self.shutdown()
-            raise RuntimeError(f"the trial workers could not start: {_cause(exc)}") from None
+            raise WorkerStartError(f"the trial workers could not start: {_cause(exc)}") from None
 
     def _new_worker(self) -> Any:
         return self._actor_cls.remote(self._objective, self._arity, self._data_ref)
@@ -289,11 +304,23 @@ def connect(address: str | None) -> dict[str, float]:
     import ray
 
     if not ray.is_initialized():
-        # Quiet the cluster's own start-up chatter; errors still surface as exceptions.
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            configure_logging=True,
-        )
+        try:
+            # Quiet the cluster's own start-up chatter; errors still surface as exceptions.
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                logging_level=logging.WARNING,
+                configure_logging=True,
+            )
+        except ConnectionError as exc:
+            hint = ""
+            if address and os.environ.get("RAY_AUTH_MODE") != "token":
+                hint = (
+                    " (a cluster started with `ray start` uses token authentication: set "
+                    "RAY_AUTH_MODE=token, and RAY_AUTH_TOKEN if ~/.ray/auth_token is not "
+                    "its token)"
+                )
+            raise ClusterConnectionError(
+                f"cannot connect to the Ray cluster at {address!r}: {exc}{hint}"
+            ) from exc
     return ray.cluster_resources()

@@ -68,6 +68,8 @@ class SweepResult:
         if best is None:
             lines.append("no trial completed")
         else:
-            lines.append(f"best objective ({self.direction}): {best.value:.6g} in trial {best.number}")
+            lines.append(
+                f"best objective ({self.direction}): {best.value:.6g} in trial {best.number}"
+            )
             lines.extend(f"  {k} = {v!r}" for k, v in best.flat_params.items())
         return "\n".join(lines)

@@ -7,8 +7,10 @@ from typing import Any
 
 def _sweeps(client: Any, experiment_ids: list[str], max_results: int = 20) -> list[Any]:
     return client.search_runs(
-        experiment_ids, filter_string="tags.`hpo.sweep` = 'true'",
-        order_by=["attributes.start_time DESC"], max_results=max_results,
+        experiment_ids,
+        filter_string="tags.`hpo.sweep` = 'true'",
+        order_by=["attributes.start_time DESC"],
+        max_results=max_results,
     )
 
 
@@ -20,11 +22,16 @@ def list_sweeps(client: Any) -> str:
     rows = [("sweep id", "experiment", "strategy", "status", "done/failed", "best")]
     for r in runs:
         t = r.data.tags
-        rows.append((
-            r.info.run_id, experiments.get(r.info.experiment_id, "?"), t.get("hpo.strategy", "?"),
-            r.info.status, f"{t.get('hpo.n_complete', '-')}/{t.get('hpo.n_failed', '-')}",
-            t.get("hpo.best_value", "-"),
-        ))
+        rows.append(
+            (
+                r.info.run_id,
+                experiments.get(r.info.experiment_id, "?"),
+                t.get("hpo.strategy", "?"),
+                r.info.status,
+                f"{t.get('hpo.n_complete', '-')}/{t.get('hpo.n_failed', '-')}",
+                t.get("hpo.best_value", "-"),
+            )
+        )
     return _table(rows)
 
 
@@ -34,7 +41,8 @@ def show_sweep(client: Any, sweep_id: str, top: int = 10) -> str:
     if t.get("hpo.sweep") != "true":
         raise ValueError(f"run {sweep_id!r} is not an hpo sweep (it has no hpo.sweep tag)")
     children = client.search_runs(
-        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{sweep_id}'",
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{sweep_id}'",
         max_results=50000,
     )
     maximize = t.get("hpo.direction") == "maximize"
@@ -54,19 +62,27 @@ def show_sweep(client: Any, sweep_id: str, top: int = 10) -> str:
     names = sorted({k for r in done[:top] for k in r.data.params})
     rows = [("trial", "objective", *names)]
     for r in done[:top]:
-        rows.append((r.data.tags.get("hpo.trial", "?"), f"{r.data.metrics['objective']:.6g}",
-                     *[r.data.params.get(n, "") for n in names]))
+        rows.append(
+            (
+                r.data.tags.get("hpo.trial", "?"),
+                f"{r.data.metrics['objective']:.6g}",
+                *[r.data.params.get(n, "") for n in names],
+            )
+        )
     lines.append(_table(rows))
     failed = [r for r in children if r.data.tags.get("hpo.state") == "FAILED"]
     if failed:
         lines += ["", "failed trials:"]
-        lines += [f"  trial {r.data.tags.get('hpo.trial')}: {r.data.tags.get('hpo.error', '')[:150]}"
-                  for r in sorted(failed, key=lambda r: int(r.data.tags.get("hpo.trial", 0)))]
+        lines += [
+            f"  trial {r.data.tags.get('hpo.trial')}: {r.data.tags.get('hpo.error', '')[:150]}"
+            for r in sorted(failed, key=lambda r: int(r.data.tags.get("hpo.trial", 0)))
+        ]
     return "\n".join(lines)
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
-        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
     )

@@ -81,7 +81,12 @@ class Float(Dimension):
     """
 
     def __init__(
-        self, low: float, high: float, log: bool = False, *, grid: int | Sequence[float] | None = None
+        self,
+        low: float,
+        high: float,
+        log: bool = False,
+        *,
+        grid: int | Sequence[float] | None = None,
     ) -> None:
         for label, v in (("low", low), ("high", high)):
             if not _is_real(v) or not math.isfinite(v):
@@ -89,7 +94,9 @@ class Float(Dimension):
         if not low <= high:
             raise ValueError(f"Float needs low <= high, but got (low={low!r}, high={high!r})")
         if log and low <= 0:
-            raise ValueError(f"Float with log=True needs low > 0, but got (low={low!r}, high={high!r})")
+            raise ValueError(
+                f"Float with log=True needs low > 0, but got (low={low!r}, high={high!r})"
+            )
         self.low, self.high, self.log = float(low), float(high), bool(log)
         self.grid = self._check_grid(grid)
 
@@ -108,7 +115,9 @@ class Float(Dimension):
                     f"got {bad[0]!r}"
                 )
             return tuple(float(g) for g in grid)
-        raise TypeError(f"Float grid must be a count (int) or a non-empty list of points, got {grid!r}")
+        raise TypeError(
+            f"Float grid must be a count (int) or a non-empty list of points, got {grid!r}"
+        )
 
     def sample(self, rng: np.random.Generator) -> float:
         if self.log:
@@ -181,7 +190,9 @@ class Int(Dimension):
                 f"(low={low!r}, high={high!r}, step={step!r})"
             )
         if log and low <= 0:
-            raise ValueError(f"Int with log=True needs low > 0, but got (low={low!r}, high={high!r})")
+            raise ValueError(
+                f"Int with log=True needs low > 0, but got (low={low!r}, high={high!r})"
+            )
         if log and step != 1:
             raise ValueError(f"Int with log=True needs step == 1, but got step={step!r}")
         self.low, self.high, self.log, self.step = int(low), int(high), bool(log), int(step)
@@ -202,9 +213,13 @@ class Int(Dimension):
         if isinstance(grid, Sequence) and not isinstance(grid, str) and len(grid) > 0:
             bad = [g for g in grid if not self.contains(g)]
             if bad:
-                raise ValueError(f"Int grid values must be allowed values of {self!r}, got {bad[0]!r}")
+                raise ValueError(
+                    f"Int grid values must be allowed values of {self!r}, got {bad[0]!r}"
+                )
             return tuple(int(g) for g in grid)
-        raise TypeError(f"Int grid must be a count (int) or a non-empty list of values, got {grid!r}")
+        raise TypeError(
+            f"Int grid must be a count (int) or a non-empty list of values, got {grid!r}"
+        )
 
     def _snap(self, x: float) -> int:
         k = round((x - self.low) / self.step)
@@ -213,7 +228,10 @@ class Int(Dimension):
     def sample(self, rng: np.random.Generator) -> int:
         if self.log:
             # Widen by half a unit so the end values get their fair share after rounding.
-            lo, hi = math.log(self.low - 0.5 if self.low > 0.5 else self.low), math.log(self.high + 0.5)
+            lo, hi = (
+                math.log(self.low - 0.5 if self.low > 0.5 else self.low),
+                math.log(self.high + 0.5),
+            )
             return self._snap(math.exp(rng.uniform(lo, hi)))
         return self.low + int(rng.integers(self.n_values)) * self.step
 

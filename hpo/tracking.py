@@ -74,7 +74,11 @@ class _RunBuffer:
 
     def dirty(self) -> bool:
         return bool(
-            self.run_id is None or self.params or self.tags or self.metrics or self.artifacts
+            self.run_id is None
+            or self.params
+            or self.tags
+            or self.metrics
+            or self.artifacts
             or self.end
         )
 
@@ -103,12 +107,15 @@ class Tracker:
         self._closing = False
         self._error: BaseException | None = None
         self._writer: threading.Thread | None = None
+        self._artifact_uris: dict[str, str] = {}
 
     def _experiment(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
         if found is not None:
             return found.experiment_id
-        return self.client.create_experiment(name, artifact_location=artifact_root(self.tracking_uri))
+        return self.client.create_experiment(
+            name, artifact_location=artifact_root(self.tracking_uri)
+        )
 
     # -- the sweep (parent run) ----------------------------------------------------------
     def start_sweep(self, *, run_name: str, tags: dict[str, str], params: dict[str, Any]) -> str:
@@ -116,7 +123,9 @@ class Tracker:
         from mlflow.entities import Param
 
         run = self.client.create_run(
-            self.experiment_id, start_time=now_ms(), tags={"hpo.sweep": "true", **tags},
+            self.experiment_id,
+            start_time=now_ms(),
+            tags={"hpo.sweep": "true", **tags},
             run_name=run_name,
         )
         self.sweep_id = run.info.run_id
@@ -130,9 +139,7 @@ class Tracker:
         self._writer.start()
         return self.sweep_id
 
-    def end_sweep(
-        self, *, status: str, tags: dict[str, str], artifacts: dict[str, bytes]
-    ) -> None:
+    def end_sweep(self, *, status: str, tags: dict[str, str], artifacts: dict[str, bytes]) -> None:
         """Flush every trial, stop the writer, then close the parent run."""
         self.close()
         self._log_artifacts(self.sweep_id, list(artifacts.items()))
@@ -236,16 +243,22 @@ class Tracker:
             for buf in self._buffers.values():
                 if not buf.dirty():
                     continue
-                work.append((buf, buf.run_id, buf.params, buf.tags, buf.metrics, buf.artifacts,
-                             buf.end))
+                work.append(
+                    (buf, buf.run_id, buf.params, buf.tags, buf.metrics, buf.artifacts, buf.end)
+                )
                 buf.params, buf.tags, buf.metrics, buf.artifacts, buf.end = {}, {}, [], [], None
         for buf, run_id, params, tags, metrics, artifacts, end in work:
             if run_id is None:
+                # Tags known by now (a short trial may have ended already) go in with the run,
+                # saving an update of each later.
                 run = self.client.create_run(
-                    self.experiment_id, start_time=buf.start_ms, tags=buf.create_tags,
+                    self.experiment_id,
+                    start_time=buf.start_ms,
+                    tags={**buf.create_tags, **tags},
                     run_name=buf.run_name,
                 )
-                run_id = run.info.run_id
+                run_id, tags = run.info.run_id, {}
+                self._artifact_uris[run_id] = run.info.artifact_uri
                 with self._lock:
                     buf.run_id = run_id
             self._log_batch(run_id, params=params, tags=tags, metrics=metrics)
@@ -275,9 +288,14 @@ class Tracker:
     def _log_artifacts(self, run_id: str | None, artifacts: list[tuple[str, bytes]]) -> None:
         if not artifacts or run_id is None:
             return
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        # The client would look the run up in the store for every call; the repository for
+        # a run's artifact URI is all it needs, and we have the URI from create_run.
+        uri = self._artifact_uris.get(run_id) or self.client.get_run(run_id).info.artifact_uri
+        repo = get_artifact_repository(uri)
         with tempfile.TemporaryDirectory(prefix="hpo-artifacts-") as tmp:
             for name, content in artifacts:
                 path = Path(tmp, name)
                 path.write_bytes(content)
-            # One call for the directory: its files land at the artifact root of the run.
-            self.client.log_artifacts(run_id, tmp)
+                repo.log_artifact(str(path))

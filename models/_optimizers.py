@@ -8,8 +8,9 @@ import numpy as np
 class SGD:
     """Stochastic gradient descent with (optionally Nesterov) momentum."""
 
-    def __init__(self, params: list[np.ndarray], *, learning_rate: float, momentum: float,
-                 nesterov: bool) -> None:
+    def __init__(
+        self, params: list[np.ndarray], *, learning_rate: float, momentum: float, nesterov: bool
+    ) -> None:
         self.learning_rate, self.momentum, self.nesterov = learning_rate, momentum, nesterov
         self.velocities = [np.zeros_like(p) for p in params]
 
@@ -28,10 +29,21 @@ class SGD:
 class Adam:
     """Adam (Kingma & Ba, 2015) with bias correction folded into the step size."""
 
-    def __init__(self, params: list[np.ndarray], *, learning_rate: float, beta_1: float,
-                 beta_2: float, epsilon: float) -> None:
+    def __init__(
+        self,
+        params: list[np.ndarray],
+        *,
+        learning_rate: float,
+        beta_1: float,
+        beta_2: float,
+        epsilon: float,
+    ) -> None:
         self.learning_rate, self.beta_1, self.beta_2, self.epsilon = (
-            learning_rate, beta_1, beta_2, epsilon)
+            learning_rate,
+            beta_1,
+            beta_2,
+            epsilon,
+        )
         self.t = 0
         self.m = [np.zeros_like(p) for p in params]
         self.v = [np.zeros_like(p) for p in params]

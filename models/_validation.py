@@ -15,8 +15,13 @@ def is_int(low: int | None = None) -> Callable[[Any], bool]:
     )
 
 
-def is_real(low: float | None = None, high: float | None = None, *, open_low: bool = False,
-            open_high: bool = False) -> Callable[[Any], bool]:
+def is_real(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> Callable[[Any], bool]:
     def check(v: Any) -> bool:
         if not isinstance(v, numbers.Real) or isinstance(v, bool):
             return False
@@ -36,6 +41,4 @@ def check_params(estimator: Any, rules: dict[str, Rule]) -> None:
     for name, (ok, rule) in rules.items():
         value = getattr(estimator, name)
         if not ok(value):
-            raise ValueError(
-                f"{type(estimator).__name__}: {name} must be {rule}, got {value!r}"
-            )
+            raise ValueError(f"{type(estimator).__name__}: {name} must be {rule}, got {value!r}")

@@ -151,16 +151,28 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             X_val = validate_data(self, eval_set[0], reset=False, dtype=np.float64)
             y_val = np.asarray(eval_set[1])
         rng = np.random.default_rng(self.random_state)
-        sizes = (self.hidden_layer_sizes,) if isinstance(self.hidden_layer_sizes, int) else (
-            tuple(self.hidden_layer_sizes))
+        sizes = (
+            (self.hidden_layer_sizes,)
+            if isinstance(self.hidden_layer_sizes, int)
+            else (tuple(self.hidden_layer_sizes))
+        )
         self._init_weights([X.shape[1], *sizes, Y.shape[1]], rng)
         params = [*self.coefs_, *self.intercepts_]
         optimizer = (
-            Adam(params, learning_rate=self.learning_rate_init, beta_1=self.beta_1,
-                 beta_2=self.beta_2, epsilon=self.epsilon)
+            Adam(
+                params,
+                learning_rate=self.learning_rate_init,
+                beta_1=self.beta_1,
+                beta_2=self.beta_2,
+                epsilon=self.epsilon,
+            )
             if self.solver == "adam"
-            else SGD(params, learning_rate=self.learning_rate_init, momentum=self.momentum,
-                     nesterov=self.nesterovs_momentum)
+            else SGD(
+                params,
+                learning_rate=self.learning_rate_init,
+                momentum=self.momentum,
+                nesterov=self.nesterovs_momentum,
+            )
         )
         n = X.shape[0]
         batch = min(200, n) if self.batch_size == "auto" else min(self.batch_size, n)

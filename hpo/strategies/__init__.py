@@ -41,4 +41,12 @@ def make_strategy(
     return cls(space, direction=direction, seed=seed)
 
 
-__all__ = ["STRATEGIES", "GridSearch", "RandomSearch", "Strategy", "Trial", "TrialState", "make_strategy"]
+__all__ = [
+    "STRATEGIES",
+    "GridSearch",
+    "RandomSearch",
+    "Strategy",
+    "Trial",
+    "TrialState",
+    "make_strategy",
+]

@@ -12,7 +12,7 @@ import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,7 +22,7 @@ from hpo.space import Space, as_space
 DIRECTIONS = ("minimize", "maximize")
 
 
-class TrialState(str, Enum):
+class TrialState(StrEnum):
     RUNNING = "RUNNING"
     COMPLETE = "COMPLETE"
     FAILED = "FAILED"
@@ -94,7 +94,11 @@ class Strategy:
     name: ClassVar[str] = "base"
 
     def __init__(
-        self, space: Space | Mapping[str, Any], *, direction: str = "minimize", seed: int | None = None
+        self,
+        space: Space | Mapping[str, Any],
+        *,
+        direction: str = "minimize",
+        seed: int | None = None,
     ) -> None:
         self.space = as_space(space)
         self.direction = check_direction(direction)

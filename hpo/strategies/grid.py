@@ -27,7 +27,11 @@ class GridSearch(Strategy):
     name = "grid"
 
     def __init__(
-        self, space: Space | Mapping[str, Any], *, direction: str = "minimize", seed: int | None = None
+        self,
+        space: Space | Mapping[str, Any],
+        *,
+        direction: str = "minimize",
+        seed: int | None = None,
     ) -> None:
         super().__init__(space, direction=direction, seed=seed)
         self.size = self.space.grid_size()  # raises now if a Float has no grid

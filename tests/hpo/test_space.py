@@ -42,7 +42,10 @@ def test_invalid_spaces_say_the_rule_and_the_value(make, message):
 def test_same_name_in_exclusive_branches_is_not_a_duplicate():
     space = Space({"layers": Choice([{"units": [Int(1, 5)]}, {"units": [Int(1, 5), Int(1, 5)]}])})
     assert [p.key for p in space.params] == [
-        "layers", "layers[0].units.0", "layers[1].units.0", "layers[1].units.1"
+        "layers",
+        "layers[0].units.0",
+        "layers[1].units.0",
+        "layers[1].units.1",
     ]
     assert {p.name for p in space.params} == {"layers", "layers.units.0", "layers.units.1"}
 
@@ -53,11 +56,16 @@ TREE = {
     "batch": Int(16, 512, log=True),
     "units": Int(10, 100, step=10),
     "act": Choice(["relu", "tanh", "sigmoid"]),
-    "layers": Choice([
-        {"n": 1, "units": [Int(50, 1000)]},
-        {"n": 2, "units": [Int(50, 1000), Int(50, 1000)],
-         "dropout": Choice([None, {"rate": Float(0.0, 0.5)}])},
-    ]),
+    "layers": Choice(
+        [
+            {"n": 1, "units": [Int(50, 1000)]},
+            {
+                "n": 2,
+                "units": [Int(50, 1000), Int(50, 1000)],
+                "dropout": Choice([None, {"rate": Float(0.0, 0.5)}]),
+            },
+        ]
+    ),
     "epochs": 50,
 }
 
@@ -97,7 +105,9 @@ def test_sampling_is_reproducible_with_a_seed():
 
 
 def test_grid_enumerates_every_combination_once():
-    space = Space({"lr": Float(1e-5, 1e1, log=True, grid=7), "l2": Float(1e-5, 1e1, log=True, grid=7)})
+    space = Space(
+        {"lr": Float(1e-5, 1e1, log=True, grid=7), "l2": Float(1e-5, 1e1, log=True, grid=7)}
+    )
     points = list(space.grid())
     assert space.grid_size() == len(points) == 49
     assert len({tuple(sorted(p.items())) for p in points}) == 49
@@ -122,14 +132,32 @@ def test_grid_needs_points_for_a_float():
 
 def test_flat_names_for_mlflow():
     space = Space(TREE)
-    a = {"lr": 0.01, "momentum": 0.5, "batch": 32, "units": 20, "act": 1, "layers": 1,
-         "layers[1].units.0": 100, "layers[1].units.1": 200, "layers[1].dropout": 1,
-         "layers[1].dropout[1].rate": 0.25}
+    a = {
+        "lr": 0.01,
+        "momentum": 0.5,
+        "batch": 32,
+        "units": 20,
+        "act": 1,
+        "layers": 1,
+        "layers[1].units.0": 100,
+        "layers[1].units.1": 200,
+        "layers[1].dropout": 1,
+        "layers[1].dropout[1].rate": 0.25,
+    }
     space.validate(a)
     assert space.flat(a) == {
-        "lr": 0.01, "momentum": 0.5, "batch": 32, "units": 20, "act": "tanh",
-        "layers": 1, "layers.n": 2, "layers.units.0": 100, "layers.units.1": 200,
-        "layers.dropout": 1, "layers.dropout.rate": 0.25, "epochs": 50,
+        "lr": 0.01,
+        "momentum": 0.5,
+        "batch": 32,
+        "units": 20,
+        "act": "tanh",
+        "layers": 1,
+        "layers.n": 2,
+        "layers.units.0": 100,
+        "layers.units.1": 200,
+        "layers.dropout": 1,
+        "layers.dropout.rate": 0.25,
+        "epochs": 50,
     }
     assert space.build(a)["layers"] == {"n": 2, "units": [100, 200], "dropout": {"rate": 0.25}}
 
@@ -145,7 +173,9 @@ def test_validate_rejects_wrong_assignments():
 
 
 def test_repr_is_compact_and_readable():
-    space = Space({"lr": Float(1e-5, 10.0, log=True), "n": Int(1, 9, step=2), "a": Choice(["x", "y"])})
+    space = Space(
+        {"lr": Float(1e-5, 10.0, log=True), "n": Int(1, 9, step=2), "a": Choice(["x", "y"])}
+    )
     assert repr(space) == (
         "Space({'lr': Float(1e-05, 10, log=True), 'n': Int(1, 9, step=2), 'a': Choice(['x', 'y'])})"
     )

@@ -32,8 +32,12 @@ def test_random_ask_tell_records_history_and_best():
     s.tell(trials[1], 3.0)
     s.tell(trials[2], failed=True, error="boom")
     s.tell(trials[3], pruned=True)
-    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE,
-                                         TrialState.FAILED, TrialState.PRUNED]
+    assert [t.state for t in trials] == [
+        TrialState.COMPLETE,
+        TrialState.COMPLETE,
+        TrialState.FAILED,
+        TrialState.PRUNED,
+    ]
     assert s.best_trial() is trials[1] and trials[2].error == "boom"
     assert s.pending == []
 
@@ -95,8 +99,9 @@ def test_grid_refuses_a_float_without_points_at_construction():
 
 
 def test_trials_carry_nested_and_flat_params():
-    s = RandomSearch({"opt": Choice([{"name": "sgd", "momentum": Float(0.0, 0.9)},
-                                     {"name": "adam"}])}, seed=1)
+    s = RandomSearch(
+        {"opt": Choice([{"name": "sgd", "momentum": Float(0.0, 0.9)}, {"name": "adam"}])}, seed=1
+    )
     for t in s.ask(10):
         assert t.flat_params["opt.name"] == t.params["opt"]["name"]
         assert ("opt.momentum" in t.flat_params) == (t.params["opt"]["name"] == "sgd")

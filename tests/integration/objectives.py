@@ -34,10 +34,16 @@ def diverging(params, report, data):
     from models import MLPClassifier
 
     X, y = data
-    model = MLPClassifier((4,), activation="identity", solver="sgd",
-                          learning_rate_init=params["lr"], max_iter=60, n_iter_no_change=60,
-                          random_state=0,
-                          epoch_callback=lambda epoch, metrics: report(epoch, **metrics))
+    model = MLPClassifier(
+        (4,),
+        activation="identity",
+        solver="sgd",
+        learning_rate_init=params["lr"],
+        max_iter=60,
+        n_iter_no_change=60,
+        random_state=0,
+        epoch_callback=lambda epoch, metrics: report(epoch, **metrics),
+    )
     model.fit(X, y)
     return model.score(X, y)
 
@@ -47,8 +53,13 @@ def introspect(params, report, data):
     from threadpoolctl import threadpool_info
 
     blas = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
-    report(0, pid=os.getpid(), data_id=id(data), blas_threads=max(blas, default=1),
-           data_sum=float(data.sum()))
+    report(
+        0,
+        pid=os.getpid(),
+        data_id=id(data),
+        blas_threads=max(blas, default=1),
+        data_sum=float(data.sum()),
+    )
     time.sleep(0.05)
     return params["x"]
 

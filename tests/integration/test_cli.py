@@ -66,9 +66,21 @@ def hpo_cmd(*args: str) -> list[str]:
 def test_hpo_run_records_a_sweep_that_hpo_show_reads(tmp_path, hpo_env, client, tracking_uri):
     (tmp_path / "iris_grid.py").write_text(EXPERIMENT)
     done = subprocess.run(
-        hpo_cmd("run", "iris_grid.py", "--strategy", "grid", "--workers", "2",
-                "--tracking-uri", tracking_uri),
-        cwd=tmp_path, env=hpo_env, capture_output=True, text=True, timeout=300,
+        hpo_cmd(
+            "run",
+            "iris_grid.py",
+            "--strategy",
+            "grid",
+            "--workers",
+            "2",
+            "--tracking-uri",
+            tracking_uri,
+        ),
+        cwd=tmp_path,
+        env=hpo_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "6 trials, 6 complete, 0 failed" in done.stdout
@@ -90,12 +102,22 @@ def test_hpo_run_records_a_sweep_that_hpo_show_reads(tmp_path, hpo_env, client, 
     heatmap = client.download_artifacts(parent.info.run_id, "heatmap.png", str(tmp_path))
     assert open(heatmap, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
-    shown = subprocess.run(hpo_cmd("show", parent.info.run_id, "--tracking-uri", tracking_uri),
-                           capture_output=True, text=True, env=hpo_env, timeout=120)
+    shown = subprocess.run(
+        hpo_cmd("show", parent.info.run_id, "--tracking-uri", tracking_uri),
+        capture_output=True,
+        text=True,
+        env=hpo_env,
+        timeout=120,
+    )
     assert shown.returncode == 0, shown.stderr
     assert "trials: 6 COMPLETE" in shown.stdout and "best 6 trials" in shown.stdout
-    listed = subprocess.run(hpo_cmd("show", "--tracking-uri", tracking_uri),
-                            capture_output=True, text=True, env=hpo_env, timeout=120)
+    listed = subprocess.run(
+        hpo_cmd("show", "--tracking-uri", tracking_uri),
+        capture_output=True,
+        text=True,
+        env=hpo_env,
+        timeout=120,
+    )
     assert parent.info.run_id in listed.stdout and "iris_grid" in listed.stdout
 
 
@@ -103,22 +125,41 @@ def test_hpo_run_records_a_sweep_that_hpo_show_reads(tmp_path, hpo_env, client, 
     ("setup", "args", "message"),
     [
         (None, ["missing.py"], "experiment file not found: 'missing.py'"),
-        ("space = {'x': {1, 2}}\ndef objective(p, r): return 0.0\n", ["exp.py"],
-         r"unsupported value at 'x': {1, 2} (set)"),
-        ("from hpo.space import Float\nspace = {'x': Float(0, 1)}\n", ["exp.py"],
-         "must define objective"),
-        ("from hpo.space import Float\nspace = {'x': Float(0, 1)}\n"
-         "def objective(p, r): return 0.0\n", ["exp.py", "--strategy", "bayes"],
-         "unknown strategy 'bayes'; choose one of: grid, random"),
-        ("from hpo.space import Float\nspace = {'x': Float(0, 1)}\n"
-         "def objective(p, r, data): return 0.0\n", ["exp.py"], "defines no load_data()"),
+        (
+            "space = {'x': {1, 2}}\ndef objective(p, r): return 0.0\n",
+            ["exp.py"],
+            r"unsupported value at 'x': {1, 2} (set)",
+        ),
+        (
+            "from hpo.space import Float\nspace = {'x': Float(0, 1)}\n",
+            ["exp.py"],
+            "must define objective",
+        ),
+        (
+            "from hpo.space import Float\nspace = {'x': Float(0, 1)}\n"
+            "def objective(p, r): return 0.0\n",
+            ["exp.py", "--strategy", "bayes"],
+            "unknown strategy 'bayes'; choose one of: grid, random",
+        ),
+        (
+            "from hpo.space import Float\nspace = {'x': Float(0, 1)}\n"
+            "def objective(p, r, data): return 0.0\n",
+            ["exp.py"],
+            "defines no load_data()",
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_error_and_creates_nothing(tmp_path, hpo_env, setup, args, message):
     if setup is not None:
         (tmp_path / "exp.py").write_text(setup)
-    done = subprocess.run(hpo_cmd("run", *args), cwd=tmp_path, env=hpo_env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        hpo_cmd("run", *args),
+        cwd=tmp_path,
+        env=hpo_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "mlflow.db").exists()
@@ -127,9 +168,22 @@ def test_bad_input_gets_a_clear_error_and_creates_nothing(tmp_path, hpo_env, set
 def test_ctrl_c_closes_the_sweep_cleanly(tmp_path, hpo_env, client, tracking_uri):
     (tmp_path / "slow.py").write_text(SLOW)
     proc = subprocess.Popen(
-        hpo_cmd("run", "slow.py", "--trials", "4", "--workers", "2", "--tracking-uri",
-                tracking_uri, "--no-progress"),
-        cwd=tmp_path, env=hpo_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        hpo_cmd(
+            "run",
+            "slow.py",
+            "--trials",
+            "4",
+            "--workers",
+            "2",
+            "--tracking-uri",
+            tracking_uri,
+            "--no-progress",
+        ),
+        cwd=tmp_path,
+        env=hpo_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 120
     running = []
@@ -137,16 +191,22 @@ def test_ctrl_c_closes_the_sweep_cleanly(tmp_path, hpo_env, client, tracking_uri
         time.sleep(1.0)
         experiment = client.get_experiment_by_name("slow")
         if experiment is not None:
-            running = [r for r in client.search_runs([experiment.experiment_id],
-                                                     filter_string="tags.`hpo.trial` != ''")
-                       if r.data.metrics.get("loss") is not None]
+            running = [
+                r
+                for r in client.search_runs(
+                    [experiment.experiment_id], filter_string="tags.`hpo.trial` != ''"
+                )
+                if r.data.metrics.get("loss") is not None
+            ]
     assert len(running) == 2, "no trial started within two minutes"
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]
     assert "(interrupted)" in out
-    [parent] = client.search_runs([client.get_experiment_by_name("slow").experiment_id],
-                                  filter_string="tags.`hpo.sweep` = 'true'")
+    [parent] = client.search_runs(
+        [client.get_experiment_by_name("slow").experiment_id],
+        filter_string="tags.`hpo.sweep` = 'true'",
+    )
     assert parent.info.status == "KILLED" and parent.data.tags["hpo.interrupted"] == "true"
     children = child_runs(client, parent.info.run_id)
     assert children and all(r.info.status == "KILLED" for r in children)
@@ -164,9 +224,13 @@ def test_hpo_ui_serves_the_store_on_localhost(tmp_path, hpo_env, client, trackin
     client.create_experiment("seen-in-ui")
     port = _free_port()
     assert ui_command(tracking_uri, "127.0.0.1", port)[3:5] == ["ui", "--backend-store-uri"]
-    proc = subprocess.Popen(hpo_cmd("ui", "--tracking-uri", tracking_uri, "--port", str(port)),
-                            env=hpo_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        hpo_cmd("ui", "--tracking-uri", tracking_uri, "--port", str(port)),
+        env=hpo_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/search?max_results=10"
         body = None

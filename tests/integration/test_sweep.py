@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import objectives
 import pytest
 from conftest import by_trial, child_runs
 from ray import cloudpickle
 
 import hpo
-import objectives
 from hpo.space import Choice, Float
 
 # The workers cannot import the tests folder: ship these objectives with their code.
@@ -22,8 +22,16 @@ pytestmark = pytest.mark.integration
 def test_every_trial_is_a_terminal_child_run_with_params_curves_and_artifacts(
     ray_cluster, tracking_uri, client
 ):
-    result = hpo.run({"x": Float(-1.0, 1.0)}, objectives.quadratic, n_trials=6, workers=2,
-                     seed=0, tracking_uri=tracking_uri, experiment_name="api", progress=False)
+    result = hpo.run(
+        {"x": Float(-1.0, 1.0)},
+        objectives.quadratic,
+        n_trials=6,
+        workers=2,
+        seed=0,
+        tracking_uri=tracking_uri,
+        experiment_name="api",
+        progress=False,
+    )
     assert len(result.trials) == 6 and result.n_complete == 6
     assert result.best_value == min(t.value for t in result.trials)
     parent = client.get_run(result.sweep_id)
@@ -34,7 +42,9 @@ def test_every_trial_is_a_terminal_child_run_with_params_curves_and_artifacts(
     assert tags["hpo.n_complete"] == "6" and tags["hpo.n_failed"] == "0"
     assert float(tags["hpo.best_value"]) == result.best_value
     assert {a.path for a in client.list_artifacts(result.sweep_id)} >= {
-        "trials.csv", "optimization_history.png", "space.txt"
+        "trials.csv",
+        "optimization_history.png",
+        "space.txt",
     }
     runs = by_trial(child_runs(client, result.sweep_id))
     assert sorted(runs) == list(range(6))
@@ -54,8 +64,15 @@ def test_every_trial_is_a_terminal_child_run_with_params_curves_and_artifacts(
 def test_failures_are_recorded_and_the_sweep_goes_on(ray_cluster, tracking_uri, client):
     space = {"kind": Choice(["ok", "raise", "nan", "inf", "text"]), "x": Float(0.0, 1.0)}
     strategy = hpo.make_strategy("grid", {"kind": space["kind"], "x": Float(0.0, 1.0, grid=2)})
-    result = hpo.run(space, objectives.flaky, strategy=strategy, workers=2,
-                     tracking_uri=tracking_uri, experiment_name="failures", progress=False)
+    result = hpo.run(
+        space,
+        objectives.flaky,
+        strategy=strategy,
+        workers=2,
+        tracking_uri=tracking_uri,
+        experiment_name="failures",
+        progress=False,
+    )
     assert len(result.trials) == 10
     runs = by_trial(child_runs(client, result.sweep_id))
     reasons = {}
@@ -82,13 +99,24 @@ def test_a_diverging_model_fails_its_trial_with_the_reason(ray_cluster, tracking
     rng = np.random.default_rng(0)
     data = (rng.normal(size=(40, 3)) * 1e3, rng.integers(0, 2, size=40))
     space = {"lr": Float(1e-6, 1e6, log=True, grid=[1e-6, 1e6])}
-    result = hpo.run(space, objectives.diverging, strategy="grid", data=data, workers=2,
-                     tracking_uri=tracking_uri, experiment_name="diverge", progress=False)
+    result = hpo.run(
+        space,
+        objectives.diverging,
+        strategy="grid",
+        data=data,
+        workers=2,
+        tracking_uri=tracking_uri,
+        experiment_name="diverge",
+        progress=False,
+    )
     small, large = sorted(result.trials, key=lambda t: t.params["lr"])
     assert small.state.value == "COMPLETE"
     assert large.state.value == "FAILED"
-    assert re.match(r"DivergenceError: loss became (inf|nan) at epoch \d+ with "
-                    r"learning_rate_init=1000000.0", large.error)
+    assert re.match(
+        r"DivergenceError: loss became (inf|nan) at epoch \d+ with "
+        r"learning_rate_init=1000000.0",
+        large.error,
+    )
     run = client.get_run(large.attrs["run_id"])
     assert run.data.tags["hpo.error"] == large.error
     assert len(client.get_metric_history(run.info.run_id, "train_loss")) >= 2
@@ -96,9 +124,17 @@ def test_a_diverging_model_fails_its_trial_with_the_reason(ray_cluster, tracking
 
 def test_data_is_shipped_once_per_worker_and_blas_uses_one_thread(ray_cluster, tracking_uri):
     data = np.arange(200_000, dtype=np.float64)
-    result = hpo.run({"x": Float(0.0, 1.0)}, objectives.introspect, data=data, n_trials=8,
-                     workers=2, seed=1, tracking_uri=tracking_uri, experiment_name="data",
-                     progress=False)
+    result = hpo.run(
+        {"x": Float(0.0, 1.0)},
+        objectives.introspect,
+        data=data,
+        n_trials=8,
+        workers=2,
+        seed=1,
+        tracking_uri=tracking_uri,
+        experiment_name="data",
+        progress=False,
+    )
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
@@ -114,10 +150,16 @@ def test_data_is_shipped_once_per_worker_and_blas_uses_one_thread(ray_cluster, t
 
 def test_a_killed_worker_loses_no_trial(ray_cluster, tracking_uri, client, tmp_path):
     marker = tmp_path / "killed"
-    space = {"x": Float(0.0, 1.0, grid=4), "victim": Choice([False, True]),
-             "marker": str(marker)}
-    result = hpo.run(space, objectives.killed_once, strategy="grid", workers=2,
-                     tracking_uri=tracking_uri, experiment_name="kill", progress=False)
+    space = {"x": Float(0.0, 1.0, grid=4), "victim": Choice([False, True]), "marker": str(marker)}
+    result = hpo.run(
+        space,
+        objectives.killed_once,
+        strategy="grid",
+        workers=2,
+        tracking_uri=tracking_uri,
+        experiment_name="kill",
+        progress=False,
+    )
     assert marker.exists()  # a worker really was SIGKILLed mid-trial
     assert len(result.trials) == 8 and result.n_complete == 8
     runs = child_runs(client, result.sweep_id)
@@ -132,9 +174,17 @@ def test_a_killed_worker_loses_no_trial(ray_cluster, tracking_uri, client, tmp_p
 
 
 def test_a_trial_whose_worker_keeps_dying_ends_failed(ray_cluster, tracking_uri, client):
-    result = hpo.run({"x": Float(0.0, 1.0)}, objectives.always_killed, n_trials=2, workers=2,
-                     max_retries=1, seed=0, tracking_uri=tracking_uri, experiment_name="dead",
-                     progress=False)
+    result = hpo.run(
+        {"x": Float(0.0, 1.0)},
+        objectives.always_killed,
+        n_trials=2,
+        workers=2,
+        max_retries=1,
+        seed=0,
+        tracking_uri=tracking_uri,
+        experiment_name="dead",
+        progress=False,
+    )
     assert result.n_failed == 2
     for trial in result.trials:
         assert trial.error.startswith("the worker process died (2 attempts)")
@@ -158,8 +208,14 @@ def test_a_trial_whose_worker_keeps_dying_ends_failed(ray_cluster, tracking_uri,
 def test_bad_input_is_refused_before_any_run_is_created(
     ray_cluster, tracking_uri, client, kwargs, message
 ):
-    call = {"space": {"x": Float(0.0, 1.0)}, "objective": objectives.quadratic,
-            "tracking_uri": tracking_uri, "experiment_name": "bad", "progress": False, **kwargs}
+    call = {
+        "space": {"x": Float(0.0, 1.0)},
+        "objective": objectives.quadratic,
+        "tracking_uri": tracking_uri,
+        "experiment_name": "bad",
+        "progress": False,
+        **kwargs,
+    }
     with pytest.raises((ValueError, TypeError), match=message):
         hpo.run(call.pop("space"), call.pop("objective"), **call)
     assert client.get_experiment_by_name("bad") is None

@@ -52,8 +52,9 @@ def test_reaches_095_validation_accuracy_on_digits():
 
 def test_sklearn_api_clone_params_and_proba():
     X, y = load_iris(return_X_y=True)
-    model = MLPClassifier((8,), activation="tanh", solver="sgd", learning_rate_init=0.05,
-                          max_iter=50, random_state=1)
+    model = MLPClassifier(
+        (8,), activation="tanh", solver="sgd", learning_rate_init=0.05, max_iter=50, random_state=1
+    )
     copy = clone(model)
     assert copy.get_params() == model.get_params()
     copy.set_params(alpha=0.01)
@@ -108,9 +109,16 @@ def test_divergence_raises_a_clear_error():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(50, 3)) * 1e3
     y = rng.integers(0, 2, size=50)
-    model = MLPClassifier((4,), activation="identity", solver="sgd", momentum=0.9,
-                          learning_rate_init=1e6, max_iter=50, n_iter_no_change=50,
-                          random_state=0)
+    model = MLPClassifier(
+        (4,),
+        activation="identity",
+        solver="sgd",
+        momentum=0.9,
+        learning_rate_init=1e6,
+        max_iter=50,
+        n_iter_no_change=50,
+        random_state=0,
+    )
     with pytest.raises(DivergenceError, match=r"at epoch \d+ with learning_rate_init=1000000.0"):
         model.fit(X, y)
 

@@ -1,0 +1,128 @@
+"""Per-trial learning-curve PNGs, drawn with Pillow.
+
+A sweep renders one of these for every trial, so they must cost milliseconds: a matplotlib
+figure costs ~90 ms here, more than all of a trial's MLflow writes. The once-per-sweep
+figures (history, heatmap) use matplotlib in `hpo.plots`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+PANEL_W, PANEL_H = 460, 300
+LEFT, RIGHT, TOP, BOTTOM = 62, 14, 40, 38
+# matplotlib's tab10, so these match the sweep-level figures.
+COLOURS = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+]
+
+
+def nice_ticks(low: float, high: float, target: int = 5) -> list[float]:
+    """About ``target`` round numbers (1, 2 or 5 times a power of ten apart) in [low, high]."""
+    if not high > low:
+        return [low]
+    raw = (high - low) / target
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    first = math.ceil(low / step) * step
+    return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
+
+
+def _is_loss(name: str) -> bool:
+    return "loss" in name or "error" in name
+
+
+def _label(v: float) -> str:
+    return format(v, ".3g")
+
+
+def _panel(
+    draw,
+    font,
+    x0: int,
+    title: str,
+    series: dict[str, list[tuple[int, float]]],
+    colours: dict[str, str],
+) -> None:
+    points = [(s, v) for pts in series.values() for s, v in pts if math.isfinite(v)]
+    if not points:
+        draw.text((x0 + LEFT, TOP), f"{title}: no finite values", fill="black", font=font)
+        return
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x_lo, x_hi = min(xs), max(xs)
+    y_lo, y_hi = min(ys), max(ys)
+    pad = (y_hi - y_lo) * 0.05 or abs(y_hi) * 0.05 or 1.0
+    y_lo, y_hi = y_lo - pad, y_hi + pad
+    if x_hi == x_lo:
+        x_lo, x_hi = x_lo - 1, x_hi + 1
+    left, right, top, bottom = x0 + LEFT, x0 + PANEL_W - RIGHT, TOP, PANEL_H - BOTTOM
+
+    def to_px(s: float, v: float) -> tuple[float, float]:
+        return (
+            left + (s - x_lo) / (x_hi - x_lo) * (right - left),
+            bottom - (v - y_lo) / (y_hi - y_lo) * (bottom - top),
+        )
+
+    for y in nice_ticks(y_lo, y_hi):
+        _, py = to_px(x_lo, y)
+        draw.line([(left, py), (right, py)], fill="#e6e6e6")
+        draw.text((left - 6, py), _label(y), fill="black", font=font, anchor="rm")
+    for x in nice_ticks(x_lo, x_hi):
+        px, _ = to_px(x, y_lo)
+        draw.line([(px, top), (px, bottom)], fill="#e6e6e6")
+        draw.text((px, bottom + 5), _label(x), fill="black", font=font, anchor="mt")
+    draw.rectangle([left, top, right, bottom], outline="black")
+    draw.text(((left + right) / 2, PANEL_H - 6), "step", fill="black", font=font, anchor="mb")
+    draw.text(((left + right) / 2, 6), title, fill="black", font=font, anchor="mt")
+    legend_x = left + 6
+    for name, pts in series.items():
+        colour = colours[name]
+        segment: list[tuple[float, float]] = []
+        for s, v in sorted(pts):
+            if math.isfinite(v):
+                segment.append(to_px(s, v))
+                continue
+            _polyline(draw, segment, colour)  # a NaN breaks the line
+            segment = []
+        _polyline(draw, segment, colour)
+        draw.line([(legend_x, 28), (legend_x + 14, 28)], fill=colour, width=3)
+        draw.text((legend_x + 18, 28), name, fill="black", font=font, anchor="lm")
+        legend_x += 30 + int(draw.textlength(name, font=font))
+
+
+def _polyline(draw, segment: list[tuple[float, float]], colour: str) -> None:
+    if len(segment) == 1:
+        x, y = segment[0]
+        draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
+    elif segment:
+        draw.line(segment, fill=colour, width=2, joint="curve")
+
+
+def learning_curves_png(history: dict[str, list[tuple[int, float]]]) -> bytes:
+    """Metric against step; losses and the other metrics (accuracies) in separate panels."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    groups = [
+        ("loss", {n: p for n, p in history.items() if _is_loss(n)}),
+        ("metrics", {n: p for n, p in history.items() if not _is_loss(n)}),
+    ]
+    groups = [(title, series) for title, series in groups if series]
+    colours = {name: COLOURS[i % len(COLOURS)] for i, name in enumerate(history)}
+    image = Image.new("RGB", (PANEL_W * max(len(groups), 1), PANEL_H), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=12)
+    for i, (title, series) in enumerate(groups):
+        _panel(draw, font, i * PANEL_W, title, series, colours)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=3)
+    return buf.getvalue()
