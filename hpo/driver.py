@@ -185,7 +185,6 @@ class _Sweep:
         )
         status = "FINISHED"
         try:
-            self.pool.wait_ready()
             while True:
                 self.tracker.check()
                 self._fill()
@@ -315,6 +314,7 @@ class _Sweep:
         self.pool.shutdown()
         if self.bar is not None:
             self.bar.close()
+        figures = self._sweep_figures()  # drawn while the writer drains its backlog
         self.tracker.close()  # every trial written: all run ids are known from here on
         trials = self.strategy.trials
         for trial in trials:
@@ -337,16 +337,18 @@ class _Sweep:
             tags["hpo.interrupted"] = "true"
         if error is not None:
             tags["hpo.error"] = error[:5000]
-        self.tracker.end_sweep(status=status, tags=tags, artifacts=self._sweep_artifacts())
-
-    def _sweep_artifacts(self) -> dict[str, bytes]:
-        from hpo.plots import heatmap_png, history_png
-
-        trials = self.strategy.trials
         artifacts = {
             "trials.csv": trials_csv(trials).encode(),
             "space.txt": repr(self.strategy.space).encode(),
+            **figures,
         }
+        self.tracker.end_sweep(status=status, tags=tags, artifacts=artifacts)
+
+    def _sweep_figures(self) -> dict[str, bytes]:
+        from hpo.plots import heatmap_png, history_png
+
+        trials = self.strategy.trials
+        artifacts: dict[str, bytes] = {}
         if trials:
             artifacts["optimization_history.png"] = history_png(
                 [t.number for t in trials], [t.value for t in trials], self.strategy.direction

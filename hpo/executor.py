@@ -200,18 +200,10 @@ class WorkerPool:
         self._actor_cls = ray.remote(num_cpus=1, max_concurrency=2)(TrialWorker)
         self._objective, self._arity = objective, arity
         self._data_ref = ray.put(data)
-        # Actors start in the background; `wait_ready` joins them once the caller has done
-        # its own set-up in the meantime.
+        # Actors start in the background: trials submitted meanwhile queue on them, and an
+        # actor that cannot start surfaces in `wait` as a WorkerStartError.
         self.idle = [self._new_worker() for _ in range(n_workers)]
         self.running: dict[Any, Running] = {}  # by stream
-
-    def wait_ready(self) -> None:
-        """Block until every worker has started; WorkerStartError if one cannot."""
-        try:
-            self._ray.get([w.pid.remote() for w in self.idle])
-        except self._ray.exceptions.RayActorError as exc:
-            self.shutdown()
-            raise WorkerStartError(f"the trial workers could not start: {_cause(exc)}") from None
 
     def _new_worker(self) -> Any:
         return self._actor_cls.remote(self._objective, self._arity, self._data_ref)
@@ -243,6 +235,10 @@ class WorkerPool:
                 out.append(WorkerDied(running, "the trial's stream ended without a result"))
                 continue
             except ray.exceptions.RayActorError as exc:
+                if exc.actor_init_failed:  # the same would happen to every replacement
+                    raise WorkerStartError(
+                        f"the trial workers could not start: {_cause(exc)}"
+                    ) from None
                 del self.running[stream]
                 self._replace(running.worker)
                 out.append(WorkerDied(running, _first_line(exc)))

@@ -78,3 +78,19 @@ def killed_once(params, report):
 def always_killed(params, report):
     report(0, loss=1.0)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _missing_module():
+    import importlib
+
+    return importlib.import_module("hpo_test_module_that_does_not_exist")
+
+
+class Unshippable:
+    """Pickles in the driver but cannot be unpickled in a worker (its module is missing)."""
+
+    def __call__(self, params, report):
+        return 0.0
+
+    def __reduce__(self):
+        return (_missing_module, ())

@@ -219,3 +219,28 @@ def test_bad_input_is_refused_before_any_run_is_created(
     with pytest.raises((ValueError, TypeError), match=message):
         hpo.run(call.pop("space"), call.pop("objective"), **call)
     assert client.get_experiment_by_name("bad") is None
+
+
+def test_workers_that_cannot_start_stop_the_sweep_with_the_reason(
+    ray_cluster, tracking_uri, client
+):
+    from hpo.executor import WorkerStartError
+
+    with pytest.raises(WorkerStartError, match="No module named 'hpo_test_module_that_does_not"):
+        hpo.run(
+            {"x": Float(0.0, 1.0)},
+            objectives.Unshippable(),
+            n_trials=4,
+            workers=2,
+            tracking_uri=tracking_uri,
+            experiment_name="unshippable",
+            progress=False,
+        )
+    experiment = client.get_experiment_by_name("unshippable")
+    [parent] = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`hpo.sweep` = 'true'"
+    )
+    assert parent.info.status == "FAILED"
+    assert "could not start" in parent.data.tags["hpo.error"]
+    for run in child_runs(client, parent.info.run_id):
+        assert run.info.status != "RUNNING"
