@@ -30,7 +30,7 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +59,26 @@ class Dimension:
 
     def grid_values(self) -> list[Any]:
         raise NotImplementedError
+
+    def _check_grid(
+        self, grid: Any, cast: type, accepts: Callable[[Any], bool], rule: str
+    ) -> int | tuple[Any, ...] | None:
+        """A grid given as a count (>= 1) or as explicit points that ``accepts`` admits."""
+        kind = type(self).__name__
+        if grid is None:
+            return None
+        if isinstance(grid, numbers.Integral) and not isinstance(grid, bool):
+            if grid < 1:
+                raise ValueError(f"{kind} grid count must be >= 1, got {grid!r}")
+            return int(grid)
+        if isinstance(grid, Sequence) and not isinstance(grid, str) and len(grid) > 0:
+            bad = [g for g in grid if not accepts(g)]
+            if bad:
+                raise ValueError(f"{kind} grid points must {rule}, got {bad[0]!r}")
+            return tuple(cast(g) for g in grid)
+        raise TypeError(
+            f"{kind} grid must be a count (int) or a non-empty list of points, got {grid!r}"
+        )
 
 
 class Float(Dimension):
@@ -98,25 +118,11 @@ class Float(Dimension):
                 f"Float with log=True needs low > 0, but got (low={low!r}, high={high!r})"
             )
         self.low, self.high, self.log = float(low), float(high), bool(log)
-        self.grid = self._check_grid(grid)
-
-    def _check_grid(self, grid: int | Sequence[float] | None) -> int | tuple[float, ...] | None:
-        if grid is None:
-            return None
-        if isinstance(grid, numbers.Integral) and not isinstance(grid, bool):
-            if grid < 1:
-                raise ValueError(f"Float grid count must be >= 1, got {grid!r}")
-            return int(grid)
-        if isinstance(grid, Sequence) and not isinstance(grid, str) and len(grid) > 0:
-            bad = [g for g in grid if not _is_real(g) or not self.low <= g <= self.high]
-            if bad:
-                raise ValueError(
-                    f"Float grid points must lie in [{_fmt(self.low)}, {_fmt(self.high)}], "
-                    f"got {bad[0]!r}"
-                )
-            return tuple(float(g) for g in grid)
-        raise TypeError(
-            f"Float grid must be a count (int) or a non-empty list of points, got {grid!r}"
+        self.grid = self._check_grid(
+            grid,
+            float,
+            lambda g: _is_real(g) and self.low <= g <= self.high,
+            f"lie in [{_fmt(self.low)}, {_fmt(self.high)}]",
         )
 
     def sample(self, rng: np.random.Generator) -> float:
@@ -196,30 +202,12 @@ class Int(Dimension):
         if log and step != 1:
             raise ValueError(f"Int with log=True needs step == 1, but got step={step!r}")
         self.low, self.high, self.log, self.step = int(low), int(high), bool(log), int(step)
-        self.grid: int | tuple[int, ...] | None = None
-        self.grid = self._check_grid(grid)
+        self.grid: int | tuple[int, ...] | None = None  # repr of self, below, reads it
+        self.grid = self._check_grid(grid, int, self.contains, f"be allowed values of {self!r}")
 
     @property
     def n_values(self) -> int:
         return (self.high - self.low) // self.step + 1
-
-    def _check_grid(self, grid: int | Sequence[int] | None) -> int | tuple[int, ...] | None:
-        if grid is None:
-            return None
-        if isinstance(grid, numbers.Integral) and not isinstance(grid, bool):
-            if grid < 1:
-                raise ValueError(f"Int grid count must be >= 1, got {grid!r}")
-            return int(grid)
-        if isinstance(grid, Sequence) and not isinstance(grid, str) and len(grid) > 0:
-            bad = [g for g in grid if not self.contains(g)]
-            if bad:
-                raise ValueError(
-                    f"Int grid values must be allowed values of {self!r}, got {bad[0]!r}"
-                )
-            return tuple(int(g) for g in grid)
-        raise TypeError(
-            f"Int grid must be a count (int) or a non-empty list of values, got {grid!r}"
-        )
 
     def _snap(self, x: float) -> int:
         k = round((x - self.low) / self.step)
