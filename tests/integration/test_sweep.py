@@ -114,7 +114,7 @@ def test_a_diverging_model_fails_its_trial_with_the_reason(ray_cluster, tracking
     assert large.state.value == "FAILED"
     assert re.match(
         r"DivergenceError: loss became (inf|nan) at epoch \d+ with "
-        r"learning_rate_init=1000000.0",
+        r"learning_rate=1000000.0",
         large.error,
     )
     run = client.get_run(large.attrs["run_id"])

@@ -1,0 +1,445 @@
+"""The training engine shared by `MLPClassifier` and `MLPRegressor`.
+
+Subclasses choose the output layer and loss (`_output`: "softmax", "sigmoid" or
+"identity") and how targets are encoded and scored; everything else (layers, activations,
+optimisers, schedules, penalties, dropout, max-norm, early stopping, callbacks, divergence)
+lives here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from scipy.special import expit
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from models._activations import ACTIVATIONS, log_softmax
+from models._optimizers import SCHEDULES, SOLVERS, make_optimizer, scheduled_rate
+from models._validation import check_params, is_int, is_real, one_of
+from models.exceptions import DivergenceError
+
+EpochCallback = Callable[[int, dict[str, float]], "bool | None"]
+INITS = ("auto", "glorot_uniform", "glorot_normal", "he", "normal")
+
+
+def _hidden_sizes_ok(v: Any) -> bool:
+    sizes = (v,) if isinstance(v, int) else v
+    return isinstance(sizes, Sequence) and all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes
+    )
+
+
+def _dropout_ok(v: Any) -> bool:
+    rates = v if isinstance(v, Sequence) else (v,)
+    return all(is_real(0.0, 1.0, open_high=True)(r) for r in rates)
+
+
+class BaseMLP(BaseEstimator):
+    """Parameters shared by the MLP estimators; see `MLPClassifier` for their meaning."""
+
+    _output = "identity"
+    _rules = {
+        "hidden_layer_sizes": (_hidden_sizes_ok, "a tuple of positive ints"),
+        "activation": (one_of(*ACTIVATIONS), f"one of {sorted(ACTIVATIONS)}"),
+        "loss": (
+            one_of("auto", "log_loss", "squared_error"),
+            "one of ['auto', 'log_loss', 'squared_error']",
+        ),
+        "solver": (one_of(*SOLVERS), f"one of {list(SOLVERS)}"),
+        "alpha": (is_real(0.0), "a real number >= 0"),
+        "l1": (is_real(0.0), "a real number >= 0"),
+        "batch_size": (lambda v: v == "auto" or is_int(1)(v), "'auto' or an int >= 1"),
+        "learning_rate": (one_of(*SCHEDULES), f"one of {list(SCHEDULES)}"),
+        "learning_rate_init": (is_real(0.0, open_low=True), "a real number > 0"),
+        "lr_decay": (is_real(0.0, 1.0, open_low=True), "a real number in (0, 1]"),
+        "lr_step": (is_int(1), "an int >= 1"),
+        "power_t": (is_real(0.0), "a real number >= 0"),
+        "max_iter": (is_int(1), "an int >= 1"),
+        "momentum": (is_real(0.0, 1.0), "a real number in [0, 1]"),
+        "beta_1": (is_real(0.0, 1.0, open_high=True), "a real number in [0, 1)"),
+        "beta_2": (is_real(0.0, 1.0, open_high=True), "a real number in [0, 1)"),
+        "rho": (is_real(0.0, 1.0, open_high=True), "a real number in [0, 1)"),
+        "epsilon": (is_real(0.0, open_low=True), "a real number > 0"),
+        "tol": (is_real(0.0), "a real number >= 0"),
+        "n_iter_no_change": (is_int(1), "an int >= 1"),
+        "validation_fraction": (
+            is_real(0.0, 1.0, open_low=True, open_high=True),
+            "a real number in (0, 1)",
+        ),
+        "dropout": (_dropout_ok, "a rate in [0, 1) or a list of them, one per hidden layer"),
+        "max_norm": (
+            lambda v: v is None or is_real(0.0, open_low=True)(v),
+            "None or a real number > 0",
+        ),
+        "init": (one_of(*INITS), f"one of {list(INITS)}"),
+        "init_std": (is_real(0.0, open_low=True), "a real number > 0"),
+        "leaky_relu_slope": (is_real(0.0), "a real number >= 0"),
+        "elu_alpha": (is_real(0.0, open_low=True), "a real number > 0"),
+        "dtype": (one_of("float32", "float64"), "'float32' or 'float64'"),
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes: tuple[int, ...] = (100,),
+        activation: str = "relu",
+        *,
+        loss: str = "auto",
+        solver: str = "adam",
+        alpha: float = 1e-4,
+        l1: float = 0.0,
+        batch_size: int | str = "auto",
+        learning_rate: str = "constant",
+        learning_rate_init: float = 1e-3,
+        lr_decay: float = 0.5,
+        lr_step: int = 10,
+        power_t: float = 0.5,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        random_state: int | np.random.Generator | None = None,
+        tol: float = 1e-4,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        rho: float = 0.9,
+        epsilon: float = 1e-8,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 5,
+        dropout: float | Sequence[float] = 0.0,
+        max_norm: float | None = None,
+        init: str = "auto",
+        init_std: float = 0.01,
+        leaky_relu_slope: float = 0.01,
+        elu_alpha: float = 1.0,
+        standardize: bool = False,
+        dtype: str = "float64",
+        epoch_callback: EpochCallback | None = None,
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.loss = loss
+        self.solver = solver
+        self.alpha = alpha
+        self.l1 = l1
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.lr_decay = lr_decay
+        self.lr_step = lr_step
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.rho = rho
+        self.epsilon = epsilon
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.dropout = dropout
+        self.max_norm = max_norm
+        self.init = init
+        self.init_std = init_std
+        self.leaky_relu_slope = leaky_relu_slope
+        self.elu_alpha = elu_alpha
+        self.standardize = standardize
+        self.dtype = dtype
+        self.epoch_callback = epoch_callback
+
+    # -- hooks for the subclasses --------------------------------------------------------
+    def _encode(self, y: np.ndarray) -> np.ndarray:
+        """Targets as the float matrix the loss compares the output with."""
+        raise NotImplementedError
+
+    def _score_metrics(self, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """Validation metrics (loss and accuracy or R²) for the epoch callback."""
+        raise NotImplementedError
+
+    # -- set-up --------------------------------------------------------------------------
+    @property
+    def _sizes(self) -> tuple[int, ...]:
+        h = self.hidden_layer_sizes
+        return (h,) if isinstance(h, int) else tuple(h)
+
+    def _activation_parameter(self) -> float:
+        if self.activation == "leaky_relu":
+            return float(self.leaky_relu_slope)
+        return float(self.elu_alpha) if self.activation == "elu" else 0.0
+
+    def _dropout_rates(self) -> list[float]:
+        n = len(self._sizes)
+        rates = list(self.dropout) if isinstance(self.dropout, Sequence) else [self.dropout] * n
+        if len(rates) != n:
+            raise ValueError(
+                f"{type(self).__name__}: dropout needs one rate per hidden layer ({n}), "
+                f"got {self.dropout!r}"
+            )
+        return [float(r) for r in rates]
+
+    def _init_weights(self, layer_sizes: list[int], rng: np.random.Generator) -> None:
+        init = self.init
+        if init == "auto":
+            init = "he" if self.activation in ("relu", "leaky_relu", "elu") else "glorot_uniform"
+        dtype = np.dtype(self.dtype)
+        self.coefs_, self.intercepts_ = [], []
+        for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:], strict=True):
+            if init == "glorot_uniform":
+                bound = np.sqrt(6.0 / (fan_in + fan_out))
+                W = rng.uniform(-bound, bound, (fan_in, fan_out))
+            elif init == "glorot_normal":
+                W = rng.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), (fan_in, fan_out))
+            elif init == "he":
+                W = rng.normal(0.0, np.sqrt(2.0 / fan_in), (fan_in, fan_out))
+            else:
+                W = rng.normal(0.0, self.init_std, (fan_in, fan_out))
+            self.coefs_.append(W.astype(dtype))
+            self.intercepts_.append(np.zeros(fan_out, dtype=dtype))
+
+    def _prepare_X(self, X: Any, *, reset: bool) -> np.ndarray:
+        X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
+        X = X.astype(self.dtype, copy=False)
+        if reset:
+            if self.standardize:
+                self.mean_ = X.mean(axis=0)
+                self.scale_ = X.std(axis=0)
+                self.scale_[self.scale_ == 0] = 1.0
+            else:
+                self.mean_ = self.scale_ = None
+        if getattr(self, "mean_", None) is not None:
+            X = (X - self.mean_) / self.scale_
+        return X
+
+    # -- forward and backward ------------------------------------------------------------
+    def _forward(
+        self, X: np.ndarray, masks: list[np.ndarray | None] | None = None
+    ) -> tuple[list[np.ndarray], list[tuple[np.ndarray | None, np.ndarray]]]:
+        """Layer outputs (the last is the output layer's pre-activation), and per hidden
+        layer what its derivative needs: (z if the activation reads it, a before dropout)."""
+        act = ACTIVATIONS[self.activation]
+        param = self._activation_parameter()
+        outputs, kept = [X], []
+        last = len(self.coefs_) - 1
+        for i, (W, b) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
+            z = outputs[-1] @ W
+            z += b
+            if i == last:
+                outputs.append(z)
+                break
+            z_kept = z.copy() if act.needs_input else None
+            a = act.forward(z, param)
+            kept.append((z_kept, a))
+            if masks is not None and masks[i] is not None:
+                a = a * masks[i]  # inverted dropout: the mask is already scaled by 1/(1-p)
+            outputs.append(a)
+        return outputs, kept
+
+    def _output_loss(self, z: np.ndarray, Y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Mean loss over the batch and d loss / d z for the output layer."""
+        m = z.shape[0]
+        if self.loss == "squared_error" and self._output != "identity":
+            # Squared error on the probabilities: the slow-learning pairing the
+            # cross-entropy loss is compared against.
+            if self._output == "sigmoid":
+                p = expit(z)
+                d = p - Y
+                return 0.5 * float(np.sum(d * d)) / m, d * p * (1 - p) / m
+            p = np.exp(log_softmax(z))
+            d = p - Y
+            return 0.5 * float(np.sum(d * d)) / m, p * (
+                d - np.sum(d * p, axis=1, keepdims=True)
+            ) / m
+        if self._output == "softmax":
+            log_p = log_softmax(z)
+            return -float(np.sum(Y * log_p)) / m, (np.exp(log_p) - Y) / m
+        if self._output == "sigmoid":
+            # log(1 + e^z) - y z, written to stay finite for large |z|.
+            loss = float(np.sum(np.logaddexp(0, z) - Y * z)) / m
+            return loss, (expit(z) - Y) / m
+        diff = z - Y
+        return 0.5 * float(np.sum(diff * diff)) / m, diff / m
+
+    def _loss_and_grads(
+        self, X: np.ndarray, Y: np.ndarray, masks: list[np.ndarray | None] | None = None
+    ) -> tuple[float, list[np.ndarray]]:
+        m = X.shape[0]
+        outputs, kept = self._forward(X, masks)
+        loss, delta = self._output_loss(outputs[-1], Y)
+        if self.alpha:
+            loss += 0.5 * self.alpha * sum(float(np.vdot(W, W)) for W in self.coefs_) / m
+        if self.l1:
+            loss += self.l1 * sum(float(np.abs(W).sum()) for W in self.coefs_) / m
+        act = ACTIVATIONS[self.activation]
+        param = self._activation_parameter()
+        n = len(self.coefs_)
+        coef_grads: list[np.ndarray] = [None] * n  # type: ignore[list-item]
+        intercept_grads: list[np.ndarray] = [None] * n  # type: ignore[list-item]
+        for i in range(n - 1, -1, -1):
+            W = self.coefs_[i]
+            g = outputs[i].T @ delta
+            if self.alpha:
+                g += (self.alpha / m) * W
+            if self.l1:
+                g += (self.l1 / m) * np.sign(W)
+            coef_grads[i] = g
+            intercept_grads[i] = delta.sum(axis=0)
+            if i == 0:
+                break
+            delta = delta @ W.T
+            if masks is not None and masks[i - 1] is not None:
+                delta *= masks[i - 1]
+            z, a = kept[i - 1]
+            delta *= act.derivative(z, a, param)
+        return loss, [*coef_grads, *intercept_grads]
+
+    def _raw_output(self, X: np.ndarray) -> np.ndarray:
+        return self._forward(X)[0][-1]
+
+    # -- training ------------------------------------------------------------------------
+    def _validation_split(
+        self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        n_val = max(1, int(round(self.validation_fraction * X.shape[0])))
+        if n_val >= X.shape[0]:
+            raise ValueError(
+                f"{type(self).__name__}: early_stopping needs more samples than the validation "
+                f"fraction takes, got {X.shape[0]} samples"
+            )
+        order = rng.permutation(X.shape[0])
+        val, train = order[:n_val], order[n_val:]
+        return X[train], y[train], X[val], y[val]
+
+    def _start(self, X: np.ndarray, n_outputs: int, rng: np.random.Generator) -> None:
+        check_params(self, self._rules)
+        self._dropout_rates()  # validates the per-layer list now, not mid-training
+        self._init_weights([X.shape[1], *self._sizes, n_outputs], rng)
+        self._optimizer = make_optimizer(self, [*self.coefs_, *self.intercepts_])
+        self._rng = rng
+        self.loss_curve_: list[float] = []
+        self.validation_scores_: list[float] = []
+        self.best_loss_ = np.inf
+        self.n_iter_ = 0
+        self.t_ = 0
+
+    def _epoch(self, X: np.ndarray, Y: np.ndarray) -> float:
+        """One pass over the data in mini-batches; the mean training loss."""
+        rng, n = self._rng, X.shape[0]
+        batch = min(200, n) if self.batch_size == "auto" else min(self.batch_size, n)
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        lr = scheduled_rate(self, self.n_iter_)
+        rates = self._dropout_rates()
+        dtype = X.dtype
+        params = [*self.coefs_, *self.intercepts_]
+        total = 0.0
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for start in range(0, n, batch):
+                rows = order[start : start + batch]
+                masks = None
+                if any(rates):
+                    masks = [
+                        ((rng.random((len(rows), size)) >= p) / (1.0 - p)).astype(dtype)
+                        if p > 0
+                        else None
+                        for size, p in zip(self._sizes, rates, strict=True)
+                    ]
+                loss, grads = self._loss_and_grads(X[rows], Y[rows], masks)
+                total += loss * len(rows)
+                self._optimizer.step(params, grads, lr)
+                if self.max_norm is not None:
+                    self._apply_max_norm()
+                self.t_ += len(rows)
+        return total / n
+
+    def _apply_max_norm(self) -> None:
+        for W in self.coefs_:
+            norms = np.sqrt(np.einsum("ij,ij->j", W, W))  # each unit's incoming weights
+            too_big = norms > self.max_norm
+            if too_big.any():
+                W[:, too_big] *= self.max_norm / norms[too_big]
+
+    def _check_finite(self, loss: float) -> None:
+        if np.isfinite(loss) and all(np.isfinite(W).all() for W in self.coefs_):
+            return
+        what = f"loss became {loss}" if not np.isfinite(loss) else "a weight became non-finite"
+        raise DivergenceError(
+            f"{what} at epoch {self.n_iter_} with learning_rate={self.learning_rate_init} "
+            f"(solver={self.solver!r}, alpha={self.alpha})"
+        )
+
+    def _train(
+        self, X: np.ndarray, y: np.ndarray, eval_set: tuple[Any, Any] | None, epochs: int
+    ) -> None:
+        """Run up to ``epochs`` epochs with callbacks, early stopping and divergence checks."""
+        X_val = y_val = None
+        if self.early_stopping:
+            X, y, X_val, y_val = self._validation_split(X, y, self._rng)
+        elif eval_set is not None:
+            X_val, y_val = self._prepare_X(eval_set[0], reset=False), np.asarray(eval_set[1])
+        Y = self._encode(y)
+        best_score, best_weights, stale = -np.inf, None, 0
+        for _ in range(epochs):
+            train_loss = self._epoch(X, Y)
+            self.n_iter_ += 1
+            self.loss_curve_.append(train_loss)
+            self._check_finite(train_loss)
+            metrics = {
+                "train_loss": train_loss,
+                "learning_rate": scheduled_rate(self, self.n_iter_ - 1),
+            }
+            if X_val is not None:
+                metrics.update(self._score_metrics(X_val, y_val))
+                self.validation_scores_.append(metrics["val_score"])
+            stop = bool(
+                self.epoch_callback is not None and self.epoch_callback(self.n_iter_, metrics)
+            )
+            # Patience: on the validation score with early stopping, else on the training loss.
+            if self.early_stopping:
+                score = metrics["val_score"]
+                if score > best_score + self.tol:
+                    best_score, stale = score, 0
+                    best_weights = (
+                        [W.copy() for W in self.coefs_],
+                        [b.copy() for b in self.intercepts_],
+                    )
+                else:
+                    stale += 1
+            else:
+                stale = stale + 1 if train_loss > self.best_loss_ - self.tol else 0
+            self.best_loss_ = min(self.best_loss_, train_loss)
+            if stop or stale >= self.n_iter_no_change:
+                break
+        if best_weights is not None:  # early stopping keeps the best epoch, not the last
+            self.coefs_, self.intercepts_ = best_weights
+            self.best_validation_score_ = best_score
+            self._optimizer = make_optimizer(self, [*self.coefs_, *self.intercepts_])
+
+    def _fit(self, X: Any, y: Any, eval_set: tuple[Any, Any] | None) -> BaseMLP:
+        X = self._prepare_X(X, reset=True)
+        y = self._prepare_y(y)
+        self._start(X, self._n_outputs(y), np.random.default_rng(self.random_state))
+        self._train(X, y, eval_set, self.max_iter)
+        return self
+
+    def _partial_fit(self, X: Any, y: Any) -> BaseMLP:
+        first = not hasattr(self, "coefs_")
+        X = self._prepare_X(X, reset=first)
+        y = self._prepare_y(y, reset=first)
+        if first:
+            self._start(X, self._n_outputs(y), np.random.default_rng(self.random_state))
+        early_stopping, self.early_stopping = self.early_stopping, False
+        try:
+            self._train(X, y, None, 1)
+        finally:
+            self.early_stopping = early_stopping
+        return self
+
+    def _checked_X(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "coefs_")
+        return self._prepare_X(X, reset=False)
