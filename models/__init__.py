@@ -3,4 +3,16 @@
 from models.exceptions import DivergenceError
 from models.mlp import MLPClassifier, MLPRegressor
 
-__all__ = ["DivergenceError", "MLPClassifier", "MLPRegressor"]
+# For mlflow.sklearn.log_model(..., skops_trusted_types=SKOPS_TRUSTED_TYPES): MLflow's
+# skops serialisation loads only the types it is told to trust. A fitted model holds its
+# optimiser's state so that partial_fit can continue training.
+SKOPS_TRUSTED_TYPES = [
+    "models.mlp.MLPClassifier",
+    "models.mlp.MLPRegressor",
+    "models._optimizers.SGD",
+    "models._optimizers.Adagrad",
+    "models._optimizers.RMSprop",
+    "models._optimizers.Adam",
+]
+
+__all__ = ["SKOPS_TRUSTED_TYPES", "DivergenceError", "MLPClassifier", "MLPRegressor"]

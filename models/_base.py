@@ -41,6 +41,7 @@ class BaseMLP(BaseEstimator):
     """Parameters shared by the MLP estimators; see `MLPClassifier` for their meaning."""
 
     _output = "identity"
+    _multi_output = True
     _rules = {
         "hidden_layer_sizes": (_hidden_sizes_ok, "a tuple of positive ints"),
         "activation": (one_of(*ACTIVATIONS), f"one of {sorted(ACTIVATIONS)}"),
@@ -204,8 +205,24 @@ class BaseMLP(BaseEstimator):
             self.intercepts_.append(np.zeros(fan_out, dtype=dtype))
 
     def _prepare_X(self, X: Any, *, reset: bool) -> np.ndarray:
+        """Validated inputs in the model's dtype, standardised when asked."""
         X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
-        X = X.astype(self.dtype, copy=False)
+        return self._standardize(X.astype(self.dtype, copy=False), reset)
+
+    def _prepare_Xy(self, X: Any, y: Any, *, reset: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs and targets validated together (same length, finite, y given)."""
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=reset,
+            dtype=[np.float64, np.float32],
+            multi_output=self._multi_output,
+            y_numeric=self._output == "identity",
+        )
+        return self._standardize(X.astype(self.dtype, copy=False), reset), y
+
+    def _standardize(self, X: np.ndarray, reset: bool) -> np.ndarray:
         if reset:
             if self.standardize:
                 self.mean_ = X.mean(axis=0)
@@ -421,7 +438,7 @@ class BaseMLP(BaseEstimator):
             self._optimizer = make_optimizer(self, [*self.coefs_, *self.intercepts_])
 
     def _fit(self, X: Any, y: Any, eval_set: tuple[Any, Any] | None) -> BaseMLP:
-        X = self._prepare_X(X, reset=True)
+        X, y = self._prepare_Xy(X, y, reset=True)
         y = self._prepare_y(y)
         self._start(X, self._n_outputs(y), np.random.default_rng(self.random_state))
         self._train(X, y, eval_set, self.max_iter)
@@ -429,7 +446,7 @@ class BaseMLP(BaseEstimator):
 
     def _partial_fit(self, X: Any, y: Any) -> BaseMLP:
         first = not hasattr(self, "coefs_")
-        X = self._prepare_X(X, reset=first)
+        X, y = self._prepare_Xy(X, y, reset=first)
         y = self._prepare_y(y, reset=first)
         if first:
             self._start(X, self._n_outputs(y), np.random.default_rng(self.random_state))

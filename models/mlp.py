@@ -105,6 +105,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     """
 
     _output = "softmax"
+    _multi_output = False
 
     def fit(self, X: Any, y: Any, *, eval_set: tuple[Any, Any] | None = None) -> MLPClassifier:
         """Train on ``(X, y)``; ``eval_set=(X_val, y_val)`` adds validation metrics per epoch."""
@@ -165,7 +166,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         return self._proba(self._checked_X(X))
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # first: it raises NotFittedError before fit
+        return self.classes_[proba.argmax(axis=1)]
 
 
 class MLPRegressor(RegressorMixin, BaseMLP):
@@ -221,3 +223,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     def predict(self, X: Any) -> np.ndarray:
         pred = self._raw_output(self._checked_X(X))
         return pred.ravel() if self._y_1d else pred
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
