@@ -24,6 +24,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/models.py
 
 clean:
 	rm -rf $(VENV) mlflow.db mlartifacts .pytest_cache
