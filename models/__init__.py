@@ -1,6 +1,7 @@
 """NumPy neural networks with scikit-learn's estimator API, built to be tuned by `hpo`."""
 
 from models.exceptions import DivergenceError
+from models.linear import LogisticRegression, Perceptron
 from models.mlp import MLPClassifier, MLPRegressor
 
 # For mlflow.sklearn.log_model(..., skops_trusted_types=SKOPS_TRUSTED_TYPES): MLflow's
@@ -9,10 +10,19 @@ from models.mlp import MLPClassifier, MLPRegressor
 SKOPS_TRUSTED_TYPES = [
     "models.mlp.MLPClassifier",
     "models.mlp.MLPRegressor",
+    "models.linear.Perceptron",
+    "models.linear.LogisticRegression",
     "models._optimizers.SGD",
     "models._optimizers.Adagrad",
     "models._optimizers.RMSprop",
     "models._optimizers.Adam",
 ]
 
-__all__ = ["SKOPS_TRUSTED_TYPES", "DivergenceError", "MLPClassifier", "MLPRegressor"]
+__all__ = [
+    "SKOPS_TRUSTED_TYPES",
+    "DivergenceError",
+    "LogisticRegression",
+    "MLPClassifier",
+    "MLPRegressor",
+    "Perceptron",
+]

@@ -14,10 +14,23 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from models import SKOPS_TRUSTED_TYPES, MLPClassifier, MLPRegressor
+from models import (
+    SKOPS_TRUSTED_TYPES,
+    LogisticRegression,
+    MLPClassifier,
+    MLPRegressor,
+    Perceptron,
+)
 
 
-@parametrize_with_checks([MLPClassifier(random_state=0), MLPRegressor(random_state=0)])
+@parametrize_with_checks(
+    [
+        MLPClassifier(random_state=0),
+        MLPRegressor(random_state=0),
+        Perceptron(random_state=0),
+        LogisticRegression(random_state=0),
+    ]
+)
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
