@@ -53,35 +53,31 @@ def seconds_per_epoch(make, X, y, epochs: int) -> float:
     return elapsed / epochs
 
 
+def same_settings(hidden, batch, epochs) -> dict:
+    """What both implementations get: the comparison is only fair if this is shared."""
+    return dict(
+        hidden_layer_sizes=hidden,
+        solver="adam",
+        learning_rate_init=1e-3,
+        batch_size=batch,
+        max_iter=epochs,
+        tol=0.0,
+        n_iter_no_change=epochs + 1,
+        random_state=0,
+    )
+
+
 def ours(hidden, batch, dtype):
     from models import MLPClassifier
 
-    return lambda epochs: MLPClassifier(
-        hidden,
-        solver="adam",
-        learning_rate_init=1e-3,
-        batch_size=batch,
-        max_iter=epochs,
-        tol=0.0,
-        n_iter_no_change=epochs + 1,
-        dtype=dtype,
-        random_state=0,
-    )
+    return lambda epochs: MLPClassifier(**same_settings(hidden, batch, epochs), dtype=dtype)
 
 
 def sklearns(hidden, batch, dtype):
+    # scikit-learn has no dtype parameter: it computes in the dtype of X.
     from sklearn.neural_network import MLPClassifier
 
-    return lambda epochs: MLPClassifier(
-        hidden,
-        solver="adam",
-        learning_rate_init=1e-3,
-        batch_size=batch,
-        max_iter=epochs,
-        tol=0.0,
-        n_iter_no_change=epochs + 1,
-        random_state=0,
-    )
+    return lambda epochs: MLPClassifier(**same_settings(hidden, batch, epochs))
 
 
 def digits():
