@@ -1,8 +1,10 @@
-"""Hidden-layer activations and their derivatives.
+"""Hidden-layer activations and their derivatives, computed in place.
 
-Each activation is a pair ``(f(z), f'(z) given (z, a=f(z)))``: passing both lets each derivative
-use whichever is cheaper (sigmoid and tanh from the output, the ReLU family from the input).
-Forward functions may overwrite ``z``: the caller keeps a copy only when the derivative needs it.
+``forward(z, p)`` overwrites ``z`` with the activation and returns it; ``derivative(z, a, p,
+out)`` writes da/dz into ``out``. Both z (when ``needs_input``) and a are given so each
+derivative uses whichever is cheaper: sigmoid and tanh from the output, the ReLU family from
+its input. Working in place matters: these run on every batch, and fresh arrays of a few
+hundred kilobytes each are what made a training step slow.
 """
 
 from __future__ import annotations
@@ -19,58 +21,71 @@ Array = np.ndarray
 @dataclass(frozen=True)
 class Activation:
     name: str
-    forward: Callable[[Array, float], Array]  # (z, parameter) -> a
-    derivative: Callable[[Array, Array, float], Array]  # (z, a, parameter) -> da/dz
-    needs_input: bool  # whether derivative reads z (then z must be kept)
+    forward: Callable[[Array, float], Array]
+    derivative: Callable[[Array | None, Array, float, Array], Array]
+    needs_input: bool  # whether derivative reads z (then the caller keeps a copy of it)
 
 
 def _relu(z: Array, _: float) -> Array:
     return np.maximum(z, 0, out=z)
 
 
-def _relu_grad(z: Array, a: Array, _: float) -> Array:
-    return (a > 0).astype(a.dtype)
+def _relu_grad(z: Array | None, a: Array, _: float, out: Array) -> Array:
+    return np.greater(a, 0, out=out, casting="unsafe")
 
 
 def _leaky_relu(z: Array, slope: float) -> Array:
-    return np.where(z > 0, z, slope * z)
+    z[z < 0] *= slope
+    return z
 
 
-def _leaky_relu_grad(z: Array, a: Array, slope: float) -> Array:
-    return np.where(z > 0, 1.0, slope).astype(a.dtype)
+def _leaky_relu_grad(z: Array, a: Array, slope: float, out: Array) -> Array:
+    out.fill(1.0)
+    out[z < 0] = slope
+    return out
 
 
 def _elu(z: Array, alpha: float) -> Array:
-    return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0)))
+    negative = z < 0
+    z[negative] = alpha * np.expm1(z[negative])
+    return z
 
 
-def _elu_grad(z: Array, a: Array, alpha: float) -> Array:
-    # For z <= 0, d/dz alpha*(e^z - 1) = alpha*e^z = a + alpha.
-    return np.where(z > 0, 1.0, a + alpha).astype(a.dtype)
+def _elu_grad(z: Array, a: Array, alpha: float, out: Array) -> Array:
+    # For z < 0, d/dz alpha*(e^z - 1) = alpha*e^z = a + alpha.
+    out.fill(1.0)
+    negative = z < 0
+    out[negative] = a[negative] + alpha
+    return out
 
 
 def _tanh(z: Array, _: float) -> Array:
     return np.tanh(z, out=z)
 
 
-def _tanh_grad(z: Array, a: Array, _: float) -> Array:
-    return 1.0 - a * a
+def _tanh_grad(z: Array | None, a: Array, _: float, out: Array) -> Array:
+    np.multiply(a, a, out=out)
+    np.subtract(1.0, out, out=out)
+    return out
 
 
 def _sigmoid(z: Array, _: float) -> Array:
     return expit(z, out=z)
 
 
-def _sigmoid_grad(z: Array, a: Array, _: float) -> Array:
-    return a * (1.0 - a)
+def _sigmoid_grad(z: Array | None, a: Array, _: float, out: Array) -> Array:
+    np.subtract(1.0, a, out=out)
+    out *= a
+    return out
 
 
 def _identity(z: Array, _: float) -> Array:
     return z
 
 
-def _identity_grad(z: Array, a: Array, _: float) -> Array:
-    return np.ones_like(a)
+def _identity_grad(z: Array | None, a: Array, _: float, out: Array) -> Array:
+    out.fill(1.0)
+    return out
 
 
 _ALL = [

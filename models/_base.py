@@ -37,6 +37,42 @@ def _dropout_ok(v: Any) -> bool:
     return all(is_real(0.0, 1.0, open_high=True)(r) for r in rates)
 
 
+class _Workspace:
+    """Arrays reused by every batch of one size, so a training step allocates (almost)
+    nothing: fresh arrays of a few hundred kilobytes cost more than the arithmetic on them."""
+
+    def __init__(
+        self,
+        coefs: list[np.ndarray],
+        batch: int,
+        activation: str,
+        dropout: list[float],
+        training: bool = True,
+    ) -> None:
+        dtype = coefs[0].dtype
+        widths = [W.shape[1] for W in coefs]
+        hidden = widths[:-1]
+        self.batch = batch
+        self.z = [np.empty((batch, w), dtype) for w in widths]
+        if not training:  # a forward pass needs only the layer outputs
+            self.z_in = self.before_dropout = []
+            return
+        self.z_in = (
+            [np.empty((batch, w), dtype) for w in hidden]
+            if ACTIVATIONS[activation].needs_input
+            else []
+        )
+        self.before_dropout = [
+            np.empty((batch, w), dtype) if p > 0 else None
+            for w, p in zip(hidden, dropout, strict=True)
+        ]
+        self.delta = [np.empty((batch, w), dtype) for w in hidden]
+        self.derivative = [np.empty((batch, w), dtype) for w in hidden]
+        self.coef_grads = [np.empty_like(W) for W in coefs]
+        self.intercept_grads = [np.empty(W.shape[1], dtype) for W in coefs]
+        self.scratch = [np.empty_like(W) for W in coefs]
+
+
 class BaseMLP(BaseEstimator):
     """Parameters shared by the MLP estimators; see `MLPClassifier` for their meaning."""
 
@@ -235,89 +271,125 @@ class BaseMLP(BaseEstimator):
         return X
 
     # -- forward and backward ------------------------------------------------------------
+    def _workspace(self, batch: int, training: bool = True) -> _Workspace:
+        return _Workspace(self.coefs_, batch, self.activation, self._dropout_rates(), training)
+
     def _forward(
-        self, X: np.ndarray, masks: list[np.ndarray | None] | None = None
-    ) -> tuple[list[np.ndarray], list[tuple[np.ndarray | None, np.ndarray]]]:
-        """Layer outputs (the last is the output layer's pre-activation), and per hidden
-        layer what its derivative needs: (z if the activation reads it, a before dropout)."""
+        self,
+        X: np.ndarray,
+        masks: list[np.ndarray | None] | None = None,
+        ws: _Workspace | None = None,
+    ) -> list[np.ndarray]:
+        """Each layer's output for the batch X; the last is the output layer's pre-activation.
+
+        Hidden outputs are after dropout; ``ws`` keeps what the backward pass needs (z for
+        activations that read it, the activation before dropout).
+        """
+        ws = ws if ws is not None else self._workspace(X.shape[0], training=masks is not None)
+        m = X.shape[0]
         act = ACTIVATIONS[self.activation]
         param = self._activation_parameter()
-        outputs, kept = [X], []
+        outputs = [X]
         last = len(self.coefs_) - 1
         for i, (W, b) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
-            z = outputs[-1] @ W
+            z = np.matmul(outputs[-1], W, out=ws.z[i][:m])
             z += b
-            if i == last:
-                outputs.append(z)
-                break
-            z_kept = z.copy() if act.needs_input else None
-            a = act.forward(z, param)
-            kept.append((z_kept, a))
-            if masks is not None and masks[i] is not None:
-                a = a * masks[i]  # inverted dropout: the mask is already scaled by 1/(1-p)
-            outputs.append(a)
-        return outputs, kept
+            if i < last:
+                if act.needs_input and ws.z_in:
+                    np.copyto(ws.z_in[i][:m], z)
+                act.forward(z, param)
+                if masks is not None and masks[i] is not None:
+                    np.copyto(ws.before_dropout[i][:m], z)
+                    z *= masks[i]  # inverted dropout: the mask is already scaled by 1/(1-p)
+            outputs.append(z)
+        return outputs
 
-    def _output_loss(self, z: np.ndarray, Y: np.ndarray) -> tuple[float, np.ndarray]:
-        """Mean loss over the batch and d loss / d z for the output layer."""
+    def _output_loss(self, z: np.ndarray, Y: np.ndarray) -> float:
+        """Mean loss over the batch; overwrites z with d loss / d z."""
         m = z.shape[0]
         if self.loss == "squared_error" and self._output != "identity":
             # Squared error on the probabilities: the slow-learning pairing the
             # cross-entropy loss is compared against.
-            if self._output == "sigmoid":
-                p = expit(z)
-                d = p - Y
-                return 0.5 * float(np.sum(d * d)) / m, d * p * (1 - p) / m
-            p = np.exp(log_softmax(z))
+            p = expit(z) if self._output == "sigmoid" else np.exp(log_softmax(z))
             d = p - Y
-            return 0.5 * float(np.sum(d * d)) / m, p * (
-                d - np.sum(d * p, axis=1, keepdims=True)
-            ) / m
+            loss = 0.5 * float(np.sum(d * d)) / m
+            if self._output == "sigmoid":
+                z[...] = d * p * (1 - p) / m
+            else:
+                z[...] = p * (d - np.sum(d * p, axis=1, keepdims=True)) / m
+            return loss
         if self._output == "softmax":
-            log_p = log_softmax(z)
-            return -float(np.sum(Y * log_p)) / m, (np.exp(log_p) - Y) / m
-        if self._output == "sigmoid":
+            z -= z.max(axis=1, keepdims=True)
+            picked = float(np.vdot(Y, z))  # sum of the true classes' shifted logits
+            np.exp(z, out=z)
+            totals = z.sum(axis=1, keepdims=True)
+            loss = (float(np.sum(np.log(totals))) - picked) / m
+            z /= totals
+        elif self._output == "sigmoid":
             # log(1 + e^z) - y z, written to stay finite for large |z|.
-            loss = float(np.sum(np.logaddexp(0, z) - Y * z)) / m
-            return loss, (expit(z) - Y) / m
-        diff = z - Y
-        return 0.5 * float(np.sum(diff * diff)) / m, diff / m
+            loss = float(np.sum(np.logaddexp(0, z)) - np.vdot(Y, z)) / m
+            expit(z, out=z)
+        else:
+            z -= Y
+            loss = 0.5 * float(np.vdot(z, z)) / m
+            z /= m
+            return loss
+        z -= Y
+        z /= m
+        return loss
+
+    def _penalty(self, m: int) -> float:
+        penalty = 0.0
+        if self.alpha:
+            penalty += 0.5 * self.alpha * sum(float(np.vdot(W, W)) for W in self.coefs_) / m
+        if self.l1:
+            penalty += self.l1 * sum(float(np.abs(W).sum()) for W in self.coefs_) / m
+        return penalty
 
     def _loss_and_grads(
-        self, X: np.ndarray, Y: np.ndarray, masks: list[np.ndarray | None] | None = None
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        masks: list[np.ndarray | None] | None = None,
+        ws: _Workspace | None = None,
+        penalty_loss: bool = True,
     ) -> tuple[float, list[np.ndarray]]:
+        """Loss and gradients for one batch. The gradients live in the workspace: a fresh one
+        unless ``ws`` is given, so callers that keep them across calls pass none."""
         m = X.shape[0]
-        outputs, kept = self._forward(X, masks)
-        loss, delta = self._output_loss(outputs[-1], Y)
-        if self.alpha:
-            loss += 0.5 * self.alpha * sum(float(np.vdot(W, W)) for W in self.coefs_) / m
-        if self.l1:
-            loss += self.l1 * sum(float(np.abs(W).sum()) for W in self.coefs_) / m
+        ws = ws if ws is not None else self._workspace(m)
+        outputs = self._forward(X, masks if masks is not None else [None] * len(ws.delta), ws)
+        loss = self._output_loss(outputs[-1], Y)  # outputs[-1] now holds d loss / d z
+        if penalty_loss:
+            loss += self._penalty(m)
         act = ACTIVATIONS[self.activation]
         param = self._activation_parameter()
-        n = len(self.coefs_)
-        coef_grads: list[np.ndarray] = [None] * n  # type: ignore[list-item]
-        intercept_grads: list[np.ndarray] = [None] * n  # type: ignore[list-item]
-        for i in range(n - 1, -1, -1):
-            W = self.coefs_[i]
-            g = outputs[i].T @ delta
+        delta = outputs[-1]
+        for i in range(len(self.coefs_) - 1, -1, -1):
+            W, g, scratch = self.coefs_[i], ws.coef_grads[i], ws.scratch[i]
+            np.matmul(outputs[i].T, delta, out=g)
             if self.alpha:
-                g += (self.alpha / m) * W
+                np.multiply(W, self.alpha / m, out=scratch)
+                g += scratch
             if self.l1:
-                g += (self.l1 / m) * np.sign(W)
-            coef_grads[i] = g
-            intercept_grads[i] = delta.sum(axis=0)
+                np.sign(W, out=scratch)
+                scratch *= self.l1 / m
+                g += scratch
+            np.sum(delta, axis=0, out=ws.intercept_grads[i])
             if i == 0:
                 break
-            delta = delta @ W.T
-            if masks is not None and masks[i - 1] is not None:
-                delta *= masks[i - 1]
-            z, a = kept[i - 1]
-            delta *= act.derivative(z, a, param)
-        return loss, [*coef_grads, *intercept_grads]
+            previous = np.matmul(delta, W.T, out=ws.delta[i - 1][:m])
+            dropped = masks is not None and masks[i - 1] is not None
+            if dropped:
+                previous *= masks[i - 1]
+            a = ws.before_dropout[i - 1][:m] if dropped else outputs[i]
+            z = ws.z_in[i - 1][:m] if act.needs_input else None
+            previous *= act.derivative(z, a, param, ws.derivative[i - 1][:m])
+            delta = previous
+        return loss, [*ws.coef_grads, *ws.intercept_grads]
 
     def _raw_output(self, X: np.ndarray) -> np.ndarray:
-        return self._forward(X)[0][-1]
+        return self._forward(X)[-1]
 
     # -- training ------------------------------------------------------------------------
     def _validation_split(
@@ -344,35 +416,44 @@ class BaseMLP(BaseEstimator):
         self.best_loss_ = np.inf
         self.n_iter_ = 0
         self.t_ = 0
+        self._ws = self._shuffled = None
 
     def _epoch(self, X: np.ndarray, Y: np.ndarray) -> float:
         """One pass over the data in mini-batches; the mean training loss."""
         rng, n = self._rng, X.shape[0]
         batch = min(200, n) if self.batch_size == "auto" else min(self.batch_size, n)
-        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.shuffle:  # one gather per epoch into kept buffers; batches are then slices
+            if getattr(self, "_shuffled", None) is None or self._shuffled[0].shape != X.shape:
+                self._shuffled = (np.empty_like(X), np.empty_like(Y))
+            order = rng.permutation(n)
+            X = np.take(X, order, axis=0, out=self._shuffled[0])
+            Y = np.take(Y, order, axis=0, out=self._shuffled[1])
         lr = scheduled_rate(self, self.n_iter_)
         rates = self._dropout_rates()
-        dtype = X.dtype
+        ws = self._ws if getattr(self, "_ws", None) and self._ws.batch == batch else None
+        self._ws = ws = ws or self._workspace(batch)
         params = [*self.coefs_, *self.intercepts_]
         total = 0.0
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for start in range(0, n, batch):
-                rows = order[start : start + batch]
+                Xb, Yb = X[start : start + batch], Y[start : start + batch]
                 masks = None
                 if any(rates):
                     masks = [
-                        ((rng.random((len(rows), size)) >= p) / (1.0 - p)).astype(dtype)
+                        ((rng.random((len(Xb), size)) >= p) / (1.0 - p)).astype(X.dtype)
                         if p > 0
                         else None
                         for size, p in zip(self._sizes, rates, strict=True)
                     ]
-                loss, grads = self._loss_and_grads(X[rows], Y[rows], masks)
-                total += loss * len(rows)
+                loss, grads = self._loss_and_grads(Xb, Yb, masks, ws, penalty_loss=False)
+                total += loss * len(Xb)
                 self._optimizer.step(params, grads, lr)
                 if self.max_norm is not None:
                     self._apply_max_norm()
-                self.t_ += len(rows)
-        return total / n
+                self.t_ += len(Xb)
+            # The penalty's share of the loss, once per epoch at the epoch's final weights
+            # rather than on every batch: it only feeds the reported curve, not the gradients.
+            return total / n + self._penalty(batch)
 
     def _apply_max_norm(self) -> None:
         for W in self.coefs_:
@@ -432,6 +513,8 @@ class BaseMLP(BaseEstimator):
             self.best_loss_ = min(self.best_loss_, train_loss)
             if stop or stale >= self.n_iter_no_change:
                 break
+        # Buffers are for training only; a fitted model does not carry them.
+        self._ws = self._shuffled = None
         if best_weights is not None:  # early stopping keeps the best epoch, not the last
             self.coefs_, self.intercepts_ = best_weights
             self.best_validation_score_ = best_score
