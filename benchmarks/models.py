@@ -30,7 +30,7 @@ _spec.loader.exec_module(_report)
 machine, table, write_section = _report.machine, _report.table, _report.write_section
 
 
-def gemm_gflops(dtype: str, n: int = 2048, repeats: int = 3) -> float:
+def gemm_gflops(dtype: str, n: int = 2048, repeats: int = 7) -> float:
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(n, n)).astype(dtype), rng.normal(size=(n, n)).astype(dtype)
     a @ b  # warm-up
@@ -148,7 +148,7 @@ def main() -> None:
             )
             for dtype in ("float64", "float32"):
                 Xd = X.astype(dtype)
-                peak = gemm_gflops(dtype)
+                before = gemm_gflops(dtype)
                 mine = statistics.median(
                     seconds_per_epoch(ours(hidden, batch, dtype), Xd, y, epochs)
                     for _ in range(args.repeats)
@@ -157,6 +157,8 @@ def main() -> None:
                     seconds_per_epoch(sklearns(hidden, batch, dtype), Xd, y, epochs)
                     for _ in range(args.repeats)
                 )
+                # The machine is shared: the best GEMM rate seen before or after is the peak.
+                peak = max(before, gemm_gflops(dtype))
                 achieved = flops / mine / 1e9
                 rows.append(
                     [
