@@ -311,11 +311,14 @@ class _Sweep:
 
     # -- the end -------------------------------------------------------------------------
     def _close(self, *, status: str, error: str | None = None) -> None:
-        self.pool.shutdown()
         if self.bar is not None:
             self.bar.close()
-        figures = self._sweep_figures()  # drawn while the writer drains its backlog
+        # Drawn on an idle worker while the writer drains its backlog: in this process the
+        # drawing would compete with the writer for the interpreter.
+        figures = self.pool.render(self._figure_specs())
         self.tracker.close()  # every trial written: all run ids are known from here on
+        figures = figures()
+        self.pool.shutdown()
         trials = self.strategy.trials
         for trial in trials:
             trial.attrs["run_id"] = self.tracker.run_id(trial.number)
@@ -344,14 +347,21 @@ class _Sweep:
         }
         self.tracker.end_sweep(status=status, tags=tags, artifacts=artifacts)
 
-    def _sweep_figures(self) -> dict[str, bytes]:
-        from hpo.plots import heatmap_png, history_png
-
+    def _figure_specs(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """What the closing figures show, as plain data for `hpo.plots.render`."""
         trials = self.strategy.trials
-        artifacts: dict[str, bytes] = {}
+        specs: list[tuple[str, str, dict[str, Any]]] = []
         if trials:
-            artifacts["optimization_history.png"] = history_png(
-                [t.number for t in trials], [t.value for t in trials], self.strategy.direction
+            specs.append(
+                (
+                    "optimization_history.png",
+                    "history",
+                    {
+                        "numbers": [t.number for t in trials],
+                        "values": [t.value for t in trials],
+                        "direction": self.strategy.direction,
+                    },
+                )
             )
         axes = heatmap_axes(self.strategy.space, trials)
         if axes is not None:
@@ -362,8 +372,8 @@ class _Sweep:
                 panels[f"final {name}"] = {
                     cell[t.number]: t.attrs["last_metrics"].get(name, (0, None))[1] for t in trials
                 }
-            artifacts["heatmap.png"] = heatmap_png(x, y, panels)
-        return artifacts
+            specs.append(("heatmap.png", "heatmap", {"x_name": x, "y_name": y, "panels": panels}))
+        return specs
 
 
 def heatmap_axes(space: Space, trials: list[Trial]) -> tuple[str, str] | None:

@@ -145,6 +145,12 @@ class TrialWorker:
     def pid(self) -> int:
         return os.getpid()
 
+    def render(self, specs: list[tuple[str, str, dict[str, Any]]]) -> dict[str, bytes]:
+        """Draw the sweep's closing figures (see `hpo.plots.render`)."""
+        from hpo.plots import render
+
+        return render(specs)
+
     def stop(self, trial_number: int) -> None:
         """Ask the running trial to stop at its next report."""
         if trial_number in self._stops:
@@ -252,6 +258,30 @@ class WorkerPool:
     def _replace(self, dead: Any) -> None:
         self._ray.kill(dead, no_restart=True)
         self.idle.append(self._new_worker())
+
+    def render(
+        self, specs: list[tuple[str, str, dict[str, Any]]]
+    ) -> Callable[[], dict[str, bytes]]:
+        """Start drawing ``specs`` on an idle worker; call the result to get the PNGs.
+
+        Falls back to drawing here when no worker is idle or the worker fails.
+        """
+        from hpo.plots import render
+
+        if not specs:
+            return dict
+        if not self.idle:
+            figures = render(specs)
+            return lambda: figures
+        ref = self.idle[0].render.remote(specs)
+
+        def result() -> dict[str, bytes]:
+            try:
+                return self._ray.get(ref)
+            except self._ray.exceptions.RayError:
+                return render(specs)
+
+        return result
 
     def stop_trial(self, running: Running) -> None:
         running.worker.stop.remote(running.trial.number)

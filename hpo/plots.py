@@ -108,3 +108,9 @@ def heatmap_png(
 
 def _sort_key(v: object) -> tuple[int, object]:
     return (0, v) if isinstance(v, int | float) else (1, str(v))
+
+
+def render(specs: list[tuple[str, str, dict]]) -> dict[str, bytes]:
+    """PNG bytes by file name for ``(name, kind, arguments)`` specs ("history", "heatmap")."""
+    draw = {"history": history_png, "heatmap": heatmap_png}
+    return {name: draw[kind](**arguments) for name, kind, arguments in specs}
