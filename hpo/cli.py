@@ -32,7 +32,10 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", parents=[tracking], help="run a sweep from an experiment file")
     run.add_argument("file", help="experiment file (a .py module defining space and objective)")
-    run.add_argument("--strategy", help="grid, random (default: the file's, else random)")
+    run.add_argument(
+        "--strategy",
+        help="grid, random, tpe or optuna:NAME (default: the file's, else random)",
+    )
     run.add_argument(
         "--trials",
         type=int,

@@ -8,12 +8,15 @@ from typing import Any
 from hpo.space import Space
 from hpo.strategies.base import Strategy, Trial, TrialState
 from hpo.strategies.grid import GridSearch
+from hpo.strategies.optuna_sampler import TPE, OptunaSampler
 from hpo.strategies.random_search import RandomSearch
 
 STRATEGIES: dict[str, type[Strategy]] = {
     GridSearch.name: GridSearch,
     RandomSearch.name: RandomSearch,
+    TPE.name: TPE,
 }
+OPTUNA_PREFIX = "optuna:"
 
 
 def make_strategy(
@@ -33,17 +36,22 @@ def make_strategy(
     >>> for t in trials:
     ...     s.tell(t, t.params["x"] ** 2)
     """
+    if isinstance(name, str) and name.startswith(OPTUNA_PREFIX):
+        sampler = name[len(OPTUNA_PREFIX) :]
+        return OptunaSampler(space, direction=direction, seed=seed, sampler=sampler)
     try:
         cls = STRATEGIES[name]
     except (KeyError, TypeError):
-        known = ", ".join(sorted(STRATEGIES))
+        known = ", ".join([*sorted(STRATEGIES), f"{OPTUNA_PREFIX}NAME"])
         raise ValueError(f"unknown strategy {name!r}; choose one of: {known}") from None
     return cls(space, direction=direction, seed=seed)
 
 
 __all__ = [
     "STRATEGIES",
+    "TPE",
     "GridSearch",
+    "OptunaSampler",
     "RandomSearch",
     "Strategy",
     "Trial",

@@ -105,3 +105,33 @@ def test_trials_carry_nested_and_flat_params():
     for t in s.ask(10):
         assert t.flat_params["opt.name"] == t.params["opt"]["name"]
         assert ("opt.momentum" in t.flat_params) == (t.params["opt"]["name"] == "sgd")
+
+
+def test_optuna_samplers_by_name_and_clear_errors():
+    s = hpo.make_strategy("optuna:qmc", {"x": Float(0.0, 1.0)}, seed=0)
+    assert s.settings()["sampler"] == "QMCSampler"
+    with pytest.raises(ValueError, match=r"unknown Optuna sampler 'foo'; choose one of: cmaes"):
+        hpo.make_strategy("optuna:foo", {"x": Float(0.0, 1.0)})
+
+
+def test_tpe_is_multivariate_grouped_with_constant_liar():
+    s = hpo.make_strategy("tpe", SPACE, seed=0)
+    settings = s.settings()
+    assert settings["strategy"] == "tpe" and settings["sampler"] == "TPESampler"
+    assert settings["sampler.multivariate"] and settings["sampler.group"]
+    assert settings["sampler.constant_liar"]
+
+
+def test_tpe_beats_random_search_on_a_simple_bowl():
+    space = {"x": Float(-5.0, 5.0), "y": Float(-5.0, 5.0)}
+
+    def best(name, seed):
+        s = hpo.make_strategy(name, space, seed=seed)
+        for _ in range(60):
+            [t] = s.ask()
+            s.tell(t, (t.params["x"] - 1.0) ** 2 + (t.params["y"] + 2.0) ** 2)
+        return s.best_trial().value
+
+    tpe = sorted(best("tpe", seed) for seed in range(5))
+    rnd = sorted(best("random", seed) for seed in range(5))
+    assert tpe[2] < rnd[2]  # median over seeds

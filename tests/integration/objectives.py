@@ -94,3 +94,10 @@ class Unshippable:
 
     def __reduce__(self):
         return (_missing_module, ())
+
+
+def conditional(params, report):
+    units = params["layers"]["units"]
+    value = params["x"] ** 2 + sum((u - 0.5) ** 2 for u in units) + 0.1 * len(units)
+    report(0, loss=value)
+    return value

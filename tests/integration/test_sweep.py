@@ -244,3 +244,30 @@ def test_workers_that_cannot_start_stop_the_sweep_with_the_reason(
     assert "could not start" in parent.data.tags["hpo.error"]
     for run in child_runs(client, parent.info.run_id):
         assert run.info.status != "RUNNING"
+
+
+def test_tpe_sweep_over_a_conditional_space_records_its_settings(ray_cluster, tracking_uri, client):
+    space = {
+        "x": Float(-1.0, 1.0),
+        "layers": Choice(
+            [{"units": [Float(0.0, 1.0)]}, {"units": [Float(0.0, 1.0), Float(0.0, 1.0)]}]
+        ),
+    }
+    result = hpo.run(
+        space,
+        objectives.conditional,
+        strategy="tpe",
+        n_trials=12,
+        workers=2,
+        seed=4,
+        tracking_uri=tracking_uri,
+        experiment_name="tpe",
+        progress=False,
+    )
+    assert result.n_complete == 12
+    parent = client.get_run(result.sweep_id)
+    assert parent.data.tags["hpo.strategy"] == "tpe"
+    assert parent.data.params["sampler"] == "TPESampler"
+    assert parent.data.params["sampler.constant_liar"] == "True"
+    branches = {len(t.params["layers"]["units"]) for t in result.trials}
+    assert branches == {1, 2}

@@ -1,0 +1,175 @@
+"""Optuna samplers behind the ask/tell interface: ``tpe`` and ``optuna:NAME``.
+
+Each trial is an Optuna trial of an in-memory study, asked define-by-run: the space's
+parameters are suggested in tree order, each under its unique key (the branch index is
+part of a conditional parameter's key, so a name shared by two branches stays two Optuna
+parameters with their own distributions), and only those active under the choices made so
+far. A `Choice` is suggested as its option index.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+from hpo.space import Choice, Float, Int, Param, Space
+from hpo.strategies.base import Strategy, Trial, TrialState
+
+
+def _sampler_classes() -> dict[str, type]:
+    import optuna.samplers
+
+    classes = {}
+    for attr in dir(optuna.samplers):
+        cls = getattr(optuna.samplers, attr)
+        if attr.endswith("Sampler") and isinstance(cls, type) and not attr.startswith("Base"):
+            classes[attr[: -len("Sampler")].lower()] = cls
+    # Samplers that need a fixed search space or extra arguments cannot serve a tree space.
+    for unusable in ("grid", "bruteforce", "partialfixed"):
+        classes.pop(unusable, None)
+    return classes
+
+
+# Samplers whose module Optuna imports only when it first samples: checked up front so a
+# missing one stops the sweep before it starts, not at its first trial.
+NEEDS = {"cmaes": "cmaes", "gp": "torch"}
+
+
+def optuna_sampler_names() -> list[str]:
+    return sorted(_sampler_classes())
+
+
+class OptunaSampler(Strategy):
+    """Any Optuna sampler, by name, driven through Optuna's ask/tell.
+
+    Parameters
+    ----------
+    space, direction, seed
+        As for every strategy; the seed is passed to the sampler.
+    sampler : str
+        An Optuna sampler by its class name without "Sampler", case-insensitive: "tpe",
+        "random", "qmc", "cmaes", "nsgaii", "nsgaiii", "gp" (needs torch).
+    **sampler_options
+        Passed to the sampler's constructor.
+
+    Examples
+    --------
+    >>> from hpo.space import Float
+    >>> s = OptunaSampler({"x": Float(0.0, 1.0)}, sampler="qmc", seed=0)
+    >>> [t] = s.ask()
+    >>> s.tell(t, t.params["x"])
+    """
+
+    name = "optuna"
+
+    def __init__(
+        self,
+        space: Space | Mapping[str, Any],
+        *,
+        direction: str = "minimize",
+        seed: int | None = None,
+        sampler: str = "tpe",
+        **sampler_options: Any,
+    ) -> None:
+        super().__init__(space, direction=direction, seed=seed)
+        import optuna
+
+        classes = _sampler_classes()
+        key = sampler.lower()
+        if key not in classes:
+            raise ValueError(
+                f"unknown Optuna sampler {sampler!r}; choose one of: {', '.join(sorted(classes))}"
+            )
+        cls = classes[key]
+        module = NEEDS.get(key)
+        if module is not None and importlib.util.find_spec(module) is None:
+            raise ValueError(f"optuna:{key} needs the {module!r} package, which is not installed")
+        options = dict(sampler_options)
+        if "seed" in inspect.signature(cls).parameters:
+            options.setdefault("seed", self.seed)
+        self.sampler_name = key
+        self.sampler_options = sampler_options
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        with warnings.catch_warnings():
+            # Optuna marks multivariate/group TPE "experimental"; they are what we want.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._sampler = cls(**options)
+        self.study = optuna.create_study(direction=direction, sampler=self._sampler)
+        self._asked: dict[int, Any] = {}  # our trial number -> Optuna trial
+
+    def _suggest(self, n: int) -> list[dict[str, Any]]:
+        out = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # experimental-feature notices, per suggest call
+            for i in range(n):
+                optuna_trial = self.study.ask()
+                self._asked[len(self.trials) + i] = optuna_trial
+                out.append(self._define_by_run(optuna_trial))
+        return out
+
+    def _define_by_run(self, optuna_trial: Any) -> dict[str, Any]:
+        assignment: dict[str, Any] = {}
+        for p in self.space.params:
+            if self.space.is_active(p, assignment):
+                assignment[p.key] = _suggest(optuna_trial, p)
+        return assignment
+
+    def _on_tell(self, trial: Trial) -> None:
+        from optuna.trial import TrialState as OptunaState
+
+        optuna_trial = self._asked.pop(trial.number)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if trial.state is TrialState.COMPLETE:
+                self.study.tell(optuna_trial, trial.value)
+            elif trial.state is TrialState.PRUNED:
+                self.study.tell(optuna_trial, state=OptunaState.PRUNED)
+            else:
+                self.study.tell(optuna_trial, state=OptunaState.FAIL)
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            **super().settings(),
+            "sampler": type(self._sampler).__name__,
+            **{f"sampler.{k}": v for k, v in self.sampler_options.items()},
+        }
+
+
+def _suggest(optuna_trial: Any, p: Param) -> Any:
+    dim = p.dim
+    if isinstance(dim, Float):
+        return optuna_trial.suggest_float(p.key, dim.low, dim.high, log=dim.log)
+    if isinstance(dim, Int):
+        return optuna_trial.suggest_int(p.key, dim.low, dim.high, step=dim.step, log=dim.log)
+    if isinstance(dim, Choice):
+        return optuna_trial.suggest_categorical(p.key, list(range(len(dim.options))))
+    raise TypeError(f"no Optuna distribution for {dim!r}")
+
+
+class TPE(OptunaSampler):
+    """Tree-structured Parzen estimators: Optuna's TPESampler, multivariate and grouped
+    (so conditional branches are modelled jointly), with the constant liar so trials
+    still running keep new suggestions away from them.
+
+    Examples
+    --------
+    >>> from hpo.space import Float
+    >>> s = TPE({"x": Float(0.0, 1.0)}, seed=0)
+    >>> trials = s.ask(2)
+    """
+
+    name = "tpe"
+
+    def __init__(
+        self,
+        space: Space | Mapping[str, Any],
+        *,
+        direction: str = "minimize",
+        seed: int | None = None,
+        **sampler_options: Any,
+    ) -> None:
+        options = {"multivariate": True, "group": True, "constant_liar": True, **sampler_options}
+        super().__init__(space, direction=direction, seed=seed, sampler="tpe", **options)

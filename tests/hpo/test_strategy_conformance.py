@@ -1,0 +1,126 @@
+"""What every strategy must do, whatever its algorithm (one parametrised suite).
+
+A strategy joins by being added to STRATEGIES below; grid search, which enumerates instead of
+sampling, runs the cases that apply to it on spaces with grids.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import hpo
+from hpo.space import Choice, Float, Int
+
+STRATEGIES = ["random", "tpe", "optuna:random", "optuna:qmc", "optuna:cmaes", "grid"]
+
+SPACES = {
+    "float": {"x": Float(-2.0, 3.0, grid=5), "y": Float(0.0, 1.0, grid=3)},
+    "log": {"lr": Float(1e-5, 1.0, log=True, grid=6)},
+    "int": {"n": Int(-3, 40)},
+    "stepped int": {"n": Int(10, 100, step=10), "m": Int(1, 1000, log=True, grid=4)},
+    "categorical": {"act": Choice(["relu", "tanh", "sigmoid"]), "flag": Choice([True, False])},
+    "conditional": {
+        "lr": Float(1e-4, 1e-1, log=True, grid=2),
+        "layers": Choice(
+            [
+                {"units": [Int(50, 1000, grid=2)]},
+                {
+                    "units": [Int(50, 1000, grid=2), Int(50, 1000, grid=2)],
+                    "dropout": Choice([None, {"rate": Float(0.0, 0.5, grid=2)}]),
+                },
+            ]
+        ),
+    },
+}
+
+
+def objective(params) -> float:
+    """A deterministic score that depends on every kind of parameter."""
+    total = 0.0
+    for key, value in _leaves(params):
+        if isinstance(value, bool) or value is None:
+            total += 0.3 * bool(value)
+        elif isinstance(value, int | float):
+            total += math.log1p(abs(value)) * (1.0 if "lr" not in key else -1.0)
+        else:
+            total += len(str(value)) * 0.1
+    return total
+
+
+def _leaves(tree, prefix=""):
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _leaves(v, f"{prefix}.{k}")
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            yield from _leaves(v, f"{prefix}.{i}")
+    else:
+        yield prefix, tree
+
+
+def run(strategy, n_trials, batch=1, fail_every=0):
+    seen = []
+    while len(seen) < n_trials and not strategy.exhausted:
+        trials = strategy.ask(min(batch, n_trials - len(seen)))
+        if not trials:
+            break
+        for t in trials:
+            seen.append(t)
+            if fail_every and t.number % fail_every == fail_every - 1:
+                strategy.tell(t, failed=True, error="injected failure")
+            else:
+                strategy.tell(t, objective(t.params))
+    return seen
+
+
+@pytest.mark.parametrize("space_name", list(SPACES))
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_only_valid_configurations(name, space_name):
+    strategy = hpo.make_strategy(name, SPACES[space_name], seed=0)
+    trials = run(strategy, 25)
+    assert trials
+    for t in trials:
+        strategy.space.validate(t.assignment)
+        assert t.params == strategy.space.build(t.assignment)
+
+
+@pytest.mark.parametrize("space_name", ["float", "conditional", "categorical"])
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_reproducible_with_a_seed(name, space_name):
+    def history(seed):
+        return [
+            t.assignment
+            for t in run(hpo.make_strategy(name, SPACES[space_name], seed=seed), 15, batch=2)
+        ]
+
+    assert history(3) == history(3)
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_failures_are_told_and_survived(name):
+    strategy = hpo.make_strategy(name, SPACES["conditional"], seed=1)
+    trials = run(strategy, 20, fail_every=3)
+    failed = [t for t in trials if t.state.value == "FAILED"]
+    assert failed and all(t.error == "injected failure" for t in failed)
+    assert strategy.best_trial() is not None and strategy.pending == []
+    more = strategy.ask(1)  # still asks after failures
+    assert more or strategy.exhausted
+
+
+@pytest.mark.parametrize("name", [s for s in STRATEGIES if s != "optuna:cmaes"])
+def test_a_batch_ask_with_pending_trials_is_distinct(name):
+    # CMA-ES draws each generation independently of pending trials; it is not held to this.
+    strategy = hpo.make_strategy(name, SPACES["float"], seed=2)
+    run(strategy, 10)
+    pending = strategy.ask(4)
+    assert len({tuple(sorted(t.assignment.items())) for t in pending}) == 4
+    assert len(strategy.pending) == 4
+
+
+def test_grid_exhaustion_ends_the_sweep():
+    strategy = hpo.make_strategy("grid", SPACES["conditional"], seed=0)
+    trials = run(strategy, 10_000, batch=3)
+    assert len(trials) == strategy.size == 2 * (2 + 2 * 2 * (1 + 2))
+    assert strategy.exhausted and strategy.ask(5) == []
