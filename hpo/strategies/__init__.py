@@ -7,6 +7,7 @@ from typing import Any
 
 from hpo.space import Space
 from hpo.strategies.base import Strategy, Trial, TrialState
+from hpo.strategies.gp import GPEI
 from hpo.strategies.grid import GridSearch
 from hpo.strategies.optuna_sampler import TPE, OptunaSampler
 from hpo.strategies.random_search import RandomSearch
@@ -15,6 +16,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     GridSearch.name: GridSearch,
     RandomSearch.name: RandomSearch,
     TPE.name: TPE,
+    GPEI.name: GPEI,
 }
 OPTUNA_PREFIX = "optuna:"
 
@@ -48,6 +50,7 @@ def make_strategy(
 
 
 __all__ = [
+    "GPEI",
     "STRATEGIES",
     "TPE",
     "GridSearch",

@@ -246,7 +246,13 @@ def test_workers_that_cannot_start_stop_the_sweep_with_the_reason(
         assert run.info.status != "RUNNING"
 
 
-def test_tpe_sweep_over_a_conditional_space_records_its_settings(ray_cluster, tracking_uri, client):
+@pytest.mark.parametrize(
+    ("strategy", "setting", "expected"),
+    [("tpe", "sampler", "TPESampler"), ("gp", "acquisition", "log EI")],
+)
+def test_model_based_sweep_over_a_conditional_space_records_its_settings(
+    ray_cluster, tracking_uri, client, strategy, setting, expected
+):
     space = {
         "x": Float(-1.0, 1.0),
         "layers": Choice(
@@ -256,18 +262,17 @@ def test_tpe_sweep_over_a_conditional_space_records_its_settings(ray_cluster, tr
     result = hpo.run(
         space,
         objectives.conditional,
-        strategy="tpe",
+        strategy=strategy,
         n_trials=12,
         workers=2,
         seed=4,
         tracking_uri=tracking_uri,
-        experiment_name="tpe",
+        experiment_name=strategy,
         progress=False,
     )
     assert result.n_complete == 12
     parent = client.get_run(result.sweep_id)
-    assert parent.data.tags["hpo.strategy"] == "tpe"
-    assert parent.data.params["sampler"] == "TPESampler"
-    assert parent.data.params["sampler.constant_liar"] == "True"
+    assert parent.data.tags["hpo.strategy"] == strategy
+    assert parent.data.params[setting] == expected
     branches = {len(t.params["layers"]["units"]) for t in result.trials}
     assert branches == {1, 2}
