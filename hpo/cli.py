@@ -79,11 +79,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         exp = load_experiment(args.file)
+        name = args.strategy or exp.strategy or "random"
+        # The file's options belong to the file's strategy, not to one chosen on the command line.
+        options = (exp.strategy_options or {}) if name == exp.strategy else {}
         strategy = hpo.make_strategy(
-            args.strategy or exp.strategy or "random",
-            exp.space,
-            direction=exp.direction,
-            seed=args.seed,
+            name, exp.space, direction=exp.direction, seed=args.seed, **options
         )
         arity = objective_arity(exp.objective)
     except (FileNotFoundError, ValueError, TypeError) as exc:

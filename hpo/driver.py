@@ -344,6 +344,7 @@ class _Sweep:
             "trials.csv": trials_csv(trials).encode(),
             "space.txt": repr(self.strategy.space).encode(),
             **figures,
+            **self.strategy.artifacts(),
         }
         self.tracker.end_sweep(status=status, tags=tags, artifacts=artifacts)
 

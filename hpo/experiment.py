@@ -22,7 +22,8 @@ class Experiment:
 
     Required: ``space`` and ``objective``. Optional: ``direction`` (default "minimize"),
     ``load_data()`` (called once per sweep; its result is the objective's ``data``),
-    ``strategy`` and ``n_trials`` (defaults the command line overrides).
+    ``strategy``, ``strategy_options`` (keyword arguments of that strategy) and ``n_trials``
+    (defaults the command line overrides).
     """
 
     name: str
@@ -32,6 +33,7 @@ class Experiment:
     direction: str = "minimize"
     load_data: Callable[[], Any] | None = None
     strategy: str | None = None
+    strategy_options: dict[str, Any] | None = None
     n_trials: int | None = None
 
 
@@ -67,5 +69,6 @@ def load_experiment(path: str | Path) -> Experiment:
         direction=check_direction(getattr(module, "direction", "minimize")),
         load_data=load_data,
         strategy=getattr(module, "strategy", None),
+        strategy_options=getattr(module, "strategy_options", None),
         n_trials=getattr(module, "n_trials", None),
     )

@@ -110,6 +110,31 @@ def _sort_key(v: object) -> tuple[int, object]:
     return (0, v) if isinstance(v, int | float) else (1, str(v))
 
 
+def gp_posterior_png(
+    name: str, xs, mean, lower, upper, obs_x, obs_y, ei, *, log_x: bool, direction: str
+) -> bytes:
+    """A one-parameter GP: mean and 95% band over the observations, and EI beneath."""
+    fig = _figure(7.0, 5.2)
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.4]})
+    top.fill_between(xs, lower, upper, alpha=0.25, label="95% band")
+    top.plot(xs, mean, label="GP mean")
+    top.scatter(obs_x, obs_y, color="black", s=18, zorder=3, label="observations")
+    top.set_ylabel(f"objective ({direction})")
+    top.set_title(f"Gaussian process over {name} after {len(obs_x)} observations")
+    top.legend(fontsize="small")
+    top.grid(alpha=0.3)
+    bottom.plot(xs, ei, color="C2")
+    bottom.axvline(xs[int(np.argmax(ei))], color="C2", linestyle=":", label="next ask (max EI)")
+    bottom.set_ylabel("expected improvement")
+    bottom.set_xlabel(name)
+    bottom.legend(fontsize="small")
+    bottom.grid(alpha=0.3)
+    if log_x:
+        bottom.set_xscale("log")
+    fig.subplots_adjust(hspace=0.08, top=0.93, bottom=0.1, left=0.12, right=0.97)
+    return _png(fig)
+
+
 def render(specs: list[tuple[str, str, dict]]) -> dict[str, bytes]:
     """PNG bytes by file name for ``(name, kind, arguments)`` specs ("history", "heatmap")."""
     draw = {"history": history_png, "heatmap": heatmap_png}

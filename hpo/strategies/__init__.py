@@ -27,6 +27,7 @@ def make_strategy(
     *,
     direction: str = "minimize",
     seed: int | None = None,
+    **options: Any,
 ) -> Strategy:
     """The strategy called ``name`` over ``space``, ready for ask/tell.
 
@@ -40,13 +41,16 @@ def make_strategy(
     """
     if isinstance(name, str) and name.startswith(OPTUNA_PREFIX):
         sampler = name[len(OPTUNA_PREFIX) :]
-        return OptunaSampler(space, direction=direction, seed=seed, sampler=sampler)
+        return OptunaSampler(space, direction=direction, seed=seed, sampler=sampler, **options)
     try:
         cls = STRATEGIES[name]
     except (KeyError, TypeError):
         known = ", ".join([*sorted(STRATEGIES), f"{OPTUNA_PREFIX}NAME"])
         raise ValueError(f"unknown strategy {name!r}; choose one of: {known}") from None
-    return cls(space, direction=direction, seed=seed)
+    try:
+        return cls(space, direction=direction, seed=seed, **options)
+    except TypeError as exc:  # an option the strategy does not take
+        raise ValueError(f"strategy {name!r}: {exc}") from None
 
 
 __all__ = [

@@ -146,6 +146,10 @@ class Strategy:
         """True when `ask` will issue nothing more (a finished grid)."""
         return False
 
+    def artifacts(self) -> dict[str, bytes]:
+        """Files the strategy adds to the sweep's parent run at its end (e.g. a model plot)."""
+        return {}
+
     def settings(self) -> dict[str, Any]:
         """What the parent run records about this strategy."""
         return {"strategy": self.name, "direction": self.direction, "seed": self.seed}

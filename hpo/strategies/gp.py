@@ -347,6 +347,45 @@ class GPEI(Strategy):
                 return candidates[i]
         return candidates[order[0]]  # a space smaller than the history: repeat the best
 
+    def artifacts(self) -> dict[str, bytes]:
+        """``gp_posterior.png`` for a search over one number: the model's mean with its 95%
+        band, the observations, and the expected-improvement curve the next ask maximises."""
+        params = self.space.params
+        told = [t for t in self.trials if t.state is not TrialState.RUNNING]
+        done = [t for t in told if t.state is TrialState.COMPLETE]
+        if len(params) != 1 or isinstance(params[0].dim, Choice) or len(done) < 2:
+            return {}
+        from hpo.plots import gp_posterior_png
+
+        p = params[0]
+        X, y = self._data(told)
+        posterior = self._fit(X, y, np.random.default_rng([self.seed, len(self.trials), 1]))
+        grid = np.linspace(0.0, 1.0, 300)[:, None]
+        mean, std = posterior.predict(grid)
+        ei = np.exp(log_expected_improvement(mean, std, posterior.normalise(float(np.min(y)))))
+        sign = 1.0 if self.direction == "minimize" else -1.0
+        dim = p.dim
+        if dim.log:
+            xs = np.exp(np.log(dim.low) + grid[:, 0] * (np.log(dim.high) - np.log(dim.low)))
+        else:
+            xs = dim.low + grid[:, 0] * (dim.high - dim.low)
+        centre = sign * (posterior.shift + posterior.scale * mean)
+        half = 1.96 * posterior.scale * std
+        return {
+            "gp_posterior.png": gp_posterior_png(
+                p.name,
+                xs,
+                centre,
+                centre - half,
+                centre + half,
+                [t.assignment[p.key] for t in done],
+                [t.value for t in done],
+                ei * posterior.scale,
+                log_x=dim.log,
+                direction=self.direction,
+            )
+        }
+
     @staticmethod
     def _key(assignment: Mapping[str, Any]) -> tuple:
         return tuple(sorted(assignment.items()))

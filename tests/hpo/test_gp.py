@@ -101,3 +101,21 @@ def test_reaches_branins_optimum_in_32_evaluations():
         [t] = s.ask()
         s.tell(t, branin(t.params["x"], t.params["y"]))
     assert s.best_trial().value < 0.40  # the optimum is 0.397887
+
+
+def test_one_parameter_sweeps_get_a_posterior_plot():
+    s = GPEI({"units": Int(50, 1000)}, seed=0, n_initial=2)
+    for _ in range(5):
+        [t] = s.ask()
+        s.tell(t, (t.params["units"] - 400) ** 2 / 1e5)
+    assert s.artifacts()["gp_posterior.png"][:8] == b"\x89PNG\r\n\x1a\n"
+    two = GPEI({"a": Float(0.0, 1.0), "b": Float(0.0, 1.0)}, seed=0)
+    assert two.artifacts() == {}
+
+
+def test_strategy_options_reach_the_strategy_and_bad_ones_are_refused():
+    import hpo
+
+    assert hpo.make_strategy("gp", {"x": Float(0.0, 1.0)}, n_initial=2).n_initial == 2
+    with pytest.raises(ValueError, match="strategy 'gp': .*unexpected keyword argument 'bogus'"):
+        hpo.make_strategy("gp", {"x": Float(0.0, 1.0)}, bogus=1)
