@@ -34,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("file", help="experiment file (a .py module defining space and objective)")
     run.add_argument(
         "--strategy",
-        help="grid, random, gp, tpe or optuna:NAME (default: the file's, else random)",
+        help="grid, random, gp, tpe, hyperopt-tpe or optuna:NAME "
+        "(default: the file's, else random)",
     )
     run.add_argument(
         "--trials",

@@ -9,6 +9,7 @@ from hpo.space import Space
 from hpo.strategies.base import Strategy, Trial, TrialState
 from hpo.strategies.gp import GPEI
 from hpo.strategies.grid import GridSearch
+from hpo.strategies.hyperopt_tpe import HyperoptTPE
 from hpo.strategies.optuna_sampler import TPE, OptunaSampler
 from hpo.strategies.random_search import RandomSearch
 
@@ -17,6 +18,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     RandomSearch.name: RandomSearch,
     TPE.name: TPE,
     GPEI.name: GPEI,
+    HyperoptTPE.name: HyperoptTPE,
 }
 OPTUNA_PREFIX = "optuna:"
 
@@ -58,6 +60,7 @@ __all__ = [
     "STRATEGIES",
     "TPE",
     "GridSearch",
+    "HyperoptTPE",
     "OptunaSampler",
     "RandomSearch",
     "Strategy",

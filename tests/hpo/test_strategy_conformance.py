@@ -13,7 +13,16 @@ import pytest
 import hpo
 from hpo.space import Choice, Float, Int
 
-STRATEGIES = ["random", "gp", "tpe", "optuna:random", "optuna:qmc", "optuna:cmaes", "grid"]
+STRATEGIES = [
+    "random",
+    "gp",
+    "tpe",
+    "hyperopt-tpe",
+    "optuna:random",
+    "optuna:qmc",
+    "optuna:cmaes",
+    "grid",
+]
 
 SPACES = {
     "float": {"x": Float(-2.0, 3.0, grid=5), "y": Float(0.0, 1.0, grid=3)},
