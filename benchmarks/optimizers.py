@@ -113,26 +113,34 @@ def run_ours(name, space, fn, seed, budget, batch):
 
 
 def run_optuna_native(space, fn, seed, budget, batch):
-    """Optuna's TPESampler as an Optuna user writes it (default, univariate)."""
+    """Optuna's TPESampler as an Optuna user writes it, with its defaults."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
     values = []
     while len(values) < budget:
+        # Optuna samples at suggest time: a batch draws every trial's parameters before any
+        # result is told, as parallel workers would.
         asked = [study.ask() for _ in range(min(batch, budget - len(values)))]
-        for trial in asked:
-            params = {}
-            for key, dim in space.items():
-                if isinstance(dim, Float):
-                    params[key] = trial.suggest_float(key, dim.low, dim.high, log=dim.log)
-                elif isinstance(dim, Int):
-                    params[key] = trial.suggest_int(key, dim.low, dim.high, log=dim.log)
-                else:
-                    params[key] = trial.suggest_categorical(key, dim.options)
+        drawn = [(trial, _suggest_all(trial, space)) for trial in asked]
+        for _, params in drawn:
             values.append(fn(params))
-            study.tell(trial, values[-1])
+        for (trial, _), value in zip(drawn, values[-len(drawn) :], strict=True):
+            study.tell(trial, value)
     return values
+
+
+def _suggest_all(trial, space):
+    params = {}
+    for key, dim in space.items():
+        if isinstance(dim, Float):
+            params[key] = trial.suggest_float(key, dim.low, dim.high, log=dim.log)
+        elif isinstance(dim, Int):
+            params[key] = trial.suggest_int(key, dim.low, dim.high, log=dim.log)
+        else:
+            params[key] = trial.suggest_categorical(key, dim.options)
+    return params
 
 
 OPTIMISERS = {
