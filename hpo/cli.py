@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         help="re-runs of a trial whose worker process died (default: 1)",
     )
+    run.add_argument("--timeout", type=float, help="seconds for the whole sweep")
+    run.add_argument(
+        "--trial-timeout",
+        type=float,
+        help="seconds for one trial; then it ends FAILED with the reason",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     show = sub.add_parser("show", parents=[tracking], help="list sweeps, or show one")
@@ -114,6 +120,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             address=args.address,
             data=data,
             max_retries=args.max_retries,
+            timeout=args.timeout,
+            trial_timeout=args.trial_timeout,
             progress=not args.no_progress,
             run_name=f"{exp.name}-{strategy.name}",
         )

@@ -59,6 +59,8 @@ def run(
     address: str | None = None,
     data: Any = None,
     max_retries: int = 1,
+    timeout: float | None = None,
+    trial_timeout: float | None = None,
     progress: bool = True,
     run_name: str | None = None,
 ) -> SweepResult:
@@ -90,6 +92,12 @@ def run(
         Passed to a three-argument objective; shipped to each worker once.
     max_retries : int
         How often a trial whose worker process died is run again (as the same run).
+    timeout : float, optional
+        Seconds for the whole sweep: then no trial is started, and running ones end FAILED
+        with the reason.
+    trial_timeout : float, optional
+        Seconds for one trial: then its worker is stopped and the trial ends FAILED with
+        "timeout after N s" (it is not retried).
     progress : bool
         Show a progress bar.
     run_name : str, optional
@@ -123,6 +131,11 @@ def run(
         )
     budget = _positive_int("n_trials", n_trials)
     n_workers = _positive_int("workers", workers)
+    for label, limit in (("timeout", timeout), ("trial_timeout", trial_timeout)):
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, numbers.Real) or not limit > 0
+        ):
+            raise ValueError(f"{label} must be a number of seconds > 0, got {limit!r}")
     if not isinstance(max_retries, numbers.Integral) or max_retries < 0:
         raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
     if not isinstance(experiment_name, str) or not experiment_name.strip():
@@ -149,7 +162,14 @@ def run(
         pool.shutdown()
         raise
     sweep = _Sweep(
-        strat, pool, tracker, budget=budget, max_retries=int(max_retries), progress=progress
+        strat,
+        pool,
+        tracker,
+        budget=budget,
+        max_retries=int(max_retries),
+        progress=progress,
+        timeout=timeout,
+        trial_timeout=trial_timeout,
     )
     return sweep.run(run_name or f"{experiment_name}-{strat.name}")
 
@@ -164,8 +184,11 @@ class _Sweep:
         budget: int,
         max_retries: int,
         progress: bool,
+        timeout: float | None = None,
+        trial_timeout: float | None = None,
     ) -> None:
         self.strategy, self.pool, self.tracker = strategy, pool, tracker
+        self.timeout, self.trial_timeout, self.timed_out = timeout, trial_timeout, False
         self.budget, self.workers, self.max_retries = budget, len(pool.idle), max_retries
         self.retries: list[Trial] = []
         self.logged: dict[int, set[tuple[str, int]]] = {}
@@ -195,6 +218,7 @@ class _Sweep:
                         self._worker_died(event)
                     else:
                         self._handle(*event)
+                self._enforce_timeouts()
         except KeyboardInterrupt:
             self.interrupted, status = True, "KILLED"
             self._cancel_running("interrupted by the user (Ctrl-C)")
@@ -210,11 +234,29 @@ class _Sweep:
             direction=s.direction,
             trials=list(s.trials),
             interrupted=self.interrupted,
+            timed_out=self.timed_out,
             settings=settings,
         )
 
+    def _enforce_timeouts(self) -> None:
+        now = time.monotonic()
+        if self.trial_timeout is not None:
+            for running in list(self.pool.running.values()):
+                if now - running.started > self.trial_timeout:
+                    self.pool.kill(running)
+                    reason = f"timeout after {self.trial_timeout:g} s"
+                    self.strategy.tell(running.trial, failed=True, error=reason)
+                    self._end(running.trial)
+        if self.timeout is not None and not self.timed_out and now - self.started > self.timeout:
+            self.timed_out = True
+            self._cancel_running(
+                f"cancelled: the sweep's timeout of {self.timeout:g} s was reached"
+            )
+
     def _fill(self) -> None:
         """Give every idle worker a trial: retries first, then new ones from the strategy."""
+        if self.timed_out:
+            return
         while self.pool.idle and self.retries:
             self.pool.submit(self.retries.pop(0))
         room = min(len(self.pool.idle), self.budget - len(self.strategy.trials))
@@ -338,6 +380,8 @@ class _Sweep:
             )
         if self.interrupted:
             tags["hpo.interrupted"] = "true"
+        if self.timed_out:
+            tags["hpo.timed_out"] = "true"
         if error is not None:
             tags["hpo.error"] = error[:5000]
         artifacts = {

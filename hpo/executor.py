@@ -19,7 +19,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hpo.strategies.base import check_value
@@ -183,6 +183,7 @@ class Running:
     trial: Any
     worker: Any
     stream: Any  # ray.ObjectRefGenerator
+    started: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -285,6 +286,12 @@ class WorkerPool:
 
     def stop_trial(self, running: Running) -> None:
         running.worker.stop.remote(running.trial.number)
+
+    def kill(self, running: Running) -> None:
+        """Stop one trial now by killing its worker (a hanging objective cannot be
+        interrupted any other way) and start a replacement worker."""
+        self.running.pop(running.stream, None)
+        self._replace(running.worker)
 
     def cancel_all(self) -> list[Running]:
         """Kill the workers of every running trial (a thread cannot be interrupted otherwise)."""

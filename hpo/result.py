@@ -23,6 +23,7 @@ class SweepResult:
     direction: str
     trials: list[Trial]
     interrupted: bool = False
+    timed_out: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
 
     def _count(self, state: TrialState) -> int:
@@ -63,6 +64,7 @@ class SweepResult:
             f"sweep {self.sweep_id}: {len(self.trials)} trials, {self.n_complete} complete, "
             f"{self.n_failed} failed, {self.n_pruned} pruned"
             + (" (interrupted)" if self.interrupted else "")
+            + (" (sweep timeout reached)" if self.timed_out else "")
         ]
         best = self.best_trial
         if best is None:

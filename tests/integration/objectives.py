@@ -101,3 +101,18 @@ def conditional(params, report):
     value = params["x"] ** 2 + sum((u - 0.5) ** 2 for u in units) + 0.1 * len(units)
     report(0, loss=value)
     return value
+
+
+def hangs_when_told(params, report):
+    """Never returns when params["hang"] is true (a deadlocked data loader, say)."""
+    report(0, loss=params["x"])
+    while params["hang"]:
+        time.sleep(1.0)
+    return params["x"]
+
+
+def one_second(params, report):
+    for step in range(10):
+        report(step, loss=params["x"])
+        time.sleep(0.1)
+    return params["x"]

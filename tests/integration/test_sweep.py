@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import numpy as np
 import objectives
@@ -276,3 +277,63 @@ def test_model_based_sweep_over_a_conditional_space_records_its_settings(
     assert parent.data.params[setting] == expected
     branches = {len(t.params["layers"]["units"]) for t in result.trials}
     assert branches == {1, 2}
+
+
+def test_a_hanging_trial_is_stopped_by_the_trial_timeout(ray_cluster, tracking_uri, client):
+    space = {"x": Float(0.0, 1.0, grid=2), "hang": Choice([False, True])}
+    started = time.monotonic()
+    result = hpo.run(
+        space,
+        objectives.hangs_when_told,
+        strategy="grid",
+        workers=2,
+        trial_timeout=3,
+        tracking_uri=tracking_uri,
+        experiment_name="hang",
+        progress=False,
+    )
+    assert time.monotonic() - started < 60  # nothing waited for the hung objectives
+    for trial in result.trials:
+        run = client.get_run(trial.attrs["run_id"])
+        if trial.params["hang"]:
+            assert trial.error == "timeout after 3 s" and run.data.tags["hpo.state"] == "FAILED"
+            assert run.data.tags["hpo.error"] == "timeout after 3 s"
+        else:
+            assert trial.state.value == "COMPLETE"
+        assert run.info.status != "RUNNING"
+
+
+def test_the_sweep_timeout_stops_asking_and_closes_running_trials(
+    ray_cluster, tracking_uri, client
+):
+    result = hpo.run(
+        {"x": Float(0.0, 1.0)},
+        objectives.one_second,
+        n_trials=100,
+        workers=2,
+        timeout=4,
+        seed=0,
+        tracking_uri=tracking_uri,
+        experiment_name="timeout",
+        progress=False,
+    )
+    assert result.timed_out and 2 <= len(result.trials) < 100
+    cancelled = [t for t in result.trials if t.state.value == "FAILED"]
+    assert cancelled and all(
+        t.error == "cancelled: the sweep's timeout of 4 s was reached" for t in cancelled
+    )
+    parent = client.get_run(result.sweep_id)
+    assert parent.data.tags["hpo.timed_out"] == "true"
+    assert all(r.info.status != "RUNNING" for r in child_runs(client, result.sweep_id))
+    assert len(child_runs(client, result.sweep_id)) == len(result.trials)
+
+
+def test_timeouts_must_be_positive(ray_cluster, tracking_uri):
+    with pytest.raises(ValueError, match=r"trial_timeout must be a number of seconds > 0, got 0"):
+        hpo.run(
+            {"x": Float(0.0, 1.0)},
+            objectives.quadratic,
+            trial_timeout=0,
+            tracking_uri=tracking_uri,
+            progress=False,
+        )
