@@ -25,6 +25,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/models.py
+	$(BIN)/python benchmarks/optimizers.py
 
 clean:
 	rm -rf $(VENV) mlflow.db mlartifacts .pytest_cache

@@ -192,7 +192,8 @@ class _Sweep:
         self.budget, self.workers, self.max_retries = budget, len(pool.idle), max_retries
         self.retries: list[Trial] = []
         self.logged: dict[int, set[tuple[str, int]]] = {}
-        self.finished = 0
+        self.finished = self.n_failed = 0
+        self.best: float | None = None
         self.interrupted = False
         self.started = time.monotonic()
         self.bar = _progress_bar(budget) if progress else None
@@ -331,16 +332,20 @@ class _Sweep:
             artifacts=kept,
             status=status,
         )
+        # Running counts: rescanning every trial here would make a sweep quadratic.
         self.finished += 1
-        best = self.strategy.best_trial()
-        if best is not None:
-            self.tracker.log_sweep_metrics(self.finished, {"best_objective": best.value})
+        self.n_failed += trial.state is TrialState.FAILED
+        if trial.value is not None and (self.best is None or self._better(trial.value, self.best)):
+            self.best = trial.value
+        if self.best is not None:
+            self.tracker.log_sweep_metrics(self.finished, {"best_objective": self.best})
         if self.bar is not None:
-            failed = sum(t.state is TrialState.FAILED for t in self.strategy.trials)
-            self.bar.set_postfix(
-                failed=failed, best="-" if best is None else f"{best.value:.4g}", refresh=False
-            )
+            best = "-" if self.best is None else f"{self.best:.4g}"
+            self.bar.set_postfix(failed=self.n_failed, best=best, refresh=False)
             self.bar.update(1)
+
+    def _better(self, a: float, b: float) -> bool:
+        return a < b if self.strategy.direction == "minimize" else a > b
 
     def _cancel_running(self, reason: str) -> None:
         """Stop the workers of running trials and end those trials FAILED with ``reason``."""

@@ -40,10 +40,6 @@ class WorkerStartError(RuntimeError):
     """A worker could not start, e.g. the objective cannot be unpickled there."""
 
 
-class TrialStopped(Exception):
-    """Raised inside the objective, at its next `report`, when the driver stops the trial."""
-
-
 def objective_arity(objective: Callable[..., Any]) -> int:
     """2 for ``objective(params, report)``, 3 for ``objective(params, report, data)``."""
     if not callable(objective):
@@ -69,8 +65,8 @@ def objective_arity(objective: Callable[..., Any]) -> int:
 class _Reporter:
     """The ``report(step, **metrics)`` callable handed to the objective."""
 
-    def __init__(self, events: queue.Queue, stop: threading.Event) -> None:
-        self._events, self._stop = events, stop
+    def __init__(self, events: queue.Queue) -> None:
+        self._events = events
         self.history: dict[str, list[tuple[int, float]]] = {}
 
     def __call__(self, step: int, **metrics: float) -> None:
@@ -88,8 +84,6 @@ class _Reporter:
             clean[name] = float(value)
             self.history.setdefault(name, []).append((int(step), float(value)))
         self._events.put((REPORT, int(step), clean))
-        if self._stop.is_set():
-            raise TrialStopped("stopped by the driver")
 
 
 def _render_curves(history: dict[str, list[tuple[int, float]]]) -> bytes | None:
@@ -106,10 +100,9 @@ def run_objective(
     data: Any,
     arity: int,
     events: queue.Queue,
-    stop: threading.Event,
 ) -> None:
     """Run one trial and put its events on ``events``; the last is DONE or ERROR."""
-    report = _Reporter(events, stop)
+    report = _Reporter(events)
     start = time.perf_counter()
     try:
         raw = objective(params, report) if arity == 2 else objective(params, report, data)
@@ -140,10 +133,6 @@ class TrialWorker:
         # Kept on self: the limit holds for as long as the controller object lives.
         self._blas_limit = threadpool_limits(limits=1)
         self.objective, self.arity, self.data = objective, arity, data
-        self._stops: dict[int, threading.Event] = {}
-
-    def pid(self) -> int:
-        return os.getpid()
 
     def render(self, specs: list[tuple[str, str, dict[str, Any]]]) -> dict[str, bytes]:
         """Draw the sweep's closing figures (see `hpo.plots.render`)."""
@@ -151,29 +140,20 @@ class TrialWorker:
 
         return render(specs)
 
-    def stop(self, trial_number: int) -> None:
-        """Ask the running trial to stop at its next report."""
-        if trial_number in self._stops:
-            self._stops[trial_number].set()
-
     def run(self, trial_number: int, params: dict[str, Any]) -> Iterator[list[Any]]:
         events: queue.Queue = queue.Queue()
-        stop = self._stops[trial_number] = threading.Event()
         thread = threading.Thread(
             target=run_objective,
-            args=(self.objective, params, self.data, self.arity, events, stop),
+            args=(self.objective, params, self.data, self.arity, events),
             name=f"trial-{trial_number}",
             daemon=True,
         )
         thread.start()
-        try:
-            while True:
-                batch = _drain(events, events.get())
-                yield batch
-                if batch[-1][0] in (DONE, ERROR):
-                    return
-        finally:
-            self._stops.pop(trial_number, None)
+        while True:
+            batch = _drain(events, events.get())
+            yield batch
+            if batch[-1][0] in (DONE, ERROR):
+                return
 
 
 @dataclass
@@ -204,7 +184,7 @@ class WorkerPool:
 
         self._ray = ray
         _ship_by_value(objective)
-        self._actor_cls = ray.remote(num_cpus=1, max_concurrency=2)(TrialWorker)
+        self._actor_cls = ray.remote(num_cpus=1)(TrialWorker)
         self._objective, self._arity = objective, arity
         self._data_ref = ray.put(data)
         # Actors start in the background: trials submitted meanwhile queue on them, and an
@@ -283,9 +263,6 @@ class WorkerPool:
                 return render(specs)
 
         return result
-
-    def stop_trial(self, running: Running) -> None:
-        running.worker.stop.remote(running.trial.number)
 
     def kill(self, running: Running) -> None:
         """Stop one trial now by killing its worker (a hanging objective cannot be

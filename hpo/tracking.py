@@ -229,10 +229,11 @@ class Tracker:
                 # Let a burst of reports accumulate so each run gets one batched call.
                 time.sleep(0.02)
                 self._wake.clear()
+                # Read before flushing: close() sets it after its last write, so this flush
+                # then carries everything.
                 closing = self._closing
                 self._flush()
                 if closing:
-                    self._flush()
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the driver by check()
             self._error = exc

@@ -358,7 +358,7 @@ class BaseMLP(BaseEstimator):
         unless ``ws`` is given, so callers that keep them across calls pass none."""
         m = X.shape[0]
         ws = ws if ws is not None else self._workspace(m)
-        outputs = self._forward(X, masks if masks is not None else [None] * len(ws.delta), ws)
+        outputs = self._forward(X, masks, ws)
         loss = self._output_loss(outputs[-1], Y)  # outputs[-1] now holds d loss / d z
         if penalty_loss:
             loss += self._penalty(m)
@@ -423,15 +423,16 @@ class BaseMLP(BaseEstimator):
         rng, n = self._rng, X.shape[0]
         batch = min(200, n) if self.batch_size == "auto" else min(self.batch_size, n)
         if self.shuffle:  # one gather per epoch into kept buffers; batches are then slices
-            if getattr(self, "_shuffled", None) is None or self._shuffled[0].shape != X.shape:
+            if self._shuffled is None or self._shuffled[0].shape != X.shape:
                 self._shuffled = (np.empty_like(X), np.empty_like(Y))
             order = rng.permutation(n)
             X = np.take(X, order, axis=0, out=self._shuffled[0])
             Y = np.take(Y, order, axis=0, out=self._shuffled[1])
         lr = scheduled_rate(self, self.n_iter_)
         rates = self._dropout_rates()
-        ws = self._ws if getattr(self, "_ws", None) and self._ws.batch == batch else None
-        self._ws = ws = ws or self._workspace(batch)
+        if self._ws is None or self._ws.batch != batch:
+            self._ws = self._workspace(batch)
+        ws = self._ws
         params = [*self.coefs_, *self.intercepts_]
         total = 0.0
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):

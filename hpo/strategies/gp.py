@@ -226,7 +226,7 @@ class GPEI(Strategy):
         rng = np.random.default_rng([self.seed, len(self.trials)])
         told = [t for t in self.trials if t.state is not TrialState.RUNNING]
         if sum(t.state is TrialState.COMPLETE for t in told) < 2 or len(told) < self.n_initial:
-            return self._initial_design(n, rng)
+            return self._initial_design(n)
         X, y = self._data(told)
         posterior = self._fit(X, y, rng)
         pending = [self.encoding.encode(t.assignment) for t in self.pending]
@@ -246,7 +246,7 @@ class GPEI(Strategy):
             pending.append(self.encoding.encode(assignment))
         return out
 
-    def _initial_design(self, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+    def _initial_design(self, n: int) -> list[dict[str, Any]]:
         from scipy.stats import qmc
 
         # One Sobol sequence for the whole design, so successive asks continue it.
