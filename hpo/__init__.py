@@ -8,8 +8,16 @@
 """
 
 from hpo.driver import run
+from hpo.pruners import ASHAPruner, MedianPruner, TrialPruned
 from hpo.result import SweepResult
 from hpo.strategies import make_strategy
 
 __version__ = "0.1.0"
-__all__ = ["SweepResult", "make_strategy", "run"]
+__all__ = [
+    "ASHAPruner",
+    "MedianPruner",
+    "SweepResult",
+    "TrialPruned",
+    "make_strategy",
+    "run",
+]

@@ -60,6 +60,21 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         help="seconds for one trial; then it ends FAILED with the reason",
     )
+    run.add_argument(
+        "--pruner",
+        choices=["median", "asha", "none"],
+        help="stop unpromising trials on their curves (default: the file's, else none)",
+    )
+    run.add_argument(
+        "--prune-metric",
+        help="reported metric the pruner watches (default: the file's, else the first reported)",
+    )
+    run.add_argument(
+        "--repeats",
+        type=int,
+        help="evaluate each configuration with seeds 0..K-1 in params['seed']; "
+        "the value is the mean (default: the file's, else 1)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     show = sub.add_parser("show", parents=[tracking], help="list sweeps, or show one")
@@ -124,6 +139,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             trial_timeout=args.trial_timeout,
             progress=not args.no_progress,
             run_name=f"{exp.name}-{strategy.name}",
+            pruner=args.pruner if args.pruner is not None else exp.pruner,
+            prune_metric=args.prune_metric or exp.prune_metric,
+            repeats=args.repeats if args.repeats is not None else (exp.repeats or 1),
         )
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from exc

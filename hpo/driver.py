@@ -19,6 +19,7 @@ from typing import Any
 from hpo.executor import (
     DONE,
     ERROR,
+    PRUNED,
     REPORT,
     Running,
     WorkerDied,
@@ -26,14 +27,16 @@ from hpo.executor import (
     connect,
     objective_arity,
 )
+from hpo.pruners import Pruner, make_pruner
 from hpo.result import SweepResult
 from hpo.space import Choice, Float, Int, Space
 from hpo.strategies import Strategy, make_strategy
 from hpo.strategies.base import Trial, TrialState
-from hpo.tracking import Tracker, resolve_tracking_uri
+from hpo.tracking import Tracker, check_name, resolve_tracking_uri, truncated_params
 
 DEFAULT_TRIALS = 20
 WAIT_SECONDS = 0.5
+BEST_CONFIGURATIONS = 20  # rows of the repeats table and figure
 HEATMAP_MAX_VALUES = 25  # more distinct values per axis than this is not a grid worth drawing
 
 
@@ -63,6 +66,9 @@ def run(
     trial_timeout: float | None = None,
     progress: bool = True,
     run_name: str | None = None,
+    pruner: str | Pruner | None = None,
+    prune_metric: str | None = None,
+    repeats: int = 1,
 ) -> SweepResult:
     """Run a sweep on Ray and record it in MLflow.
 
@@ -102,6 +108,15 @@ def run(
         Show a progress bar.
     run_name : str, optional
         Name of the parent run.
+    pruner : {"median", "asha", "none"} or Pruner, optional
+        Stop unpromising trials on their reported curves (see `hpo.pruners`); a pruned
+        trial ends PRUNED at its next ``report``.
+    prune_metric : str, optional
+        The reported metric the pruner watches, in the sweep's direction unless the
+        pruner was given one; the first metric the first report names when omitted.
+    repeats : int
+        Evaluate each configuration this many times, with ``params["seed"]`` = 0, 1, ...;
+        the trial's value is the mean. Cannot be combined with a pruner.
 
     Returns
     -------
@@ -140,6 +155,24 @@ def run(
         raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
     if not isinstance(experiment_name, str) or not experiment_name.strip():
         raise ValueError(f"experiment_name must be a non-empty string, got {experiment_name!r}")
+    n_repeats = _positive_int("repeats", repeats)
+    prune = make_pruner(pruner)
+    if prune is not None:
+        prune.bind(strat.direction)
+        if n_repeats > 1:
+            raise ValueError(
+                "a pruner judges one curve per trial, so it cannot be combined with repeats > 1 "
+                f"(got pruner={prune.name!r}, repeats={n_repeats})"
+            )
+    if prune_metric is not None:
+        check_name("prune_metric", prune_metric)
+    for param in strat.space.params:
+        check_name("parameter", param.name)
+    if n_repeats > 1 and any(p.name == "seed" for p in strat.space.params):
+        raise ValueError(
+            "with repeats > 1 the objective gets params['seed'], but the space already has a "
+            "parameter named 'seed'; rename it"
+        )
     grid_size = getattr(strat, "size", None)
     if budget is None:
         budget = grid_size if grid_size is not None else DEFAULT_TRIALS
@@ -155,7 +188,7 @@ def run(
         raise ValueError(
             f"workers must not exceed the cluster's CPUs ({cpus}), got workers={n_workers}"
         )
-    pool = WorkerPool(objective, arity, data, n_workers)
+    pool = WorkerPool(objective, arity, data, n_workers, repeats=n_repeats)
     try:
         tracker = Tracker(uri, experiment_name)
     except BaseException:
@@ -170,6 +203,9 @@ def run(
         progress=progress,
         timeout=timeout,
         trial_timeout=trial_timeout,
+        pruner=prune,
+        prune_metric=prune_metric,
+        repeats=n_repeats,
     )
     return sweep.run(run_name or f"{experiment_name}-{strat.name}")
 
@@ -186,13 +222,17 @@ class _Sweep:
         progress: bool,
         timeout: float | None = None,
         trial_timeout: float | None = None,
+        pruner: Pruner | None = None,
+        prune_metric: str | None = None,
+        repeats: int = 1,
     ) -> None:
         self.strategy, self.pool, self.tracker = strategy, pool, tracker
+        self.pruner, self.prune_metric, self.repeats = pruner, prune_metric, repeats
         self.timeout, self.trial_timeout, self.timed_out = timeout, trial_timeout, False
         self.budget, self.workers, self.max_retries = budget, len(pool.idle), max_retries
         self.retries: list[Trial] = []
         self.logged: dict[int, set[tuple[str, int]]] = {}
-        self.finished = self.n_failed = 0
+        self.finished = self.n_failed = self.n_pruned = 0
         self.best: float | None = None
         self.interrupted = False
         self.started = time.monotonic()
@@ -202,6 +242,12 @@ class _Sweep:
     def run(self, run_name: str) -> SweepResult:
         s = self.strategy
         settings = {**s.settings(), "n_trials": self.budget, "workers": self.workers}
+        if self.pruner is not None:
+            settings.update(
+                self.pruner.settings(), prune_metric=self.prune_metric or "first reported"
+            )
+        if self.repeats > 1:
+            settings["repeats"] = self.repeats
         self.tracker.start_sweep(
             run_name=run_name,
             tags={"hpo.strategy": s.name, "hpo.direction": s.direction, "hpo.seed": str(s.seed)},
@@ -265,7 +311,8 @@ class _Sweep:
             return
         for trial in self.strategy.ask(room):
             trial.attrs.update(attempts=1, last_metrics={})
-            self.tracker.start_trial(trial.number, trial.flat_params, {"hpo.attempt": "1"})
+            tags = {"hpo.attempt": "1", **truncated_params(trial.flat_params)}
+            self.tracker.start_trial(trial.number, trial.flat_params, tags)
             self.pool.submit(trial)
 
     # -- events --------------------------------------------------------------------------
@@ -274,12 +321,27 @@ class _Sweep:
         for event in batch:
             kind = event[0]
             if kind == REPORT:
-                self._report(trial, event[1], event[2])
+                self._report(running, event[1], event[2])
             elif kind == DONE:
-                _, value, seconds, curves = event
+                _, value, seconds, curves, values = event
                 trial.attrs["seconds"] = seconds
+                if self.repeats > 1:
+                    trial.attrs["repeat_values"] = values
                 self.strategy.tell(trial, value)
+                if self.pruner is not None:
+                    self.pruner.complete(trial.number)
                 self._end(trial, artifacts={"learning_curves.png": curves})
+            elif kind == PRUNED:
+                _, seconds, curves = event
+                trial.attrs["seconds"] = seconds
+                step, reason = trial.attrs["pruned"]
+                self.strategy.tell(trial, pruned=True, error=reason)
+                tags = {
+                    "hpo.pruner": self.pruner.name if self.pruner else "",
+                    "hpo.pruned_step": str(step),
+                    "hpo.prune_reason": reason,
+                }
+                self._end(trial, artifacts={"learning_curves.png": curves}, tags=tags)
             elif kind == ERROR:
                 _, reason, trace, seconds, curves = event
                 trial.attrs["seconds"] = seconds
@@ -289,7 +351,8 @@ class _Sweep:
                     artifacts={"learning_curves.png": curves, "traceback.txt": trace.encode()},
                 )
 
-    def _report(self, trial: Trial, step: int, metrics: dict[str, float]) -> None:
+    def _report(self, running: Running, step: int, metrics: dict[str, float]) -> None:
+        trial = running.trial
         # A retried trial reports its early steps again; each (metric, step) is logged once.
         seen = self.logged.setdefault(trial.number, set())
         fresh = {k: v for k, v in metrics.items() if (k, step) not in seen}
@@ -300,6 +363,24 @@ class _Sweep:
         for k, v in metrics.items():
             if step >= last.get(k, (-1, 0.0))[0]:
                 last[k] = (step, v)
+        if self.pruner is not None and "pruned" not in trial.attrs:
+            self._judge(running, step, metrics)
+
+    def _judge(self, running: Running, step: int, metrics: dict[str, float]) -> None:
+        """Feed the pruner the watched metric; stop the trial at its next report if told."""
+        if self.prune_metric is None:
+            self.prune_metric = next(iter(metrics))
+        value = metrics.get(self.prune_metric)
+        if value is None:
+            return
+        reason = self.pruner.report(running.trial.number, step, value)
+        if reason is not None:
+            trial = running.trial
+            trial.attrs["pruned"] = (step, f"{reason} ({self.prune_metric})")
+            if self.pruner.direction == self.strategy.direction:  # comparable to objectives
+                trial.attrs["intermediate"] = (step, value)
+            # The objective stops at its next report; trial metrics until then still count.
+            self.pool.stop(running)
 
     def _worker_died(self, event: WorkerDied) -> None:
         trial = event.running.trial
@@ -322,26 +403,32 @@ class _Sweep:
         *,
         artifacts: dict[str, bytes | None] | None = None,
         status: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> None:
         kept = {k: v for k, v in (artifacts or {}).items() if v is not None}
         self.tracker.end_trial(
             trial.number,
             trial.state,
             value=trial.value,
-            error=trial.error,
+            error=None if trial.state is TrialState.PRUNED else trial.error,
             artifacts=kept,
             status=status,
+            tags=tags,
         )
         # Running counts: rescanning every trial here would make a sweep quadratic.
         self.finished += 1
         self.n_failed += trial.state is TrialState.FAILED
+        self.n_pruned += trial.state is TrialState.PRUNED
         if trial.value is not None and (self.best is None or self._better(trial.value, self.best)):
             self.best = trial.value
         if self.best is not None:
             self.tracker.log_sweep_metrics(self.finished, {"best_objective": self.best})
         if self.bar is not None:
             best = "-" if self.best is None else f"{self.best:.4g}"
-            self.bar.set_postfix(failed=self.n_failed, best=best, refresh=False)
+            counts = {"failed": self.n_failed}
+            if self.pruner is not None:
+                counts["pruned"] = self.n_pruned
+            self.bar.set_postfix(**counts, best=best, refresh=False)
             self.bar.update(1)
 
     def _better(self, a: float, b: float) -> bool:
@@ -383,6 +470,8 @@ class _Sweep:
                     "hpo.best_run_id": best.attrs["run_id"] or "",
                 }
             )
+        if self.prune_metric is not None:
+            tags["hpo.prune_metric"] = self.prune_metric
         if self.interrupted:
             tags["hpo.interrupted"] = "true"
         if self.timed_out:
@@ -392,6 +481,11 @@ class _Sweep:
         artifacts = {
             "trials.csv": trials_csv(trials).encode(),
             "space.txt": repr(self.strategy.space).encode(),
+            **(
+                {"best_configurations.csv": repeats_csv(trials, self.strategy.direction).encode()}
+                if self.repeats > 1
+                else {}
+            ),
             **figures,
             **self.strategy.artifacts(),
         }
@@ -409,6 +503,19 @@ class _Sweep:
                     {
                         "numbers": [t.number for t in trials],
                         "values": [t.value for t in trials],
+                        "direction": self.strategy.direction,
+                    },
+                )
+            )
+        repeated = ranked_by_mean(trials, self.strategy.direction)[:BEST_CONFIGURATIONS]
+        if self.repeats > 1 and repeated:
+            specs.append(
+                (
+                    "repeats.png",
+                    "repeats",
+                    {
+                        "labels": [f"trial {t.number}" for t in repeated],
+                        "values": [t.attrs["repeat_values"] for t in repeated],
                         "direction": self.strategy.direction,
                     },
                 )
@@ -453,6 +560,36 @@ def heatmap_metrics(trials: list[Trial], most: int = 2) -> list[str]:
         return all(t.attrs["last_metrics"].get(name, (0, None))[1] == t.value for t in done)
 
     return [n for n in names if not copies_objective(n)][:most]
+
+
+def ranked_by_mean(trials: list[Trial], direction: str) -> list[Trial]:
+    """Completed trials that ran repeats, best mean first."""
+    done = [t for t in trials if t.value is not None and "repeat_values" in t.attrs]
+    return sorted(done, key=lambda t: t.value, reverse=direction == "maximize")
+
+
+def repeats_csv(trials: list[Trial], direction: str) -> str:
+    """The best configurations with the mean ± standard deviation of their repeats."""
+    ranked = ranked_by_mean(trials, direction)[:BEST_CONFIGURATIONS]
+    names = list(dict.fromkeys(k for t in ranked for k in t.flat_params))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["rank", "trial", "mean", "std", "values", *names])
+    for rank, t in enumerate(ranked, start=1):
+        values = t.attrs["repeat_values"]
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        writer.writerow(
+            [
+                rank,
+                t.number,
+                f"{mean:.6g}",
+                f"{std:.6g}",
+                " ".join(f"{v:.6g}" for v in values),
+                *[t.flat_params.get(n, "") for n in names],
+            ]
+        )
+    return out.getvalue()
 
 
 def trials_csv(trials: list[Trial]) -> str:

@@ -22,14 +22,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from hpo.pruners import TrialPruned
 from hpo.strategies.base import check_value
+from hpo.tracking import check_name
 
 log = logging.getLogger(__name__)
 
 # Events a trial sends to the driver. Plain tuples keep the stream cheap to serialise.
 REPORT = "report"  # (REPORT, step, {metric: value})
-DONE = "done"  # (DONE, value, seconds, curve_png | None)
+DONE = "done"  # (DONE, value, seconds, curve_png | None, repeat_values)
 ERROR = "error"  # (ERROR, reason, traceback_text, seconds, curve_png | None)
+PRUNED = "pruned"  # (PRUNED, seconds, curve_png | None)
+FINAL = (DONE, ERROR, PRUNED)
 
 
 class ClusterConnectionError(RuntimeError):
@@ -63,26 +69,45 @@ def objective_arity(objective: Callable[..., Any]) -> int:
 
 
 class _Reporter:
-    """The ``report(step, **metrics)`` callable handed to the objective."""
+    """The ``report(step, **metrics)`` callable handed to the objective.
 
-    def __init__(self, events: queue.Queue) -> None:
-        self._events = events
-        self.history: dict[str, list[tuple[int, float]]] = {}
+    It checks what MLflow would refuse here, in the objective, where the error is clear.
+    ``suffix`` tells the repeats of a configuration apart (``val_loss/repeat_1``).
+    """
+
+    def __init__(
+        self,
+        events: queue.Queue,
+        stop: threading.Event,
+        history: dict[str, list[tuple[int, float]]],
+        suffix: str = "",
+    ) -> None:
+        self._events, self._stop, self._suffix = events, stop, suffix
+        self.history = history  # every curve of the trial, for its learning-curve figure
 
     def __call__(self, step: int, **metrics: float) -> None:
+        if self._stop.is_set():
+            raise TrialPruned("the trial was pruned")
         if not isinstance(step, numbers.Integral) or isinstance(step, bool) or step < 0:
             raise TypeError(f"report() needs an int step >= 0, got {step!r}")
         if not metrics:
             raise TypeError("report() needs at least one metric, as report(step, name=value)")
         clean = {}
         for name, value in metrics.items():
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            try:
+                check_name("metric", name)
+            except ValueError as exc:
+                raise TypeError(f"report(): {exc}") from None
+            if isinstance(value, bool | np.bool_):
+                value = float(value)  # MLflow stores numbers; a flag becomes 0.0 or 1.0
+            if not isinstance(value, numbers.Real):
                 raise TypeError(
-                    f"report() metric {name!r} must be a real number, got "
+                    f"report() metric {name!r} must be a real number or a bool, got "
                     f"{type(value).__name__}: {value!r:.100}"
                 )
-            clean[name] = float(value)
-            self.history.setdefault(name, []).append((int(step), float(value)))
+            key = name + self._suffix
+            clean[key] = float(value)
+            self.history.setdefault(key, []).append((int(step), float(value)))
         self._events.put((REPORT, int(step), clean))
 
 
@@ -100,19 +125,44 @@ def run_objective(
     data: Any,
     arity: int,
     events: queue.Queue,
+    stop: threading.Event | None = None,
+    repeats: int = 1,
 ) -> None:
-    """Run one trial and put its events on ``events``; the last is DONE or ERROR."""
-    report = _Reporter(events)
+    """Run one trial and put its events on ``events``; the last is DONE, ERROR or PRUNED.
+
+    With ``repeats`` > 1 the objective runs once per seed 0..repeats-1 (``params["seed"]``),
+    its metrics suffixed ``/repeat_R``; each value is reported as ``objective_repeat`` at
+    step R and the trial's value is their mean.
+    """
+    stop = stop or threading.Event()
+    history: dict[str, list[tuple[int, float]]] = {}
+    values: list[float] = []
     start = time.perf_counter()
+    r = 0
     try:
-        raw = objective(params, report) if arity == 2 else objective(params, report, data)
-        value = check_value(raw)
-        seconds = time.perf_counter() - start
-        events.put((DONE, value, seconds, _render_curves(report.history)))
+        for r in range(repeats):
+            if repeats == 1:
+                report, run_params = _Reporter(events, stop, history), params
+            else:
+                report = _Reporter(events, stop, history, f"/repeat_{r}")
+                run_params = {**params, "seed": r}
+            raw = objective(run_params, report, *([data] if arity == 3 else []))
+            values.append(check_value(raw))
+            if repeats > 1:
+                events.put((REPORT, r, {"objective_repeat": values[-1]}))
+        value = sum(values) / len(values)
+        if repeats > 1:
+            std = (sum((v - value) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+            events.put((REPORT, 0, {"objective_std": std}))
+        events.put((DONE, value, time.perf_counter() - start, _render_curves(history), values))
+    except TrialPruned:
+        events.put((PRUNED, time.perf_counter() - start, _render_curves(history)))
     except BaseException as exc:  # noqa: BLE001 - every failure becomes the trial's reason
         seconds = time.perf_counter() - start
         reason = f"{type(exc).__name__}: {exc}"
-        events.put((ERROR, reason, traceback.format_exc(), seconds, _render_curves(report.history)))
+        if repeats > 1:
+            reason = f"repeat {r} (seed {r}): {reason}"
+        events.put((ERROR, reason, traceback.format_exc(), seconds, _render_curves(history)))
 
 
 def _drain(events: queue.Queue, first: Any) -> list[Any]:
@@ -133,6 +183,17 @@ class TrialWorker:
         # Kept on self: the limit holds for as long as the controller object lives.
         self._blas_limit = threadpool_limits(limits=1)
         self.objective, self.arity, self.data = objective, arity, data
+        self._current: tuple[int, threading.Event] | None = None  # trial number, its stop flag
+
+    def stop(self, trial_number: int) -> None:
+        """Have trial ``trial_number``'s next ``report`` raise `TrialPruned`.
+
+        Runs in the actor's second thread while `run` streams; a late call for a trial
+        that already ended does nothing.
+        """
+        current = self._current
+        if current is not None and current[0] == trial_number:
+            current[1].set()
 
     def render(self, specs: list[tuple[str, str, dict[str, Any]]]) -> dict[str, bytes]:
         """Draw the sweep's closing figures (see `hpo.plots.render`)."""
@@ -140,11 +201,15 @@ class TrialWorker:
 
         return render(specs)
 
-    def run(self, trial_number: int, params: dict[str, Any]) -> Iterator[list[Any]]:
+    def run(
+        self, trial_number: int, params: dict[str, Any], repeats: int = 1
+    ) -> Iterator[list[Any]]:
         events: queue.Queue = queue.Queue()
+        stop = threading.Event()
+        self._current = (trial_number, stop)
         thread = threading.Thread(
             target=run_objective,
-            args=(self.objective, params, self.data, self.arity, events),
+            args=(self.objective, params, self.data, self.arity, events, stop, repeats),
             name=f"trial-{trial_number}",
             daemon=True,
         )
@@ -152,7 +217,7 @@ class TrialWorker:
         while True:
             batch = _drain(events, events.get())
             yield batch
-            if batch[-1][0] in (DONE, ERROR):
+            if batch[-1][0] in FINAL:
                 return
 
 
@@ -178,14 +243,20 @@ class WorkerPool:
     """A fixed number of `TrialWorker` actors and the trials running on them."""
 
     def __init__(
-        self, objective: Callable[..., Any], arity: int, data: Any, n_workers: int
+        self,
+        objective: Callable[..., Any],
+        arity: int,
+        data: Any,
+        n_workers: int,
+        repeats: int = 1,
     ) -> None:
         import ray
 
         self._ray = ray
         _ship_by_value(objective)
-        self._actor_cls = ray.remote(num_cpus=1)(TrialWorker)
-        self._objective, self._arity = objective, arity
+        # Two threads: `stop` must get through while `run` is streaming.
+        self._actor_cls = ray.remote(num_cpus=1, max_concurrency=2)(TrialWorker)
+        self._objective, self._arity, self._repeats = objective, arity, repeats
         self._data_ref = ray.put(data)
         # Actors start in the background: trials submitted meanwhile queue on them, and an
         # actor that cannot start surfaces in `wait` as a WorkerStartError.
@@ -197,7 +268,7 @@ class WorkerPool:
 
     def submit(self, trial: Any) -> Running:
         worker = self.idle.pop()
-        stream = worker.run.remote(trial.number, trial.params)
+        stream = worker.run.remote(trial.number, trial.params, self._repeats)
         running = Running(trial, worker, stream)
         self.running[stream] = running
         return running
@@ -230,7 +301,7 @@ class WorkerPool:
                 self._replace(running.worker)
                 out.append(WorkerDied(running, _first_line(exc)))
                 continue
-            if batch and batch[-1][0] in (DONE, ERROR):
+            if batch and batch[-1][0] in FINAL:
                 del self.running[stream]
                 self.idle.append(running.worker)
             out.append((running, batch))
@@ -263,6 +334,10 @@ class WorkerPool:
                 return render(specs)
 
         return result
+
+    def stop(self, running: Running) -> None:
+        """Ask a trial to stop at its next report (pruning); its events keep arriving."""
+        running.worker.stop.remote(running.trial.number)
 
     def kill(self, running: Running) -> None:
         """Stop one trial now by killing its worker (a hanging objective cannot be

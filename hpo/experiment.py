@@ -22,7 +22,8 @@ class Experiment:
 
     Required: ``space`` and ``objective``. Optional: ``direction`` (default "minimize"),
     ``load_data()`` (called once per sweep; its result is the objective's ``data``),
-    ``strategy``, ``strategy_options`` (keyword arguments of that strategy) and ``n_trials``
+    ``strategy``, ``strategy_options`` (keyword arguments of that strategy), ``n_trials``,
+    ``pruner`` (a name or a `hpo.pruners.Pruner`), ``prune_metric`` and ``repeats``
     (defaults the command line overrides).
     """
 
@@ -35,6 +36,9 @@ class Experiment:
     strategy: str | None = None
     strategy_options: dict[str, Any] | None = None
     n_trials: int | None = None
+    pruner: Any = None
+    prune_metric: str | None = None
+    repeats: int | None = None
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -71,4 +75,7 @@ def load_experiment(path: str | Path) -> Experiment:
         strategy=getattr(module, "strategy", None),
         strategy_options=getattr(module, "strategy_options", None),
         n_trials=getattr(module, "n_trials", None),
+        pruner=getattr(module, "pruner", None),
+        prune_metric=getattr(module, "prune_metric", None),
+        repeats=getattr(module, "repeats", None),
     )

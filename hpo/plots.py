@@ -135,7 +135,24 @@ def gp_posterior_png(
     return _png(fig)
 
 
+def repeats_png(labels: Sequence[str], values: Sequence[Sequence[float]], direction: str) -> bytes:
+    """Each configuration's repeat values as points, with their mean and standard deviation."""
+    fig = _figure(max(6.5, 0.45 * len(labels) + 2), 4.2)
+    fig.subplots_adjust(bottom=0.3)
+    ax = fig.subplots()
+    for i, vs in enumerate(values):
+        ax.scatter([i] * len(vs), vs, s=16, alpha=0.6, color="C0", zorder=2)
+        std = float(np.std(vs, ddof=1)) if len(vs) > 1 else 0.0
+        ax.errorbar(i, float(np.mean(vs)), yerr=std, fmt="_", color="C3", capsize=5, zorder=3)
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize="small")
+    ax.set_ylabel(f"objective ({direction})")
+    ax.set_title("Repeats per configuration: values, mean ± standard deviation")
+    ax.grid(alpha=0.3, axis="y")
+    return _png(fig)
+
+
 def render(specs: list[tuple[str, str, dict]]) -> dict[str, bytes]:
-    """PNG bytes by file name for ``(name, kind, arguments)`` specs ("history", "heatmap")."""
-    draw = {"history": history_png, "heatmap": heatmap_png}
+    """PNG bytes by file name for ``(name, kind, arguments)`` specs ("history", "heatmap",
+    "repeats")."""
+    draw = {"history": history_png, "heatmap": heatmap_png, "repeats": repeats_png}
     return {name: draw[kind](**arguments) for name, kind, arguments in specs}

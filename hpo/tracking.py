@@ -10,6 +10,8 @@ happen, and a trial that reports 100 epochs costs a handful of calls, not 100.
 from __future__ import annotations
 
 import os
+import posixpath
+import re
 import tempfile
 import threading
 import time
@@ -24,7 +26,9 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 FLUSH_SECONDS = 0.25
 # MLflow's per-call limits for log_batch.
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
-PARAM_VALUE_LIMIT = 6000
+# MLflow's limits on keys and values: checked here, before a sweep, never met mid-sweep.
+PARAM_VALUE_LIMIT, TAG_VALUE_LIMIT, KEY_LIMIT = 6000, 8000, 250
+_KEY_CHARACTERS = re.compile(r"[/\w.\- :]*")
 
 SWEEP = -1  # buffer key of the parent run
 
@@ -52,9 +56,40 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def check_name(kind: str, name: Any) -> None:
+    """Raise ValueError unless MLflow accepts ``name`` as a param or metric key."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a {kind} name must be a non-empty string, got {name!r}")
+    if len(name) > KEY_LIMIT:
+        raise ValueError(
+            f"a {kind} name must have at most {KEY_LIMIT} characters (MLflow's limit), got "
+            f"{len(name)}: {name[:60]!r}..."
+        )
+    if not _KEY_CHARACTERS.fullmatch(name):
+        raise ValueError(
+            f"a {kind} name may only contain letters, digits, _ - . / : and spaces (MLflow's "
+            f"rule), got {name!r}"
+        )
+    if posixpath.normpath(name) != name or name.startswith(("/", "..")):
+        raise ValueError(
+            f"a {kind} name must be a plain relative path (MLflow stores it as one), got {name!r}"
+        )
+
+
 def param_text(value: Any) -> str:
     text = str(value)
     return text if len(text) <= PARAM_VALUE_LIMIT else text[: PARAM_VALUE_LIMIT - 3] + "..."
+
+
+def truncated_params(params: dict[str, Any]) -> dict[str, str]:
+    """The ``hpo.truncated`` tag for params whose values exceed MLflow's limit (else empty)."""
+    long = [
+        f"{k} ({len(str(v))} chars)" for k, v in params.items() if len(str(v)) > PARAM_VALUE_LIMIT
+    ]
+    if not long:
+        return {}
+    note = f"param values cut to {PARAM_VALUE_LIMIT} characters: " + ", ".join(long)
+    return {"hpo.truncated": note[:TAG_VALUE_LIMIT]}
 
 
 @dataclass

@@ -126,6 +126,10 @@ class OptunaSampler(Strategy):
             if trial.state is TrialState.COMPLETE:
                 self.study.tell(optuna_trial, trial.value)
             elif trial.state is TrialState.PRUNED:
+                # TPE ranks pruned trials by how far they got and their last value there.
+                if "intermediate" in trial.attrs:
+                    step, value = trial.attrs["intermediate"]
+                    optuna_trial.report(value, step)
                 self.study.tell(optuna_trial, state=OptunaState.PRUNED)
             else:
                 self.study.tell(optuna_trial, state=OptunaState.FAIL)

@@ -116,3 +116,48 @@ def one_second(params, report):
         report(step, loss=params["x"])
         time.sleep(0.1)
     return params["x"]
+
+
+def slow_curve(params, report):
+    """20 steps of a loss that is worse for larger x; reports after each step's work."""
+    for step in range(20):
+        time.sleep(0.02)
+        report(step, loss=params["x"] + 1.0 / (step + 1))
+    return params["x"]
+
+
+def model_curve(params, report, data):
+    """A real model whose training is pruned mid-fit through its epoch callback."""
+    from models import MLPClassifier
+
+    X_train, X_val, y_train, y_val = data
+    model = MLPClassifier(
+        (16,),
+        solver="sgd",
+        learning_rate_init=params["lr"],
+        max_iter=30,
+        n_iter_no_change=30,
+        random_state=0,
+        epoch_callback=lambda epoch, metrics: report(epoch, **metrics),
+    )
+    model.fit(X_train, y_train, eval_set=(X_val, y_val))
+    return model.score(X_val, y_val)
+
+
+def seeded(params, report):
+    """A noisy objective: the value depends on the seed the repeats pass in."""
+    import numpy as np
+
+    noise = np.random.default_rng(params["seed"]).normal(0.0, 0.1)
+    report(0, loss=params["x"] + noise)
+    return params["x"] + noise
+
+
+def odd_metrics(params, report):
+    """Reports a bool and a NaN metric (kept), then a metric MLflow would refuse."""
+    report(0, converged=True, loss=math.nan)
+    if params["bad"] == "name":
+        report(1, **{"bad:name?": 1.0})
+    if params["bad"] == "none":
+        report(1, loss=None)
+    return params["x"]

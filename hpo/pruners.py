@@ -1,0 +1,210 @@
+"""Pruners: stop unpromising trials early, judged on the curves they stream.
+
+A pruner watches one reported metric. The driver feeds it every value a trial reports
+(`report`) and tells it when a trial completed (`complete`); `report` returns the reason to
+stop the trial, or None. The driver then asks the trial's worker to stop, and the trial's
+next ``report(...)`` call raises `TrialPruned` inside the objective, so the worker is free
+without waiting for the objective to finish.
+
+Steps are whatever the objective passes to ``report`` (epochs, for the models).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import numbers
+from typing import Any, ClassVar
+
+from hpo.strategies.base import check_direction
+
+
+class TrialPruned(Exception):
+    """Raised by ``report`` inside an objective whose trial was pruned.
+
+    An objective that catches every exception should re-raise this one; if it does not, its
+    next ``report`` raises it again.
+    """
+
+
+def _int_at_least(name: str, value: Any, low: int) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return int(value)
+
+
+class Pruner:
+    """Base class. ``direction`` says whether lower or higher values of the metric are better;
+    the sweep's direction when None."""
+
+    name: ClassVar[str] = "base"
+
+    def __init__(self, *, direction: str | None = None) -> None:
+        self.direction = None if direction is None else check_direction(direction)
+
+    def bind(self, direction: str) -> None:
+        """Take the sweep's direction unless one was given."""
+        if self.direction is None:
+            self.direction = check_direction(direction)
+
+    def report(self, number: int, step: int, value: float) -> str | None:
+        """Record ``value`` of trial ``number`` at ``step``; the reason to prune it, or None."""
+        raise NotImplementedError
+
+    def complete(self, number: int) -> None:
+        """Trial ``number`` ran to its end."""
+
+    def settings(self) -> dict[str, Any]:
+        return {"pruner": self.name}
+
+    def _better(self, a: float, b: float) -> bool:
+        return a < b if self.direction == "minimize" else a > b
+
+
+class MedianPruner(Pruner):
+    """The median stopping rule.
+
+    A trial is stopped at step ``s`` when its best value up to ``s`` is worse than the median
+    of the values that completed trials reported at ``s``. Nothing is pruned before
+    ``min_trials`` trials have completed or before step ``warmup_steps``.
+
+    Examples
+    --------
+    >>> p = MedianPruner(min_trials=1, warmup_steps=0)
+    >>> p.bind("minimize")
+    >>> p.report(0, 1, 0.5), p.complete(0)
+    (None, None)
+    >>> p.report(1, 1, 0.9).split(":")[0], p.report(2, 1, 0.4)
+    ('median rule', None)
+    """
+
+    name = "median"
+
+    def __init__(
+        self, *, warmup_steps: int = 5, min_trials: int = 5, direction: str | None = None
+    ) -> None:
+        super().__init__(direction=direction)
+        self.warmup_steps = _int_at_least("warmup_steps", warmup_steps, 0)
+        self.min_trials = _int_at_least("min_trials", min_trials, 1)
+        self._curves: dict[int, dict[int, float]] = {}
+        self._best: dict[int, float] = {}
+        self._completed_at: dict[int, list[float]] = {}  # step -> sorted values of completed
+        self._n_completed = 0
+
+    def report(self, number: int, step: int, value: float) -> str | None:
+        if math.isnan(value):
+            return None
+        self._curves.setdefault(number, {})[step] = value
+        best = self._best.get(number)
+        if best is None or self._better(value, best):
+            self._best[number] = best = value
+        if step < self.warmup_steps or self._n_completed < self.min_trials:
+            return None
+        values = self._completed_at.get(step)
+        if not values or len(values) < self.min_trials:
+            return None
+        median = _median(values)
+        if self._better(median, best):
+            return (
+                f"median rule: best value {best:.4g} by step {step} is worse than the median "
+                f"{median:.4g} of {len(values)} completed trials at step {step}"
+            )
+        return None
+
+    def complete(self, number: int) -> None:
+        self._n_completed += 1
+        for step, value in self._curves.pop(number, {}).items():
+            bisect.insort(self._completed_at.setdefault(step, []), value)
+        self._best.pop(number, None)
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            **super().settings(),
+            "pruner.warmup_steps": self.warmup_steps,
+            "pruner.min_trials": self.min_trials,
+        }
+
+
+class ASHAPruner(Pruner):
+    """Asynchronous successive halving.
+
+    Rungs sit at steps ``min_resource * reduction_factor**k``. When a trial first reaches a
+    rung its value there is recorded, and it continues only if that value is among the best
+    ``max(1, n // reduction_factor)`` of the ``n`` values recorded at that rung so far, its
+    own included. Decisions never wait for other trials, so no worker idles.
+
+    Examples
+    --------
+    >>> p = ASHAPruner(min_resource=1, reduction_factor=2)
+    >>> p.bind("minimize")
+    >>> p.report(0, 1, 0.3), p.report(1, 1, 0.2), p.report(2, 1, 0.4)
+    (None, None, 'ASHA: value 0.4 at rung step 1 is not in the best 1 of 3 trials there')
+    """
+
+    name = "asha"
+
+    def __init__(
+        self,
+        *,
+        min_resource: int = 1,
+        reduction_factor: int = 3,
+        direction: str | None = None,
+    ) -> None:
+        super().__init__(direction=direction)
+        self.min_resource = _int_at_least("min_resource", min_resource, 1)
+        self.reduction_factor = _int_at_least("reduction_factor", reduction_factor, 2)
+        self._rungs: list[list[float]] = []  # values recorded at rung k
+        self._next_rung: dict[int, int] = {}  # trial -> index of the next rung it will reach
+
+    def rung_step(self, k: int) -> int:
+        return self.min_resource * self.reduction_factor**k
+
+    def report(self, number: int, step: int, value: float) -> str | None:
+        k = self._next_rung.get(number, 0)
+        if step < self.rung_step(k):
+            return None
+        # A trial that skips rungs (reports every few steps) is judged at the highest one.
+        while step >= self.rung_step(k + 1):
+            k += 1
+        self._next_rung[number] = k + 1
+        while len(self._rungs) <= k:
+            self._rungs.append([])
+        rung = self._rungs[k]
+        score = -value if self.direction == "maximize" else value  # lower is better
+        if math.isnan(score):
+            score = math.inf  # NaN ranks last: it is never among the best
+        bisect.insort(rung, score)
+        keep = max(1, len(rung) // self.reduction_factor)
+        if score <= rung[keep - 1]:
+            return None
+        return (
+            f"ASHA: value {value:.4g} at rung step {self.rung_step(k)} is not in the best "
+            f"{keep} of {len(rung)} trials there"
+        )
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            **super().settings(),
+            "pruner.min_resource": self.min_resource,
+            "pruner.reduction_factor": self.reduction_factor,
+        }
+
+
+def _median(sorted_values: list[float]) -> float:
+    n = len(sorted_values)
+    mid = n // 2
+    return sorted_values[mid] if n % 2 else (sorted_values[mid - 1] + sorted_values[mid]) / 2
+
+
+PRUNERS = {"median": MedianPruner, "asha": ASHAPruner}
+
+
+def make_pruner(pruner: str | Pruner | None) -> Pruner | None:
+    """A pruner from its name ("median", "asha", "none") with default settings, or as given."""
+    if pruner is None or isinstance(pruner, Pruner):
+        return pruner
+    if pruner == "none":
+        return None
+    if pruner not in PRUNERS:
+        raise ValueError(f"unknown pruner {pruner!r}; choose one of: median, asha, none")
+    return PRUNERS[pruner]()

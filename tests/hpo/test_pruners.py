@@ -1,0 +1,108 @@
+"""The pruning rules on hand-made curves (no Ray, no MLflow)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from hpo.pruners import ASHAPruner, MedianPruner, make_pruner
+
+
+def feed(pruner, number, curve):
+    """Report ``curve`` (values at steps 0, 1, ...) until pruned; the pruned step or None."""
+    for step, value in enumerate(curve):
+        if pruner.report(number, step, value) is not None:
+            return step
+    return None
+
+
+def test_median_rule_waits_for_warmup_and_completed_trials_then_stops_worse_trials():
+    p = MedianPruner(warmup_steps=2, min_trials=3)
+    p.bind("minimize")
+    good = [1.0, 0.8, 0.6, 0.5, 0.4]
+    for n in range(2):
+        assert feed(p, n, good) is None
+        p.complete(n)
+    # Only two completed trials: the worst possible curve still runs to its end.
+    assert feed(p, 2, [9.0] * 5) is None
+    p.complete(2)
+    # Three completed (medians 1.0, 0.8, 0.6, 0.5, 0.4); step 2 is the first after warm-up.
+    assert feed(p, 3, [5.0, 5.0, 5.0, 5.0, 5.0]) == 2
+    # A trial whose best so far beats the median is never stopped.
+    assert feed(p, 4, [0.9, 0.7, 0.5, 0.45, 0.3]) is None
+
+
+def test_median_rule_uses_the_best_value_so_far_and_the_direction():
+    p = MedianPruner(warmup_steps=0, min_trials=1, direction="maximize")
+    p.bind("minimize")  # an explicit direction wins over the sweep's
+    assert feed(p, 0, [0.5, 0.6, 0.7]) is None
+    p.complete(0)
+    # Best so far 0.9 beats the median at steps 1 and 2 although the latest values do not.
+    assert feed(p, 1, [0.9, 0.55, 0.65]) is None
+    reason = p.report(2, 0, 0.4)
+    assert reason is not None and "median 0.5" in reason and "step 0" in reason
+
+
+def test_asha_keeps_the_best_fraction_at_each_rung():
+    p = ASHAPruner(min_resource=1, reduction_factor=3)
+    p.bind("minimize")
+    assert [p.rung_step(k) for k in range(3)] == [1, 3, 9]
+    # Nothing is judged before the first rung.
+    assert p.report(0, 0, 100.0) is None
+    # The first trial at a rung always continues: it is the best of one.
+    assert feed(p, 0, [5.0, 0.5, 0.5, 0.3, 0.3]) is None
+    # With n values at a rung the best max(1, n // 3) continue.
+    values = [0.6, 0.1, 0.9, 0.2, 0.95, 0.05, 0.99]
+    decisions = [feed(p, n, [5.0, v, v, v]) for n, v in enumerate(values, start=1)]
+    assert decisions == [1, None, 1, 1, 1, None, 1]
+    # With 0.3 as the ninth value three continue (0.05, 0.1, 0.2), and 0.3 is not one of them.
+    assert p.report(99, 1, 0.3) is not None
+
+
+def test_asha_judges_a_trial_that_skips_steps_at_the_highest_rung_reached():
+    p = ASHAPruner(min_resource=1, reduction_factor=2)
+    p.bind("maximize")
+    assert p.report(0, 4, 0.9) is None  # rung 4 directly
+    reason = p.report(1, 5, 0.1)
+    assert reason is not None and "rung step 4" in reason
+    assert p.report(2, 4, math.nan) is not None  # NaN is never among the best
+
+
+def test_trials_that_would_be_promoted_twice_are_judged_once_per_rung():
+    p = ASHAPruner(min_resource=2, reduction_factor=2)
+    p.bind("minimize")
+    assert p.report(0, 2, 1.0) is None
+    assert p.report(0, 3, 50.0) is None  # between rungs: not judged again
+    assert p.report(0, 4, 0.9) is None
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: MedianPruner(warmup_steps=-1), "warmup_steps must be an int >= 0, got -1"),
+        (lambda: MedianPruner(min_trials=0), "min_trials must be an int >= 1, got 0"),
+        (lambda: ASHAPruner(reduction_factor=1), "reduction_factor must be an int >= 2, got 1"),
+        (lambda: ASHAPruner(min_resource=1.5), "min_resource must be an int >= 1, got 1.5"),
+        (lambda: make_pruner("hyperband"), "unknown pruner 'hyperband'; choose one of"),
+        (lambda: MedianPruner(direction="up"), "direction must be 'minimize' or 'maximize'"),
+    ],
+)
+def test_bad_settings_are_refused_with_the_rule_and_the_value(build, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build()
+
+
+def test_make_pruner_by_name():
+    assert make_pruner("none") is None and make_pruner(None) is None
+    assert isinstance(make_pruner("median"), MedianPruner)
+    asha = ASHAPruner(min_resource=3)
+    assert make_pruner(asha) is asha
+
+
+def test_the_docstring_examples_hold():
+    import doctest
+
+    import hpo.pruners
+
+    assert doctest.testmod(hpo.pruners).failed == 0

@@ -1,0 +1,188 @@
+"""Pruning on streamed curves, repeats, and inputs MLflow would refuse (real Ray, real MLflow)."""
+
+from __future__ import annotations
+
+import math
+
+import objectives
+import pytest
+from conftest import by_trial, child_runs
+from ray import cloudpickle
+
+import hpo
+from hpo.pruners import ASHAPruner, MedianPruner
+from hpo.space import Choice, Float
+
+cloudpickle.register_pickle_by_value(objectives)
+
+pytestmark = pytest.mark.integration
+
+
+def test_median_pruning_stops_bad_trials_at_their_next_report(ray_cluster, tracking_uri, client):
+    # Good trials first (grid order), so the median exists before the bad ones run.
+    strategy = hpo.make_strategy(
+        "grid", {"x": Float(0.0, 1.0, grid=[0.0, 0.05, 0.1, 0.8, 0.9, 1.0])}
+    )
+    result = hpo.run(
+        {"x": Float(0.0, 1.0)},
+        objectives.slow_curve,
+        strategy=strategy,
+        workers=2,
+        tracking_uri=tracking_uri,
+        experiment_name="median",
+        progress=False,
+        pruner=MedianPruner(warmup_steps=2, min_trials=2),
+    )
+    states = {t.params["x"]: t.state.value for t in result.trials}
+    assert states[0.0] == states[0.05] == "COMPLETE"
+    assert states[0.9] == states[1.0] == "PRUNED"
+    runs = by_trial(child_runs(client, result.sweep_id))
+    for trial in result.trials:
+        run = runs[trial.number]
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
+        assert len(steps) == len(set(steps))
+        if trial.state.value != "PRUNED":
+            assert run.data.tags["hpo.state"] == "COMPLETE" and steps == list(range(20))
+            continue
+        tags = run.data.tags
+        assert run.info.status == "KILLED" and tags["hpo.state"] == "PRUNED"
+        assert tags["hpo.pruner"] == "median" and "median rule" in tags["hpo.prune_reason"]
+        assert "(loss)" in tags["hpo.prune_reason"] and "objective" not in run.data.metrics
+        pruned_step = int(tags["hpo.pruned_step"])
+        # Freed at the next report: a step or two of reports in flight, never the whole curve.
+        assert 2 <= pruned_step and max(steps) <= pruned_step + 3 < 19
+    parent = client.get_run(result.sweep_id)
+    assert parent.data.tags["hpo.n_pruned"] == str(result.n_pruned) != "0"
+    assert parent.data.params["pruner"] == "median"
+    assert parent.data.params["prune_metric"] == "first reported"
+    assert parent.data.tags["hpo.prune_metric"] == "loss"
+
+
+def test_asha_prunes_a_real_models_training_mid_fit_and_tpe_is_told(
+    ray_cluster, tracking_uri, client
+):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    data = train_test_split(X[:600] / 16.0, y[:600], test_size=0.3, random_state=0)
+    space = {"lr": Float(1e-5, 0.3, log=True)}
+    strategy = hpo.make_strategy("tpe", space, direction="maximize", seed=3)
+    result = hpo.run(
+        space,
+        objectives.model_curve,
+        direction="maximize",
+        strategy=strategy,
+        n_trials=10,
+        workers=2,
+        data=data,
+        tracking_uri=tracking_uri,
+        experiment_name="asha",
+        progress=False,
+        pruner=ASHAPruner(min_resource=2, reduction_factor=3),
+        prune_metric="val_accuracy",
+    )
+    assert result.n_pruned >= 1 and result.n_complete >= 1
+    assert result.settings["pruner"] == "asha" and result.settings["pruner.reduction_factor"] == 3
+    runs = by_trial(child_runs(client, result.sweep_id))
+    for trial in result.trials:
+        epochs = client.get_metric_history(runs[trial.number].info.run_id, "val_accuracy")
+        if trial.state.value == "PRUNED":
+            assert "ASHA" in trial.error and len(epochs) < 30
+            step = int(runs[trial.number].data.tags["hpo.pruned_step"])
+            assert trial.attrs["intermediate"][0] == step
+        else:
+            assert trial.state.value == "COMPLETE" and len(epochs) == 30
+    # TPE's study holds the pruned trials as pruned, with the value they were pruned on.
+    studied = {t.number: t for t in strategy.study.trials}
+    for trial in result.trials:
+        if trial.state.value == "PRUNED":
+            step, value = trial.attrs["intermediate"]
+            assert studied[trial.number].state.name == "PRUNED"
+            assert studied[trial.number].intermediate_values == {step: value}
+
+
+def test_repeats_record_each_value_their_mean_and_spread(ray_cluster, tracking_uri, client):
+    strategy = hpo.make_strategy("grid", {"x": Float(0.0, 1.0, grid=3)})
+    result = hpo.run(
+        {"x": Float(0.0, 1.0, grid=3)},
+        objectives.seeded,
+        strategy=strategy,
+        workers=2,
+        tracking_uri=tracking_uri,
+        experiment_name="repeats",
+        progress=False,
+        repeats=4,
+    )
+    import numpy as np
+
+    noise = [np.random.default_rng(s).normal(0.0, 0.1) for s in range(4)]
+    runs = by_trial(child_runs(client, result.sweep_id))
+    for trial in result.trials:
+        run_id = runs[trial.number].info.run_id
+        expected = [trial.params["x"] + n for n in noise]
+        values = client.get_metric_history(run_id, "objective_repeat")
+        assert [m.step for m in sorted(values, key=lambda m: m.step)] == [0, 1, 2, 3]
+        assert [m.value for m in sorted(values, key=lambda m: m.step)] == pytest.approx(expected)
+        metrics = runs[trial.number].data.metrics
+        assert trial.value == pytest.approx(np.mean(expected)) == metrics["objective"]
+        assert metrics["objective_std"] == pytest.approx(np.std(expected, ddof=1))
+        # Each repeat's curve is its own metric.
+        for r in range(4):
+            assert len(client.get_metric_history(run_id, f"loss/repeat_{r}")) == 1
+    table = client.download_artifacts(result.sweep_id, "best_configurations.csv")
+    with open(table) as f:
+        lines = f.read().splitlines()
+    assert lines[0].startswith("rank,trial,mean,std,values")
+    assert len(lines) == 4 and lines[1].split(",")[1] == str(result.best_trial.number)
+    assert client.get_run(result.sweep_id).data.params["repeats"] == "4"
+
+
+def test_settings_that_cannot_work_are_refused_before_any_run(ray_cluster, tracking_uri, client):
+    space = {"x": Float(0.0, 1.0)}
+    cases = [
+        (dict(pruner="median", repeats=2), "cannot be combined with repeats > 1"),
+        (dict(repeats=0), "repeats must be an int >= 1, got 0"),
+        (dict(pruner="hyperband"), "unknown pruner 'hyperband'"),
+        (dict(prune_metric="a:b?"), "may only contain letters"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            hpo.run(space, objectives.quadratic, tracking_uri=tracking_uri, **kwargs)
+    with pytest.raises(ValueError, match="already has a parameter named 'seed'"):
+        hpo.run({"seed": Float(0, 1)}, objectives.quadratic, repeats=3, tracking_uri=tracking_uri)
+    with pytest.raises(ValueError, match=r"parameter name may only contain .* got 'lr\?'"):
+        hpo.run({"lr?": Float(0, 1)}, objectives.quadratic, tracking_uri=tracking_uri)
+    assert client.search_experiments() == [] or all(
+        not client.search_runs([e.experiment_id]) for e in client.search_experiments()
+    )
+
+
+def test_values_mlflow_would_refuse_are_converted_or_fail_the_trial_clearly(
+    ray_cluster, tracking_uri, client
+):
+    long_text = "y" * 7000
+    space = {"x": Float(0.0, 1.0), "bad": Choice(["ok", "name", "none"]), "note": long_text}
+    many = {f"p{i}": 1 for i in range(150)}  # more params than one MLflow call takes
+    strategy = hpo.make_strategy("grid", {**space, "x": Float(0.0, 1.0, grid=1), **many})
+    result = hpo.run(
+        {**space, **many},
+        objectives.odd_metrics,
+        strategy=strategy,
+        workers=2,
+        tracking_uri=tracking_uri,
+        experiment_name="limits",
+        progress=False,
+    )
+    runs = by_trial(child_runs(client, result.sweep_id))
+    by_bad = {t.params["bad"]: runs[t.number] for t in result.trials}
+    ok = by_bad["ok"]
+    assert ok.data.tags["hpo.state"] == "COMPLETE"
+    assert len(ok.data.params) == 153 and len(ok.data.params["note"]) == 6000
+    assert "note (7000 chars)" in ok.data.tags["hpo.truncated"]
+    assert ok.data.metrics["converged"] == 1.0 and math.isnan(ok.data.metrics["loss"])
+    assert "may only contain letters" in by_bad["name"].data.tags["hpo.error"]
+    assert (
+        "'loss' must be a real number or a bool, got NoneType"
+        in by_bad["none"].data.tags["hpo.error"]
+    )
