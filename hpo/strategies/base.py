@@ -106,7 +106,10 @@ class Strategy:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         self.seed = fresh_seed() if seed is None else int(seed)
         self.rng = np.random.default_rng(self.seed)
-        self.trials: list[Trial] = []
+        self.trials: list[Trial] = []  # in issue order
+        self._by_number: dict[int, Trial] = {}
+        self._free_numbers: list[int] = []  # gaps left by a restore, issued first
+        self._next_number = 0
 
     # -- the interface -------------------------------------------------------------------
     def ask(self, n: int = 1) -> list[Trial]:
@@ -125,7 +128,7 @@ class Strategy:
         error: str | None = None,
     ) -> None:
         """Report the end of ``trial``: its value, or ``failed=True``, or ``pruned=True``."""
-        if trial.number >= len(self.trials) or self.trials[trial.number] is not trial:
+        if self._by_number.get(trial.number) is not trial:
             raise ValueError(f"trial {trial.number} was not issued by this strategy")
         if trial.state.is_finished:
             raise ValueError(f"trial {trial.number} was already told ({trial.state.value})")
@@ -140,6 +143,42 @@ class Strategy:
             trial.state = TrialState.FAILED if failed else TrialState.PRUNED
             trial.error = error
         self._on_tell(trial)
+
+    def restore(
+        self,
+        number: int,
+        assignment: dict[str, Any],
+        state: TrialState,
+        value: float | None = None,
+        error: str | None = None,
+    ) -> Trial:
+        """Put back a trial of an earlier run of this sweep (resume), before any `ask`.
+
+        A RUNNING trial is issued again under its number, to be run and told as usual.
+        """
+        if not isinstance(number, numbers.Integral) or number < 0 or number in self._by_number:
+            raise ValueError(f"cannot restore trial number {number!r}: taken or not an int >= 0")
+        self.space.validate(assignment)
+        if state is TrialState.COMPLETE:
+            value = check_value(value)
+        trial = Trial(
+            number=int(number),
+            assignment=dict(assignment),
+            params=self.space.build(assignment),
+            flat_params=self.space.flat(assignment),
+            state=state,
+            value=value if state is TrialState.COMPLETE else None,
+            error=error,
+        )
+        self.trials.append(trial)
+        self._by_number[trial.number] = trial
+        if trial.number >= self._next_number:
+            self._free_numbers.extend(range(self._next_number, trial.number))
+            self._next_number = trial.number + 1
+        elif trial.number in self._free_numbers:
+            self._free_numbers.remove(trial.number)
+        self._on_restore(trial)
+        return trial
 
     @property
     def exhausted(self) -> bool:
@@ -177,14 +216,27 @@ class Strategy:
     def _on_tell(self, trial: Trial) -> None:
         """Hook for strategies that update a model incrementally."""
 
+    def _on_restore(self, trial: Trial) -> None:
+        """Hook for strategies that keep their own record of trials (Optuna, hyperopt, grid)."""
+
+    def _upcoming_numbers(self, n: int) -> list[int]:
+        """The numbers the next ``n`` issued trials will get (gaps of a restore first)."""
+        gaps = self._free_numbers[:n]
+        return gaps + list(range(self._next_number, self._next_number + n - len(gaps)))
+
     def _issue(self, assignment: dict[str, Any]) -> Trial:
+        if self._free_numbers:
+            number = self._free_numbers.pop(0)
+        else:
+            number, self._next_number = self._next_number, self._next_number + 1
         trial = Trial(
-            number=len(self.trials),
+            number=number,
             assignment=assignment,
             params=self.space.build(assignment),
             flat_params=self.space.flat(assignment),
         )
         self.trials.append(trial)
+        self._by_number[number] = trial
         return trial
 
     def __repr__(self) -> str:

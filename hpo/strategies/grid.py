@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hpo.space import Space
-from hpo.strategies.base import Strategy
+from hpo.strategies.base import Strategy, Trial
 
 
 class GridSearch(Strategy):
@@ -36,16 +36,26 @@ class GridSearch(Strategy):
         super().__init__(space, direction=direction, seed=seed)
         self.size = self.space.grid_size()  # raises now if a Float has no grid
         self._points = self.space.grid()
-        self._issued = 0
+        self._issued: set[tuple[tuple[str, Any], ...]] = set()  # points issued, as `_point_key`
 
     @property
     def exhausted(self) -> bool:
-        return self._issued >= self.size
+        return len(self._issued) >= self.size
 
     def _suggest(self, n: int) -> list[dict[str, Any]]:
-        batch = list(itertools.islice(self._points, n))
-        self._issued += len(batch)
+        # Points a restored sweep already ran are skipped: the grid goes on where it stopped.
+        fresh = (a for a in self._points if _point_key(a) not in self._issued)
+        batch = list(itertools.islice(fresh, n))
+        self._issued.update(_point_key(a) for a in batch)
         return batch
+
+    def _on_restore(self, trial: Trial) -> None:
+        self._issued.add(_point_key(trial.assignment))
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "grid_size": self.size}
+
+
+def _point_key(assignment: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    # NumPy scalars as Python numbers: a restored point (from MLflow) must equal the grid's.
+    return tuple(sorted((k, v.item() if hasattr(v, "item") else v) for k, v in assignment.items()))

@@ -79,16 +79,37 @@ class HyperoptTPE(Strategy):
         from hyperopt import tpe
 
         out = []
-        for i in range(n):
+        for number in self._upcoming_numbers(n):
             ids = self._store.new_trial_ids(1)
             self._store.refresh()
             seed = int(self.rng.integers(2**31))
             [doc] = tpe.suggest(ids, self._domain, self._store, seed)
             self._store.insert_trial_docs([doc])
             self._store.refresh()
-            self._docs[len(self.trials) + i] = doc
+            self._docs[number] = doc
             out.append(self._assignment(doc["misc"]["vals"]))
         return out
+
+    def _on_restore(self, trial: Trial) -> None:
+        """A document for a trial of an earlier run, as `tpe.suggest` would have made it."""
+        [tid] = self._store.new_trial_ids(1)
+        vals = {
+            p.key: [trial.assignment[p.key]] if p.key in trial.assignment else []
+            for p in self.space.params
+        }
+        misc = {
+            "tid": tid,
+            "cmd": ("domain_attachment", "FMinIter_Domain"),
+            "workdir": None,
+            "idxs": {k: [tid] if v else [] for k, v in vals.items()},
+            "vals": vals,
+        }
+        [doc] = self._store.new_trial_docs([tid], [None], [{"status": "new"}], [misc])
+        self._store.insert_trial_docs([doc])
+        self._store.refresh()
+        self._docs[trial.number] = doc
+        if trial.state is not TrialState.RUNNING:
+            self._on_tell(trial)
 
     def _assignment(self, vals: Mapping[str, list[Any]]) -> dict[str, Any]:
         assignment: dict[str, Any] = {}

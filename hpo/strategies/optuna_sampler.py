@@ -104,11 +104,36 @@ class OptunaSampler(Strategy):
         out = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # experimental-feature notices, per suggest call
-            for i in range(n):
+            for number in self._upcoming_numbers(n):
                 optuna_trial = self.study.ask()
-                self._asked[len(self.trials) + i] = optuna_trial
+                self._asked[number] = optuna_trial
                 out.append(self._define_by_run(optuna_trial))
         return out
+
+    def _on_restore(self, trial: Trial) -> None:
+        import optuna
+
+        params = {k: v.item() if hasattr(v, "item") else v for k, v in trial.assignment.items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if trial.state is TrialState.RUNNING:
+                # To be run again: an Optuna trial asked with these values fixed.
+                self.study.enqueue_trial(params, skip_if_exists=False)
+                optuna_trial = self.study.ask()
+                self._define_by_run(optuna_trial)
+                self._asked[trial.number] = optuna_trial
+                return
+            distributions = {k: _distribution(self.space.param(k)) for k in params}
+            state = {
+                TrialState.COMPLETE: optuna.trial.TrialState.COMPLETE,
+                TrialState.PRUNED: optuna.trial.TrialState.PRUNED,
+                TrialState.FAILED: optuna.trial.TrialState.FAIL,
+            }[trial.state]
+            self.study.add_trial(
+                optuna.trial.create_trial(
+                    params=params, distributions=distributions, value=trial.value, state=state
+                )
+            )
 
     def _define_by_run(self, optuna_trial: Any) -> dict[str, Any]:
         assignment: dict[str, Any] = {}
@@ -140,6 +165,21 @@ class OptunaSampler(Strategy):
             "sampler": type(self._sampler).__name__,
             **{f"sampler.{k}": v for k, v in self.sampler_options.items()},
         }
+
+
+def _distribution(p: Param) -> Any:
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    dim = p.dim
+    if isinstance(dim, Float):
+        return FloatDistribution(dim.low, dim.high, log=dim.log)
+    if isinstance(dim, Int):
+        return IntDistribution(dim.low, dim.high, log=dim.log, step=dim.step)
+    return CategoricalDistribution(list(range(len(dim.options))))
 
 
 def _suggest(optuna_trial: Any, p: Param) -> Any:

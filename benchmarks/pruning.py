@@ -1,0 +1,120 @@
+"""Pruning: compute saved and best value kept, on experiments/digits_tpe.py.
+
+The same experiment, strategy (TPE) and number of trials, with each pruner and without one,
+for several seeds. Compute = the sum of the trials' objective seconds (pruned and failed
+trials included: their time was spent). Best = the best validation cross-entropy found.
+Each pruner watches the experiment's per-epoch ``val_loss``.
+
+    .venv/bin/python benchmarks/pruning.py [--trials 40] [--seeds 0 1 2] [--pruners ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _report import machine, table, write_section  # noqa: E402
+
+EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "digits_tpe.py"
+
+
+def sweep(pruner: str, seed: int, trials: int, workdir: Path) -> dict[str, float]:
+    import hpo
+    from hpo.experiment import load_experiment
+
+    exp = load_experiment(EXPERIMENT)
+    start = time.perf_counter()
+    result = hpo.run(
+        exp.space,
+        exp.objective,
+        direction=exp.direction,
+        strategy="tpe",
+        n_trials=trials,
+        seed=seed,
+        data=exp.load_data(),
+        tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}",
+        experiment_name=f"pruning-{pruner}-{seed}",
+        progress=False,
+        pruner=pruner,
+        prune_metric="val_loss",
+    )
+    return {
+        "compute": sum(t.attrs.get("seconds", 0.0) for t in result.trials),
+        "wall": time.perf_counter() - start,
+        "best": result.best_value,
+        "pruned": result.n_pruned,
+        "failed": result.n_failed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--pruners", nargs="+", default=["none", "median", "asha"])
+    args = parser.parse_args()
+
+    results: dict[str, list[dict[str, float]]] = {p: [] for p in args.pruners}
+    with tempfile.TemporaryDirectory(prefix="hpo-bench-pruning-") as tmp:
+        for seed in args.seeds:
+            for pruner in args.pruners:
+                r = sweep(pruner, seed, args.trials, Path(tmp))
+                results[pruner].append(r)
+                print(
+                    f"seed {seed} {pruner:>6}: " + ", ".join(f"{k} {v:.4g}" for k, v in r.items())
+                )
+
+    base = results.get("none")
+    rows = [
+        [
+            "pruner",
+            "compute s (mean)",
+            "compute saved",
+            "best val_loss per seed",
+            "best (mean ± sd)",
+            "pruned",
+            "failed",
+            "wall s (mean)",
+        ]
+    ]
+    for pruner, runs in results.items():
+        compute = statistics.mean(r["compute"] for r in runs)
+        saved = (
+            ""
+            if base is None or pruner == "none"
+            else f"{statistics.mean(b['compute'] for b in base) / compute:.2f}x less"
+        )
+        bests = [r["best"] for r in runs]
+        spread = statistics.stdev(bests) if len(bests) > 1 else 0.0
+        rows.append(
+            [
+                pruner,
+                f"{compute:.0f}",
+                saved,
+                " / ".join(f"{b:.4f}" for b in bests),
+                f"{statistics.mean(bests):.4f} ± {spread:.4f}",
+                f"{statistics.mean(r['pruned'] for r in runs):.1f}",
+                f"{statistics.mean(r['failed'] for r in runs):.1f}",
+                f"{statistics.mean(r['wall'] for r in runs):.0f}",
+            ]
+        )
+    body = (
+        "## Pruning on digits_tpe\n\n"
+        f"`benchmarks/pruning.py --trials {args.trials} --seeds {' '.join(map(str, args.seeds))}`"
+        f" on {machine()}: TPE, {args.trials} trials per sweep, 2 workers, seeds "
+        f"{', '.join(map(str, args.seeds))}; compute is the sum of trial seconds. Median rule: "
+        "warm-up 5 epochs, 5 completed trials; ASHA: min resource 1 epoch, reduction factor 3.\n\n"
+        + table(rows)
+    )
+    write_section("pruning", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
