@@ -10,6 +10,7 @@
 from hpo.driver import run
 from hpo.pruners import ASHAPruner, MedianPruner, TrialPruned
 from hpo.result import SweepResult
+from hpo.resume import resume
 from hpo.strategies import make_strategy
 
 __version__ = "0.1.0"
@@ -19,5 +20,6 @@ __all__ = [
     "SweepResult",
     "TrialPruned",
     "make_strategy",
+    "resume",
     "run",
 ]

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from hpo.tracking import artifact_root, resolve_tracking_uri
@@ -77,6 +78,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    resume = sub.add_parser(
+        "resume",
+        parents=[tracking],
+        help="continue a sweep whose driver stopped (killed, interrupted, timed out)",
+    )
+    resume.add_argument("sweep_id", help="parent run id of the sweep")
+    resume.add_argument(
+        "--file", help="the sweep's experiment file (default: the path the sweep recorded)"
+    )
+    resume.add_argument("--workers", type=int, help="parallel trials (default: the cluster's CPUs)")
+    resume.add_argument(
+        "--address", help="address of an existing Ray cluster (default: start a local one)"
+    )
+    resume.add_argument("--timeout", type=float, help="seconds for this run of the sweep")
+    resume.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     show = sub.add_parser("show", parents=[tracking], help="list sweeps, or show one")
     show.add_argument("sweep_id", nargs="?", help="parent run id of a sweep (default: list all)")
     show.add_argument("--top", type=int, default=10, help="how many best trials to list")
@@ -142,19 +159,72 @@ def cmd_run(args: argparse.Namespace) -> int:
             pruner=args.pruner if args.pruner is not None else exp.pruner,
             prune_metric=args.prune_metric or exp.prune_metric,
             repeats=args.repeats if args.repeats is not None else (exp.repeats or 1),
+            sweep_tags={"hpo.experiment_file": str(Path(args.file).resolve())},
         )
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from exc
     except (WorkerStartError, ClusterConnectionError) as exc:
         print(f"hpo: error: {exc}", file=sys.stderr)
         return 1
+    return _report(result, uri)
+
+
+def _report(result: Any, uri: str) -> int:
     print(result.summary())
-    print(
-        f"\nrecorded in {uri} (experiment {args.experiment_name or exp.name!r}); "
-        f"details: hpo show {result.sweep_id}"
-    )
+    print(f"\nrecorded in {uri}; details: hpo show {result.sweep_id}")
+    if result.interrupted or result.timed_out:
+        flag = "" if uri == "sqlite:///mlflow.db" else f" --tracking-uri {uri}"
+        print(f"to go on with it: hpo resume {result.sweep_id}{flag}")
     print(_ui_hint(uri))
     return EXIT_INTERRUPTED if result.interrupted else 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    import hpo
+    from hpo.executor import ClusterConnectionError, WorkerStartError
+    from hpo.experiment import load_experiment
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    path = args.file or _recorded_file(uri, args.sweep_id)
+    try:
+        exp = load_experiment(path)
+    except (FileNotFoundError, ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from exc
+    data = exp.load_data() if exp.load_data is not None else None
+    try:
+        result = hpo.resume(
+            args.sweep_id,
+            exp.space,
+            exp.objective,
+            tracking_uri=uri,
+            data=data,
+            address=args.address,
+            workers=args.workers,
+            timeout=args.timeout,
+            progress=not args.no_progress,
+        )
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from exc
+    except (WorkerStartError, ClusterConnectionError) as exc:
+        print(f"hpo: error: {exc}", file=sys.stderr)
+        return 1
+    return _report(result, uri)
+
+
+def _recorded_file(uri: str, sweep_id: str) -> str:
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        tags = MlflowClient(uri).get_run(sweep_id).data.tags
+    except MlflowException as exc:
+        raise UsageError(f"no sweep {sweep_id!r} in {uri}: {exc.message}") from exc
+    if "hpo.experiment_file" not in tags:
+        raise UsageError(
+            f"sweep {sweep_id!r} was not started from an experiment file; pass --file, "
+            "or resume it from Python with hpo.resume(...)"
+        )
+    return tags["hpo.experiment_file"]
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -217,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # SIGTERM (e.g. from a scheduler) ends a sweep as cleanly as Ctrl-C does.
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
-    commands = {"run": cmd_run, "show": cmd_show, "ui": cmd_ui}
+    commands = {"run": cmd_run, "resume": cmd_resume, "show": cmd_show, "ui": cmd_ui}
     try:
         return commands[args.command](args)
     except UsageError as exc:

@@ -9,11 +9,14 @@ its trial with it only as far as a retry: the trial runs again as the same run.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import math
 import numbers
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from hpo.executor import (
@@ -32,7 +35,7 @@ from hpo.result import SweepResult
 from hpo.space import Choice, Float, Int, Space
 from hpo.strategies import Strategy, make_strategy
 from hpo.strategies.base import Trial, TrialState
-from hpo.tracking import Tracker, check_name, resolve_tracking_uri, truncated_params
+from hpo.tracking import SWEEP, Tracker, check_name, resolve_tracking_uri, truncated_params
 
 DEFAULT_TRIALS = 20
 WAIT_SECONDS = 0.5
@@ -69,6 +72,7 @@ def run(
     pruner: str | Pruner | None = None,
     prune_metric: str | None = None,
     repeats: int = 1,
+    sweep_tags: Mapping[str, str] | None = None,
 ) -> SweepResult:
     """Run a sweep on Ray and record it in MLflow.
 
@@ -117,6 +121,8 @@ def run(
     repeats : int
         Evaluate each configuration this many times, with ``params["seed"]`` = 0, 1, ...;
         the trial's value is the mean. Cannot be combined with a pruner.
+    sweep_tags : dict, optional
+        Extra tags of the parent run.
 
     Returns
     -------
@@ -178,36 +184,99 @@ def run(
         budget = grid_size if grid_size is not None else DEFAULT_TRIALS
     elif grid_size is not None:
         budget = min(budget, grid_size)
-    uri = resolve_tracking_uri(tracking_uri)
+    # What `hpo resume` needs to make this sweep again; MLflow is the only state.
+    recipe = {
+        **strat.recipe,
+        "n_trials": budget,
+        "max_retries": int(max_retries),
+        "timeout": timeout,
+        "trial_timeout": trial_timeout,
+        "pruner": None if prune is None else prune.recipe(),
+        "prune_metric": prune_metric,
+        "repeats": n_repeats,
+    }
+    tags = {
+        **(sweep_tags or {}),
+        "hpo.recipe": json.dumps(recipe, default=str),
+        "hpo.space_digest": space_digest(strat.space),
+    }
+    return execute(
+        strat,
+        objective,
+        arity,
+        data,
+        budget=budget,
+        workers=n_workers,
+        address=address,
+        tracking_uri=resolve_tracking_uri(tracking_uri),
+        experiment_name=experiment_name,
+        progress=progress,
+        options=dict(
+            max_retries=int(max_retries),
+            timeout=timeout,
+            trial_timeout=trial_timeout,
+            pruner=prune,
+            prune_metric=prune_metric,
+            repeats=n_repeats,
+        ),
+        start=lambda sweep: sweep.run(run_name or f"{experiment_name}-{strat.name}", tags),
+    )
 
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars as Python numbers, for JSON."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot record {value!r} ({type(value).__name__}) as JSON")
+
+
+def space_digest(space: Space) -> str:
+    """A short fingerprint of a space, so a resume can check it got the same one."""
+    return hashlib.sha256(repr(space).encode()).hexdigest()[:16]
+
+
+def execute(
+    strategy: Strategy,
+    objective: Callable[..., Any],
+    arity: int,
+    data: Any,
+    *,
+    budget: int,
+    workers: int | None,
+    address: str | None,
+    tracking_uri: str,
+    experiment_name: str,
+    progress: bool,
+    options: dict[str, Any],
+    start: Callable[[_Sweep], SweepResult],
+) -> SweepResult:
+    """Connect to Ray, start the workers and the tracker, and run (or resume) the sweep."""
     resources = connect(address)
     cpus = int(resources.get("CPU", 0))
-    if n_workers is None:
-        n_workers = max(cpus, 1)
-    elif n_workers > cpus:
+    if workers is None:
+        workers = max(cpus, 1)
+    elif workers > cpus:
         raise ValueError(
-            f"workers must not exceed the cluster's CPUs ({cpus}), got workers={n_workers}"
+            f"workers must not exceed the cluster's CPUs ({cpus}), got workers={workers}"
         )
-    pool = WorkerPool(objective, arity, data, n_workers, repeats=n_repeats)
+    pool = WorkerPool(objective, arity, data, workers, repeats=options["repeats"])
     try:
-        tracker = Tracker(uri, experiment_name)
+        tracker = Tracker(tracking_uri, experiment_name)
     except BaseException:
         pool.shutdown()
         raise
-    sweep = _Sweep(
-        strat,
-        pool,
-        tracker,
-        budget=budget,
-        max_retries=int(max_retries),
-        progress=progress,
-        timeout=timeout,
-        trial_timeout=trial_timeout,
-        pruner=prune,
-        prune_metric=prune_metric,
-        repeats=n_repeats,
-    )
-    return sweep.run(run_name or f"{experiment_name}-{strat.name}")
+    return start(_Sweep(strategy, pool, tracker, budget=budget, progress=progress, **options))
+
+
+@dataclass
+class Restored:
+    """A trial of an earlier run of the sweep, as read back from its MLflow child run."""
+
+    trial: Trial
+    run_id: str
+    artifact_uri: str
+    attempts: int
+    logged: set[tuple[str, int]] = field(default_factory=set)  # (metric, step) already there
 
 
 class _Sweep:
@@ -239,7 +308,7 @@ class _Sweep:
         self.bar = _progress_bar(budget) if progress else None
 
     # -- main loop -----------------------------------------------------------------------
-    def run(self, run_name: str) -> SweepResult:
+    def settings(self) -> dict[str, Any]:
         s = self.strategy
         settings = {**s.settings(), "n_trials": self.budget, "workers": self.workers}
         if self.pruner is not None:
@@ -248,11 +317,50 @@ class _Sweep:
             )
         if self.repeats > 1:
             settings["repeats"] = self.repeats
+        return settings
+
+    def run(self, run_name: str, tags: dict[str, str]) -> SweepResult:
+        s = self.strategy
         self.tracker.start_sweep(
             run_name=run_name,
-            tags={"hpo.strategy": s.name, "hpo.direction": s.direction, "hpo.seed": str(s.seed)},
-            params=settings,
+            tags={
+                "hpo.strategy": s.name,
+                "hpo.direction": s.direction,
+                "hpo.seed": str(s.seed),
+                **tags,
+            },
+            params=self.settings(),
         )
+        return self._loop()
+
+    def resume(self, sweep_id: str, restored: list[Restored]) -> SweepResult:
+        """Go on with a sweep whose earlier driver stopped: ``restored`` are its child runs,
+        already put back into the strategy. Runs left RUNNING are run again as the same
+        trial in the same run, as a retry after a dead worker is ("driver lost")."""
+        self.tracker.resume_sweep(sweep_id)
+        for r in sorted(restored, key=lambda r: r.trial.number):
+            trial = r.trial
+            self.tracker.adopt_trial(trial.number, r.run_id, r.artifact_uri)
+            self.logged[trial.number] = r.logged
+            trial.attrs.update(attempts=r.attempts, last_metrics={}, run_id=r.run_id)
+            if trial.state is TrialState.RUNNING:
+                trial.attrs["attempts"] = r.attempts + 1
+                self.tracker.set_tags(
+                    trial.number,
+                    {
+                        "hpo.attempt": str(r.attempts + 1),
+                        f"hpo.attempt_{r.attempts}_error": "driver lost",
+                    },
+                )
+                self.retries.append(trial)
+            else:
+                self._count(trial)
+        if self.bar is not None:
+            self.bar.update(self.finished)
+        return self._loop()
+
+    def _loop(self) -> SweepResult:
+        s = self.strategy
         status = "FINISHED"
         try:
             while True:
@@ -282,7 +390,7 @@ class _Sweep:
             trials=list(s.trials),
             interrupted=self.interrupted,
             timed_out=self.timed_out,
-            settings=settings,
+            settings=self.settings(),
         )
 
     def _enforce_timeouts(self) -> None:
@@ -311,7 +419,12 @@ class _Sweep:
             return
         for trial in self.strategy.ask(room):
             trial.attrs.update(attempts=1, last_metrics={})
-            tags = {"hpo.attempt": "1", **truncated_params(trial.flat_params)}
+            tags = {
+                "hpo.attempt": "1",
+                # The strategy's own view of the trial, for a resume to put it back exactly.
+                "hpo.assignment": json.dumps(trial.assignment, default=_plain),
+                **truncated_params(trial.flat_params),
+            }
             self.tracker.start_trial(trial.number, trial.flat_params, tags)
             self.pool.submit(trial)
 
@@ -370,6 +483,8 @@ class _Sweep:
         """Feed the pruner the watched metric; stop the trial at its next report if told."""
         if self.prune_metric is None:
             self.prune_metric = next(iter(metrics))
+            # Recorded now, so that a resume after a crash watches the same metric.
+            self.tracker.set_tags(SWEEP, {"hpo.prune_metric": self.prune_metric})
         value = metrics.get(self.prune_metric)
         if value is None:
             return
@@ -415,12 +530,7 @@ class _Sweep:
             status=status,
             tags=tags,
         )
-        # Running counts: rescanning every trial here would make a sweep quadratic.
-        self.finished += 1
-        self.n_failed += trial.state is TrialState.FAILED
-        self.n_pruned += trial.state is TrialState.PRUNED
-        if trial.value is not None and (self.best is None or self._better(trial.value, self.best)):
-            self.best = trial.value
+        self._count(trial)
         if self.best is not None:
             self.tracker.log_sweep_metrics(self.finished, {"best_objective": self.best})
         if self.bar is not None:
@@ -430,6 +540,14 @@ class _Sweep:
                 counts["pruned"] = self.n_pruned
             self.bar.set_postfix(**counts, best=best, refresh=False)
             self.bar.update(1)
+
+    def _count(self, trial: Trial) -> None:
+        # Running counts: rescanning every trial here would make a sweep quadratic.
+        self.finished += 1
+        self.n_failed += trial.state is TrialState.FAILED
+        self.n_pruned += trial.state is TrialState.PRUNED
+        if trial.value is not None and (self.best is None or self._better(trial.value, self.best)):
+            self.best = trial.value
 
     def _better(self, a: float, b: float) -> bool:
         return a < b if self.strategy.direction == "minimize" else a > b
@@ -441,7 +559,8 @@ class _Sweep:
         for trial in stopped:
             if trial.state is TrialState.RUNNING:
                 self.strategy.tell(trial, failed=True, error=reason)
-                self._end(trial, status="KILLED")
+                # Not the configuration's fault: `hpo resume` runs a cancelled trial again.
+                self._end(trial, status="KILLED", tags={"hpo.cancelled": "true"})
 
     # -- the end -------------------------------------------------------------------------
     def _close(self, *, status: str, error: str | None = None) -> None:

@@ -57,6 +57,13 @@ class Pruner:
     def settings(self) -> dict[str, Any]:
         return {"pruner": self.name}
 
+    def recipe(self) -> dict[str, Any]:
+        """How to make this pruner again (resume): its name and constructor arguments."""
+        return {"pruner": self.name, "direction": self.direction, **self._options()}
+
+    def _options(self) -> dict[str, Any]:
+        raise NotImplementedError
+
     def _better(self, a: float, b: float) -> bool:
         return a < b if self.direction == "minimize" else a > b
 
@@ -117,12 +124,11 @@ class MedianPruner(Pruner):
             bisect.insort(self._completed_at.setdefault(step, []), value)
         self._best.pop(number, None)
 
+    def _options(self) -> dict[str, Any]:
+        return {"warmup_steps": self.warmup_steps, "min_trials": self.min_trials}
+
     def settings(self) -> dict[str, Any]:
-        return {
-            **super().settings(),
-            "pruner.warmup_steps": self.warmup_steps,
-            "pruner.min_trials": self.min_trials,
-        }
+        return {**super().settings(), **{f"pruner.{k}": v for k, v in self._options().items()}}
 
 
 class ASHAPruner(Pruner):
@@ -182,12 +188,11 @@ class ASHAPruner(Pruner):
             f"{keep} of {len(rung)} trials there"
         )
 
+    def _options(self) -> dict[str, Any]:
+        return {"min_resource": self.min_resource, "reduction_factor": self.reduction_factor}
+
     def settings(self) -> dict[str, Any]:
-        return {
-            **super().settings(),
-            "pruner.min_resource": self.min_resource,
-            "pruner.reduction_factor": self.reduction_factor,
-        }
+        return {**super().settings(), **{f"pruner.{k}": v for k, v in self._options().items()}}
 
 
 def _median(sorted_values: list[float]) -> float:
@@ -199,12 +204,12 @@ def _median(sorted_values: list[float]) -> float:
 PRUNERS = {"median": MedianPruner, "asha": ASHAPruner}
 
 
-def make_pruner(pruner: str | Pruner | None) -> Pruner | None:
-    """A pruner from its name ("median", "asha", "none") with default settings, or as given."""
+def make_pruner(pruner: str | Pruner | None, **options: Any) -> Pruner | None:
+    """A pruner from its name ("median", "asha", "none") and options, or as given."""
     if pruner is None or isinstance(pruner, Pruner):
         return pruner
     if pruner == "none":
         return None
     if pruner not in PRUNERS:
         raise ValueError(f"unknown pruner {pruner!r}; choose one of: median, asha, none")
-    return PRUNERS[pruner]()
+    return PRUNERS[pruner](**options)

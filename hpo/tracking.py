@@ -170,9 +170,28 @@ class Tracker:
         items = [Param(k, param_text(v)) for k, v in params.items()]
         for i in range(0, len(items), MAX_PARAMS):
             self.client.log_batch(self.sweep_id, params=items[i : i + MAX_PARAMS])
+        self._start_writer()
+        return self.sweep_id
+
+    def resume_sweep(self, sweep_id: str) -> None:
+        """Reopen an earlier sweep's parent run (its params stay as they were)."""
+        run = self.client.get_run(sweep_id)
+        self.sweep_id = sweep_id
+        self._buffers[SWEEP] = _RunBuffer(
+            number=SWEEP, start_ms=0, run_name=run.info.run_name, create_tags={}, run_id=sweep_id
+        )
+        # The closing tags of the earlier run no longer hold; the new close writes its own.
+        for key in ("hpo.interrupted", "hpo.timed_out", "hpo.error"):
+            if key in run.data.tags:
+                self.client.delete_tag(sweep_id, key)
+        resumed = int(run.data.tags.get("hpo.resumed", "0")) + 1
+        self.client.set_tag(sweep_id, "hpo.resumed", str(resumed))
+        self.client.update_run(sweep_id, status="RUNNING")
+        self._start_writer()
+
+    def _start_writer(self) -> None:
         self._writer = threading.Thread(target=self._write_loop, name="mlflow-writer", daemon=True)
         self._writer.start()
-        return self.sweep_id
 
     def end_sweep(self, *, status: str, tags: dict[str, str], artifacts: dict[str, bytes]) -> None:
         """Flush every trial, stop the writer, then close the parent run."""
@@ -198,6 +217,15 @@ class Tracker:
         with self._lock:
             self._buffers[number] = buf
         self._wake.set()
+
+    def adopt_trial(self, number: int, run_id: str, artifact_uri: str) -> None:
+        """Write trial ``number`` of a resumed sweep into its existing run."""
+        buf = _RunBuffer(
+            number=number, start_ms=0, run_name=f"trial-{number}", create_tags={}, run_id=run_id
+        )
+        self._artifact_uris[run_id] = artifact_uri
+        with self._lock:
+            self._buffers[number] = buf
 
     def log_metrics(self, number: int, step: int, metrics: dict[str, float]) -> None:
         ts = now_ms()

@@ -50,9 +50,11 @@ def make_strategy(
         known = ", ".join([*sorted(STRATEGIES), f"{OPTUNA_PREFIX}NAME"])
         raise ValueError(f"unknown strategy {name!r}; choose one of: {known}") from None
     try:
-        return cls(space, direction=direction, seed=seed, **options)
+        strategy = cls(space, direction=direction, seed=seed, **options)
     except TypeError as exc:  # an option the strategy does not take
         raise ValueError(f"strategy {name!r}: {exc}") from None
+    strategy.recipe = {"strategy": name, "options": dict(options)}
+    return strategy
 
 
 __all__ = [

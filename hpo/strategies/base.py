@@ -110,6 +110,8 @@ class Strategy:
         self._by_number: dict[int, Trial] = {}
         self._free_numbers: list[int] = []  # gaps left by a restore, issued first
         self._next_number = 0
+        # How to make this strategy again (resume): a `make_strategy` name and its options.
+        self.recipe: dict[str, Any] = {"strategy": self.name, "options": {}}
 
     # -- the interface -------------------------------------------------------------------
     def ask(self, n: int = 1) -> list[Trial]:

@@ -208,6 +208,11 @@ class GPEI(Strategy):
         if self.n_initial < 1:
             raise ValueError(f"n_initial must be >= 1, got {n_initial!r}")
         self.n_candidates, self.n_polish = int(n_candidates), int(n_polish)
+        self.recipe["options"] = {
+            "n_initial": n_initial,
+            "n_candidates": self.n_candidates,
+            "n_polish": self.n_polish,
+        }
         self._theta: np.ndarray | None = None  # kernel hyperparameters of the last fit
 
     def settings(self) -> dict[str, Any]:

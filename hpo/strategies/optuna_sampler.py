@@ -92,6 +92,10 @@ class OptunaSampler(Strategy):
             options.setdefault("seed", self.seed)
         self.sampler_name = key
         self.sampler_options = sampler_options
+        self.recipe = {
+            "strategy": f"optuna:{key}" if type(self) is OptunaSampler else self.name,
+            "options": dict(sampler_options),
+        }
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         with warnings.catch_warnings():
             # Optuna marks multivariate/group TPE "experimental"; they are what we want.

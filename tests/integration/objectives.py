@@ -161,3 +161,17 @@ def odd_metrics(params, report):
     if params["bad"] == "none":
         report(1, loss=None)
     return params["x"]
+
+
+def chaotic(params, report, data):
+    """Trial i: raises when i % 5 == 0 (20%), returns NaN when i == 7, diverges when i == 11."""
+    i = params["i"]
+    for step in range(3):
+        report(step, loss=1.0 / (step + 1 + i))
+    if i % 5 == 0:
+        raise RuntimeError(f"trial {i} fails on purpose")
+    if i == 7:
+        return math.nan
+    if i == 11:
+        return diverging({"lr": 1e6}, report, data)
+    return float(i)

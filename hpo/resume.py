@@ -1,0 +1,197 @@
+"""Resume a sweep from MLflow alone: after its driver was killed, interrupted or timed out.
+
+Everything comes from the tracking store: the parent run's ``hpo.recipe`` tag (strategy,
+options, budget, pruner, repeats), its direction and seed, and one child run per trial with
+its ``hpo.assignment``, state and objective. Finished trials go back into the strategy as
+history and are never run again. A trial whose run is still RUNNING lost its driver: it is
+run again as the same trial number in the same run, with its attempt counter raised and
+``hpo.attempt_N_error = "driver lost"``; the steps it had already logged are not logged twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from hpo.driver import Restored, execute, space_digest
+from hpo.executor import objective_arity
+from hpo.pruners import make_pruner
+from hpo.result import SweepResult
+from hpo.space import Space, as_space
+from hpo.strategies import make_strategy
+from hpo.strategies.base import TrialState
+from hpo.tracking import resolve_tracking_uri
+
+PAGE = 1000
+
+
+def resume(
+    sweep_id: str,
+    space: Space | Mapping[str, Any],
+    objective: Callable[..., Any],
+    *,
+    tracking_uri: str | None = None,
+    data: Any = None,
+    address: str | None = None,
+    workers: int | None = None,
+    timeout: float | None = None,
+    progress: bool = True,
+) -> SweepResult:
+    """Continue sweep ``sweep_id`` (its parent run id) to its budget.
+
+    ``space`` and ``objective`` must be the sweep's own (the space is checked against the
+    fingerprint the sweep recorded); ``data`` as for `hpo.run`. The strategy, its options,
+    the budget, retries, trial timeout, pruner and repeats are the sweep's recorded ones. The
+    sweep's own ``timeout`` limited the run that stopped; this one has ``timeout`` seconds
+    (none when omitted).
+
+    Examples
+    --------
+    >>> result = hpo.resume(sweep_id, space, objective)  # doctest: +SKIP
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    space = as_space(space)
+    arity = objective_arity(objective)
+    uri = resolve_tracking_uri(tracking_uri)
+    client = MlflowClient(uri)
+    try:
+        parent = client.get_run(sweep_id)
+    except MlflowException as exc:
+        raise ValueError(f"no sweep {sweep_id!r} in {uri}: {exc.message}") from None
+    tags = parent.data.tags
+    if tags.get("hpo.sweep") != "true" or "hpo.recipe" not in tags:
+        raise ValueError(f"run {sweep_id!r} is not an hpo sweep that can be resumed")
+    if tags.get("hpo.space_digest") != space_digest(space):
+        raise ValueError(
+            f"the space given differs from sweep {sweep_id!r}'s (fingerprint "
+            f"{space_digest(space)} != {tags.get('hpo.space_digest')}); resume needs the same space"
+        )
+    recipe = json.loads(tags["hpo.recipe"])
+    strategy = make_strategy(
+        recipe["strategy"],
+        space,
+        direction=tags["hpo.direction"],
+        seed=int(tags["hpo.seed"]),
+        **recipe["options"],
+    )
+    pruner_recipe = recipe.get("pruner")
+    pruner = None
+    if pruner_recipe is not None:
+        pruner = make_pruner(**pruner_recipe)
+        pruner.bind(strategy.direction)
+    prune_metric = recipe.get("prune_metric") or tags.get("hpo.prune_metric")
+
+    restored = _read_trials(client, parent.info.experiment_id, sweep_id)
+    for r in restored:
+        t = r.trial
+        r.trial = strategy.restore(t.number, t.assignment, t.state, t.value, t.error)
+    unfinished = [r for r in restored if r.trial.state is TrialState.RUNNING]
+    budget = int(recipe["n_trials"])
+    if len(restored) >= budget and not unfinished and parent.info.status == "FINISHED":
+        raise ValueError(
+            f"sweep {sweep_id!r} already ran its {budget} trials; there is nothing to resume"
+        )
+    if pruner is not None and prune_metric is not None:
+        _replay_pruner(client, pruner, prune_metric, restored)
+
+    return execute(
+        strategy,
+        objective,
+        arity,
+        data,
+        budget=budget,
+        workers=workers,
+        address=address,
+        tracking_uri=uri,
+        experiment_name=client.get_experiment(parent.info.experiment_id).name,
+        progress=progress,
+        options=dict(
+            max_retries=int(recipe["max_retries"]),
+            timeout=timeout,
+            trial_timeout=recipe["trial_timeout"],
+            pruner=pruner,
+            prune_metric=prune_metric,
+            repeats=int(recipe["repeats"]),
+        ),
+        start=lambda sweep: sweep.resume(sweep_id, restored),
+    )
+
+
+def _read_trials(client: Any, experiment_id: str, sweep_id: str) -> list[Restored]:
+    """Every child run of the sweep as a `Restored` (trial not yet in a strategy)."""
+    from hpo.strategies.base import Trial
+
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{sweep_id}'",
+            max_results=PAGE,
+            page_token=token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    restored: dict[int, Restored] = {}
+    for run in runs:
+        tags, metrics = run.data.tags, run.data.metrics
+        number = int(tags["hpo.trial"])
+        if number in restored:
+            raise ValueError(f"sweep {sweep_id!r} has two child runs for trial {number}")
+        state = TrialState(tags.get("hpo.state", "RUNNING"))
+        if state is TrialState.COMPLETE and "objective" not in metrics:
+            state = TrialState.RUNNING  # its end was not fully written: run it again
+        if tags.get("hpo.cancelled") == "true":
+            # Stopped by an interrupt or the sweep's timeout, not by its own doing.
+            _reopen(client, run.info.run_id, tags)
+            state = TrialState.RUNNING
+        trial = Trial(
+            number=number,
+            assignment=json.loads(tags["hpo.assignment"]),
+            params={},
+            flat_params={},
+            state=state,
+            value=metrics.get("objective") if state is TrialState.COMPLETE else None,
+            error=None
+            if state is TrialState.RUNNING
+            else tags.get("hpo.error") or tags.get("hpo.prune_reason"),
+        )
+        logged: set[tuple[str, int]] = set()
+        if state is TrialState.RUNNING:  # its reports will come again: keep each one once
+            for key in metrics:
+                logged.update(
+                    (key, m.step) for m in client.get_metric_history(run.info.run_id, key)
+                )
+        restored[number] = Restored(
+            trial=trial,
+            run_id=run.info.run_id,
+            artifact_uri=run.info.artifact_uri,
+            attempts=int(tags.get("hpo.attempt", "1")),
+            logged=logged,
+        )
+    return [restored[n] for n in sorted(restored)]
+
+
+def _reopen(client: Any, run_id: str, tags: Mapping[str, str]) -> None:
+    """Make a cancelled trial's run RUNNING again (before the sweep's writer starts)."""
+    for key in ("hpo.error", "hpo.cancelled"):
+        if key in tags:
+            client.delete_tag(run_id, key)
+    client.set_tag(run_id, "hpo.state", TrialState.RUNNING.value)
+    client.update_run(run_id, status="RUNNING")
+
+
+def _replay_pruner(client: Any, pruner: Any, metric: str, restored: list[Restored]) -> None:
+    """Give the pruner the curves of the trials that ended, as it saw them the first time."""
+    for r in restored:
+        if r.trial.state is TrialState.RUNNING:
+            continue
+        history = client.get_metric_history(r.run_id, metric)
+        for m in sorted(history, key=lambda m: m.step):
+            pruner.report(r.trial.number, m.step, m.value)
+        if r.trial.state is TrialState.COMPLETE:
+            pruner.complete(r.trial.number)

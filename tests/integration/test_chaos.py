@@ -1,0 +1,285 @@
+"""Chaos: killed workers, a killed driver then `hpo resume`, a hanging trial, failing objectives.
+
+Each test checks the invariants afterwards, with MlflowClient: exactly one terminal child run
+per trial number, the budget met, no run left RUNNING, every reported (metric, step) present
+once, and no worker process of the sweep still running.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import objectives
+import pytest
+from conftest import by_trial, child_runs
+from ray import cloudpickle
+
+import hpo
+from hpo.space import Choice, Float, Int
+
+cloudpickle.register_pickle_by_value(objectives)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TERMINAL = {"COMPLETE", "FAILED", "PRUNED"}
+
+
+def processes() -> list[tuple[int, int, str]]:
+    out = subprocess.run(
+        ["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True
+    ).stdout
+    return [
+        (int(p), int(pp), args) for p, pp, args in (ln.split(None, 2) for ln in out.splitlines())
+    ]
+
+
+def raylet_of(node_id: str) -> int:
+    [pid] = [p for p, _, args in processes() if is_raylet(args) and f"--node_id={node_id}" in args]
+    return pid
+
+
+def is_raylet(args: str) -> bool:
+    return args.split()[0].endswith("/raylet")
+
+
+def worker_pids(raylet: int) -> list[int]:
+    """The trial workers of one Ray node (other clusters on the machine are not ours)."""
+    return [p for p, pp, args in processes() if pp == raylet and "ray::TrialWorker" in args]
+
+
+def cluster_workers() -> list[int]:
+    import ray
+
+    return worker_pids(raylet_of(ray.get_runtime_context().get_node_id()))
+
+
+def wait_gone(pids_now, seconds=20.0) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while (left := pids_now()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
+
+
+def check_invariants(client, sweep_id, budget, *, curve=None, workers=None):
+    """The sweep's invariants; ``curve`` = (metric, steps) every COMPLETE trial reported."""
+    parent = client.get_run(sweep_id)
+    assert parent.info.status == "FINISHED"
+    runs = child_runs(client, sweep_id)
+    numbers = sorted(int(r.data.tags["hpo.trial"]) for r in runs)
+    assert numbers == list(range(budget)), "one child run per trial number, budget met"
+    counts = {state: 0 for state in TERMINAL}
+    for run in runs:
+        state = run.data.tags["hpo.state"]
+        assert state in TERMINAL and run.info.status != "RUNNING", run.data.tags
+        counts[state] += 1
+        for key in run.data.metrics:
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+            assert len(steps) == len(set(steps)), f"{key} logged twice at a step"
+        if curve is not None and state == "COMPLETE":
+            metric, expected = curve
+            steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, metric))
+            assert steps == list(expected)
+    tags = parent.data.tags
+    assert [int(tags[f"hpo.n_{s.lower()}"]) for s in sorted(TERMINAL)] == [
+        counts[s] for s in sorted(TERMINAL)
+    ]
+    if workers is not None:
+        assert wait_gone(workers) == [], "a worker of the sweep is still running"
+    return by_trial(runs)
+
+
+def test_three_workers_sigkilled_during_a_30_trial_sweep(ray_cluster, tracking_uri, client):
+    kills = []
+
+    def killer():
+        rng = random.Random(0)
+        while len(kills) < 3:
+            time.sleep(1.5)
+            pids = cluster_workers()
+            if pids:
+                victim = rng.choice(pids)
+                os.kill(victim, signal.SIGKILL)
+                kills.append(victim)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    result = hpo.run(
+        {"x": Float(0.0, 1.0)},
+        objectives.slow_curve,
+        n_trials=30,
+        workers=2,
+        seed=0,
+        max_retries=2,
+        tracking_uri=tracking_uri,
+        experiment_name="chaos-workers",
+        progress=False,
+    )
+    thread.join(timeout=60)
+    assert len(kills) == 3
+    runs = check_invariants(
+        client, result.sweep_id, 30, curve=("loss", range(20)), workers=cluster_workers
+    )
+    retried = [r for r in runs.values() if int(r.data.tags["hpo.attempt"]) > 1]
+    assert retried, "a killed worker's trial is retried in the same run"
+    assert all("hpo.attempt_1_error" in r.data.tags for r in retried)
+
+
+DRIVER_EXPERIMENT = textwrap.dedent(
+    """
+    import time
+    from hpo.space import Float
+
+    space = {"x": Float(0.0, 1.0)}
+
+    def objective(params, report):
+        for step in range(10):
+            time.sleep(0.08)
+            report(step, loss=params["x"] + 1.0 / (step + 1))
+        return params["x"]
+    """
+)
+
+
+def test_the_driver_sigkilled_halfway_then_hpo_resume(tmp_path, hpo_env, client, tracking_uri):
+    (tmp_path / "chaos.py").write_text(DRIVER_EXPERIMENT)
+    common = ["--tracking-uri", tracking_uri, "--no-progress"]
+    run = [sys.executable, "-m", "hpo.cli", "run", "chaos.py", "--trials", "16", "--seed", "1"]
+    proc = subprocess.Popen(
+        run + ["--workers", "2", *common],
+        cwd=tmp_path,
+        env=hpo_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline, finished, sweep_id = time.monotonic() + 180, [], None
+    while time.monotonic() < deadline and len(finished) < 8:
+        time.sleep(0.3)
+        experiment = client.get_experiment_by_name("chaos")
+        if experiment is None:
+            continue
+        runs = client.search_runs([experiment.experiment_id])
+        finished = [r for r in runs if r.data.tags.get("hpo.state") == "COMPLETE"]
+        sweep_id = next((r.info.run_id for r in runs if r.data.tags.get("hpo.sweep")), None)
+    assert len(finished) >= 8, "the sweep did not get halfway in three minutes"
+    [raylet] = [p for p, pp, args in processes() if pp == proc.pid and is_raylet(args)]
+    killed_workers = worker_pids(raylet)
+    assert killed_workers
+    proc.kill()  # SIGKILL: no clean-up of any kind
+    proc.communicate(timeout=60)
+    before = by_trial(child_runs(client, sweep_id))
+    lost = [n for n, r in before.items() if r.data.tags["hpo.state"] == "RUNNING"]
+    done = {n: r.data.metrics["objective"] for n, r in before.items() if n not in lost}
+    assert client.get_run(sweep_id).info.status == "RUNNING"
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "hpo.cli", "resume", sweep_id, "--workers", "2", *common],
+        cwd=tmp_path,
+        env=hpo_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    # The dead driver's workers went with it (their node is the driver's own local cluster).
+    def still_there():
+        alive = {p for p, _, _ in processes()}
+        return [p for p in killed_workers if p in alive]
+
+    assert wait_gone(still_there) == []
+    runs = check_invariants(client, sweep_id, 16, curve=("loss", range(10)))
+    for number, value in done.items():  # finished trials kept, not run again
+        assert runs[number].data.metrics["objective"] == value
+        assert runs[number].data.tags["hpo.attempt"] == "1"
+    for number in lost:  # the dead driver's trials, run again in their own runs
+        tags = runs[number].data.tags
+        assert tags["hpo.attempt"] == "2" and tags["hpo.attempt_1_error"] == "driver lost"
+        assert runs[number].info.run_id == before[number].info.run_id
+    tags = client.get_run(sweep_id).data.tags
+    assert tags["hpo.n_complete"] == "16" and tags["hpo.resumed"] == "1"
+    assert float(tags["hpo.best_value"]) == min(r.data.metrics["objective"] for r in runs.values())
+
+
+def test_a_sweep_stopped_by_its_timeout_is_resumed_to_its_budget(ray_cluster, tracking_uri, client):
+    space = {"x": Float(0.0, 1.0)}
+    first = hpo.run(
+        space,
+        objectives.one_second,
+        n_trials=8,
+        workers=2,
+        seed=5,
+        strategy="tpe",
+        timeout=2.5,
+        tracking_uri=tracking_uri,
+        experiment_name="timeout-resume",
+        progress=False,
+    )
+    assert first.timed_out and len(first.trials) < 8
+    cancelled = [t.number for t in first.trials if "timeout" in (t.error or "")]
+    assert cancelled
+    second = hpo.resume(
+        first.sweep_id, space, objectives.one_second, tracking_uri=tracking_uri, progress=False
+    )
+    assert not second.timed_out and second.n_complete == 8
+    runs = check_invariants(
+        client, first.sweep_id, 8, curve=("loss", range(10)), workers=cluster_workers
+    )
+    for number in cancelled:
+        tags = runs[number].data.tags
+        assert tags["hpo.state"] == "COMPLETE" and "hpo.error" not in tags
+        assert (
+            tags["hpo.attempt"] == "2"
+            and "hpo.timed_out" not in client.get_run(first.sweep_id).data.tags
+        )
+    with pytest.raises(ValueError, match="already ran its 8 trials; there is nothing to resume"):
+        hpo.resume(first.sweep_id, space, objectives.one_second, tracking_uri=tracking_uri)
+    with pytest.raises(ValueError, match="the space given differs"):
+        hpo.resume(
+            first.sweep_id, {"x": Float(0.0, 2.0)}, objectives.one_second, tracking_uri=tracking_uri
+        )
+
+
+def test_a_hanging_trial_with_a_trial_timeout(ray_cluster, tracking_uri, client):
+    space = {"x": Float(0.0, 1.0, grid=3), "hang": Choice([False, True])}
+    result = hpo.run(
+        space,
+        objectives.hangs_when_told,
+        strategy="grid",
+        workers=2,
+        trial_timeout=1.5,
+        tracking_uri=tracking_uri,
+        experiment_name="chaos-hang",
+        progress=False,
+    )
+    assert result.n_complete == 3 and result.n_failed == 3
+    assert {t.error for t in result.trials if t.params["hang"]} == {"timeout after 1.5 s"}
+    check_invariants(client, result.sweep_id, 6, workers=cluster_workers)
+
+
+def test_objectives_that_raise_return_nan_or_diverge(ray_cluster, tracking_uri, client):
+    from sklearn.datasets import load_iris
+
+    space = {"i": Int(0, 19)}
+    result = hpo.run(
+        space,
+        objectives.chaotic,
+        strategy="grid",
+        workers=2,
+        data=load_iris(return_X_y=True),
+        tracking_uri=tracking_uri,
+        experiment_name="chaos-failures",
+        progress=False,
+    )
+    runs = check_invariants(client, result.sweep_id, 20, workers=cluster_workers)
+    errors = {t.params["i"]: runs[t.number].data.tags.get("hpo.error", "") for t in result.trials}
+    assert all("fails on purpose" in errors[i] for i in range(0, 20, 5))
+    assert "not a finite number" in errors[7] and "DivergenceError" in errors[11]
+    assert result.n_failed == 6 and result.n_complete == 14
