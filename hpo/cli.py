@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hpo.tracking import artifact_root, resolve_tracking_uri
+from hpo.tracking import TrackingUnavailable, artifact_root, resolve_tracking_uri
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 
@@ -76,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
         help="evaluate each configuration with seeds 0..K-1 in params['seed']; "
         "the value is the mean (default: the file's, else 1)",
     )
+    run.add_argument(
+        "--tracking-patience",
+        type=float,
+        default=120.0,
+        help="seconds an unreachable tracking server is waited for, results buffered "
+        "(default: 120); then the sweep stops and can be resumed",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     resume = sub.add_parser(
@@ -92,6 +99,12 @@ def _parser() -> argparse.ArgumentParser:
         "--address", help="address of an existing Ray cluster (default: start a local one)"
     )
     resume.add_argument("--timeout", type=float, help="seconds for this run of the sweep")
+    resume.add_argument(
+        "--tracking-patience",
+        type=float,
+        default=120.0,
+        help="seconds an unreachable tracking server is waited for (default: 120)",
+    )
     resume.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     show = sub.add_parser("show", parents=[tracking], help="list sweeps, or show one")
@@ -160,10 +173,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             prune_metric=args.prune_metric or exp.prune_metric,
             repeats=args.repeats if args.repeats is not None else (exp.repeats or 1),
             sweep_tags={"hpo.experiment_file": str(Path(args.file).resolve())},
+            tracking_patience=args.tracking_patience,
         )
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from exc
-    except (WorkerStartError, ClusterConnectionError) as exc:
+    except (WorkerStartError, ClusterConnectionError, TrackingUnavailable) as exc:
         print(f"hpo: error: {exc}", file=sys.stderr)
         return 1
     return _report(result, uri)
@@ -202,10 +216,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
             workers=args.workers,
             timeout=args.timeout,
             progress=not args.no_progress,
+            tracking_patience=args.tracking_patience,
         )
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from exc
-    except (WorkerStartError, ClusterConnectionError) as exc:
+    except (WorkerStartError, ClusterConnectionError, TrackingUnavailable) as exc:
         print(f"hpo: error: {exc}", file=sys.stderr)
         return 1
     return _report(result, uri)

@@ -35,7 +35,15 @@ from hpo.result import SweepResult
 from hpo.space import Choice, Float, Int, Space
 from hpo.strategies import Strategy, make_strategy
 from hpo.strategies.base import Trial, TrialState
-from hpo.tracking import SWEEP, Tracker, check_name, resolve_tracking_uri, truncated_params
+from hpo.tracking import (
+    OUTAGE_LIMIT_SECONDS,
+    SWEEP,
+    Tracker,
+    TrackingUnavailable,
+    check_name,
+    resolve_tracking_uri,
+    truncated_params,
+)
 
 DEFAULT_TRIALS = 20
 WAIT_SECONDS = 0.5
@@ -73,6 +81,7 @@ def run(
     prune_metric: str | None = None,
     repeats: int = 1,
     sweep_tags: Mapping[str, str] | None = None,
+    tracking_patience: float = OUTAGE_LIMIT_SECONDS,
 ) -> SweepResult:
     """Run a sweep on Ray and record it in MLflow.
 
@@ -123,6 +132,10 @@ def run(
         the trial's value is the mean. Cannot be combined with a pruner.
     sweep_tags : dict, optional
         Extra tags of the parent run.
+    tracking_patience : float
+        Seconds a tracking server may be unreachable mid-sweep: results are buffered and
+        retried meanwhile, and nothing is lost. Past that the sweep stops with
+        `hpo.tracking.TrackingUnavailable`, whose message says how to resume it.
 
     Returns
     -------
@@ -152,7 +165,11 @@ def run(
         )
     budget = _positive_int("n_trials", n_trials)
     n_workers = _positive_int("workers", workers)
-    for label, limit in (("timeout", timeout), ("trial_timeout", trial_timeout)):
+    for label, limit in (
+        ("timeout", timeout),
+        ("trial_timeout", trial_timeout),
+        ("tracking_patience", tracking_patience),
+    ):
         if limit is not None and (
             isinstance(limit, bool) or not isinstance(limit, numbers.Real) or not limit > 0
         ):
@@ -211,6 +228,7 @@ def run(
         tracking_uri=resolve_tracking_uri(tracking_uri),
         experiment_name=experiment_name,
         progress=progress,
+        tracking_patience=tracking_patience,
         options=dict(
             max_retries=int(max_retries),
             timeout=timeout,
@@ -249,6 +267,7 @@ def execute(
     progress: bool,
     options: dict[str, Any],
     start: Callable[[_Sweep], SweepResult],
+    tracking_patience: float = OUTAGE_LIMIT_SECONDS,
 ) -> SweepResult:
     """Connect to Ray, start the workers and the tracker, and run (or resume) the sweep."""
     resources = connect(address)
@@ -261,7 +280,7 @@ def execute(
         )
     pool = WorkerPool(objective, arity, data, workers, repeats=options["repeats"])
     try:
-        tracker = Tracker(tracking_uri, experiment_name)
+        tracker = Tracker(tracking_uri, experiment_name, outage_limit=tracking_patience)
     except BaseException:
         pool.shutdown()
         raise
@@ -377,6 +396,13 @@ class _Sweep:
         except KeyboardInterrupt:
             self.interrupted, status = True, "KILLED"
             self._cancel_running("interrupted by the user (Ctrl-C)")
+        except TrackingUnavailable:
+            # Nothing more can be recorded: stop the workers; the runs left RUNNING are what
+            # `hpo resume` runs again.
+            if self.bar is not None:
+                self.bar.close()
+            self.pool.shutdown()
+            raise
         except BaseException as exc:
             self._cancel_running("the sweep driver stopped on an error")
             self._close(status="FAILED", error=f"{type(exc).__name__}: {exc}")
@@ -569,9 +595,11 @@ class _Sweep:
         # Drawn on an idle worker while the writer drains its backlog: in this process the
         # drawing would compete with the writer for the interpreter.
         figures = self.pool.render(self._figure_specs())
-        self.tracker.close()  # every trial written: all run ids are known from here on
-        figures = figures()
-        self.pool.shutdown()
+        try:
+            self.tracker.close()  # every trial written: all run ids are known from here on
+            figures = figures()
+        finally:  # no worker outlives its sweep, whatever the tracker did
+            self.pool.shutdown()
         trials = self.strategy.trials
         for trial in trials:
             trial.attrs["run_id"] = self.tracker.run_id(trial.number)

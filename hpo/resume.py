@@ -21,7 +21,7 @@ from hpo.result import SweepResult
 from hpo.space import Space, as_space
 from hpo.strategies import make_strategy
 from hpo.strategies.base import TrialState
-from hpo.tracking import resolve_tracking_uri
+from hpo.tracking import OUTAGE_LIMIT_SECONDS, resolve_tracking_uri
 
 PAGE = 1000
 
@@ -37,6 +37,7 @@ def resume(
     workers: int | None = None,
     timeout: float | None = None,
     progress: bool = True,
+    tracking_patience: float = OUTAGE_LIMIT_SECONDS,
 ) -> SweepResult:
     """Continue sweep ``sweep_id`` (its parent run id) to its budget.
 
@@ -108,6 +109,7 @@ def resume(
         tracking_uri=uri,
         experiment_name=client.get_experiment(parent.info.experiment_id).name,
         progress=progress,
+        tracking_patience=tracking_patience,
         options=dict(
             max_retries=int(recipe["max_retries"]),
             timeout=timeout,

@@ -9,6 +9,7 @@ happen, and a trial that reports 100 epochs costs a handful of calls, not 100.
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 import re
@@ -22,8 +23,22 @@ from urllib.parse import urlparse
 
 from hpo.strategies.base import TrialState
 
+log = logging.getLogger(__name__)
+
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 FLUSH_SECONDS = 0.25
+# A tracking server that stops answering: everything stays buffered and is retried, with
+# back-off, for this long; then the sweep stops (and can be resumed).
+OUTAGE_LIMIT_SECONDS = 120.0
+RETRY_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0)
+# Our own retries replace the MLflow client's (7 retries with exponential back-off, 120 s
+# timeouts), under which one call to a server that is down could block for minutes.
+# The client also prints a "View run" line per finished run for a server: not per trial.
+HTTP_SETTINGS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
 # MLflow's per-call limits for log_batch.
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
 # MLflow's limits on keys and values: checked here, before a sweep, never met mid-sweep.
@@ -37,6 +52,35 @@ RUN_STATUS = {
     TrialState.FAILED: "FAILED",
     TrialState.PRUNED: "KILLED",
 }
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking server was unreachable for longer than the sweep waits."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors of a tracking server that is down or restarting: worth retrying.
+
+    A request the server answered with a 4xx (a bad value, a missing run) and an error of
+    this process (a misconfiguration) are final.
+    """
+    import requests
+    from mlflow.exceptions import MlflowException, RestException
+
+    if isinstance(exc, RestException):  # the server answered with an error
+        return exc.get_http_status_code() >= 500
+    if isinstance(exc, MlflowException):
+        message = str(exc.message)
+        if not message.startswith("API request to"):
+            return False
+        # The client gives up on a connection it cannot make as "failed with exception".
+        no_answer = "failed with exception" in message or "failed with timeout" in message
+        return no_answer or exc.get_http_status_code() >= 500
+    if isinstance(exc, requests.HTTPError):  # an artifact upload the server refused
+        return exc.response is not None and exc.response.status_code >= 500
+    return isinstance(
+        exc, requests.ConnectionError | requests.Timeout | ConnectionError | TimeoutError
+    )
 
 
 def resolve_tracking_uri(uri: str | None) -> str:
@@ -127,14 +171,36 @@ class Tracker:
         Any MLflow tracking URI (``sqlite:///mlflow.db``, ``http://host:5000``).
     experiment_name : str
         Created when missing.
+    outage_limit : float
+        Seconds a tracking server may stay unreachable mid-sweep (writes are buffered and
+        retried meanwhile) before `check` raises `TrackingUnavailable`.
     """
 
-    def __init__(self, tracking_uri: str, experiment_name: str) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment_name: str,
+        *,
+        outage_limit: float = OUTAGE_LIMIT_SECONDS,
+    ) -> None:
         from mlflow.tracking import MlflowClient
 
+        if tracking_uri.startswith(("http://", "https://")):
+            for key, value in HTTP_SETTINGS.items():
+                os.environ.setdefault(key, value)
         self.tracking_uri = tracking_uri
+        self.outage_limit = outage_limit
+        self._outage_since: float | None = None
+        self._retries = 0
         self.client = MlflowClient(tracking_uri)
-        self.experiment_id = self._experiment(experiment_name)
+        try:
+            self.experiment_id = self._experiment(experiment_name)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            raise TrackingUnavailable(
+                f"cannot reach the tracking server at {tracking_uri}: {_first_line(exc)}"
+            ) from exc
         self.sweep_id: str | None = None
         self._buffers: dict[int, _RunBuffer] = {}
         self._lock = threading.Lock()
@@ -196,9 +262,18 @@ class Tracker:
     def end_sweep(self, *, status: str, tags: dict[str, str], artifacts: dict[str, bytes]) -> None:
         """Flush every trial, stop the writer, then close the parent run."""
         self.close()
-        self._log_artifacts(self.sweep_id, list(artifacts.items()))
-        self._log_batch(self.sweep_id, tags=tags)
-        self.client.set_terminated(self.sweep_id, status=status, end_time=now_ms())
+        with self._lock:
+            buf = self._buffers[SWEEP]
+            buf.tags.update(tags)
+            buf.artifacts.extend(artifacts.items())
+            buf.end = (status, now_ms())
+        # The parent's last writes get the same patience with the server as the trials'.
+        while True:
+            try:
+                self._flush()
+                return
+            except _Outage as exc:
+                self._wait_out(exc.cause)
 
     # -- trials (child runs), called from the driver thread --------------------------------
     def start_trial(self, number: int, flat_params: dict[str, Any], tags: dict[str, str]) -> None:
@@ -271,6 +346,8 @@ class Tracker:
 
     def check(self) -> None:
         """Re-raise in the driver an error the writer thread hit."""
+        if isinstance(self._error, TrackingUnavailable):
+            raise self._error
         if self._error is not None:
             raise RuntimeError(f"writing to MLflow failed: {self._error}") from self._error
 
@@ -295,40 +372,113 @@ class Tracker:
                 # Read before flushing: close() sets it after its last write, so this flush
                 # then carries everything.
                 closing = self._closing
-                self._flush()
+                try:
+                    self._flush()
+                except _Outage as exc:
+                    self._wait_out(exc.cause)
+                    continue  # everything is buffered again: retry, closing or not
                 if closing:
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the driver by check()
             self._error = exc
 
+    def _wait_out(self, cause: BaseException) -> None:
+        """Back off while the server is unreachable; raise once that lasted too long."""
+        now = time.monotonic()
+        if self._outage_since is None:
+            self._outage_since, self._retries = now, 0
+            log.warning(
+                "the tracking server at %s does not answer (%s); results are buffered and "
+                "retried for up to %g s",
+                self.tracking_uri,
+                _first_line(cause),
+                self.outage_limit,
+            )
+        down = now - self._outage_since
+        if down > self.outage_limit:
+            raise TrackingUnavailable(
+                f"the tracking server at {self.tracking_uri} did not answer for {down:.0f} s "
+                f"(last error: {_first_line(cause)}); the sweep stopped. Once the server is "
+                f"back, continue it with: hpo resume {self.sweep_id} --tracking-uri "
+                f"{self.tracking_uri}"
+            ) from cause
+        time.sleep(RETRY_SECONDS[min(self._retries, len(RETRY_SECONDS) - 1)])
+        self._retries += 1
+
     def _flush(self) -> None:
+        """Write every dirty buffer; on a transient failure put the unwritten rest back in the
+        buffers and raise `_Outage`."""
         with self._lock:
             work = []
             for buf in self._buffers.values():
                 if not buf.dirty():
                     continue
                 work.append(
-                    (buf, buf.run_id, buf.params, buf.tags, buf.metrics, buf.artifacts, buf.end)
+                    _RunBuffer(
+                        number=buf.number,
+                        start_ms=buf.start_ms,
+                        run_name=buf.run_name,
+                        create_tags=buf.create_tags,
+                        run_id=buf.run_id,
+                        params=buf.params,
+                        tags=buf.tags,
+                        metrics=buf.metrics,
+                        artifacts=buf.artifacts,
+                        end=buf.end,
+                    )
                 )
                 buf.params, buf.tags, buf.metrics, buf.artifacts, buf.end = {}, {}, [], [], None
-        for buf, run_id, params, tags, metrics, artifacts, end in work:
-            if run_id is None:
-                # Tags known by now (a short trial may have ended already) go in with the run,
-                # saving an update of each later.
-                run = self.client.create_run(
-                    self.experiment_id,
-                    start_time=buf.start_ms,
-                    tags={**buf.create_tags, **tags},
-                    run_name=buf.run_name,
-                )
-                run_id, tags = run.info.run_id, {}
-                self._artifact_uris[run_id] = run.info.artifact_uri
-                with self._lock:
-                    buf.run_id = run_id
-            self._log_batch(run_id, params=params, tags=tags, metrics=metrics)
-            self._log_artifacts(run_id, artifacts)
-            if end is not None:
-                self.client.set_terminated(run_id, status=end[0], end_time=end[1])
+        for i, item in enumerate(work):
+            try:
+                self._write(item)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self._requeue(work[i:])
+                raise _Outage(exc) from exc
+        if self._outage_since is not None:
+            log.warning(
+                "the tracking server at %s answers again after %.0f s; nothing was lost",
+                self.tracking_uri,
+                time.monotonic() - self._outage_since,
+            )
+            self._outage_since = None
+
+    def _write(self, item: _RunBuffer) -> None:
+        """Write one run's pending changes, clearing each part of ``item`` once it is written
+        (so a retry after a failure writes only the rest)."""
+        if item.run_id is None:
+            # Tags known by now (a short trial may have ended already) go in with the run,
+            # saving an update of each later.
+            run = self.client.create_run(
+                self.experiment_id,
+                start_time=item.start_ms,
+                tags={**item.create_tags, **item.tags},
+                run_name=item.run_name,
+            )
+            item.run_id, item.tags = run.info.run_id, {}
+            self._artifact_uris[item.run_id] = run.info.artifact_uri
+            with self._lock:
+                self._buffers[item.number].run_id = item.run_id
+        self._log_batch(item.run_id, params=item.params, tags=item.tags, metrics=item.metrics)
+        item.params, item.tags, item.metrics = {}, {}, []
+        while item.artifacts:
+            self._log_artifacts(item.run_id, item.artifacts[:1])
+            item.artifacts = item.artifacts[1:]
+        if item.end is not None:
+            self.client.set_terminated(item.run_id, status=item.end[0], end_time=item.end[1])
+            item.end = None
+
+    def _requeue(self, items: list[_RunBuffer]) -> None:
+        """Put unwritten parts back in front of whatever the driver added since."""
+        with self._lock:
+            for item in items:
+                buf = self._buffers[item.number]
+                buf.params = {**item.params, **buf.params}
+                buf.tags = {**item.tags, **buf.tags}
+                buf.metrics = item.metrics + buf.metrics
+                buf.artifacts = item.artifacts + buf.artifacts
+                buf.end = buf.end or item.end
 
     def _log_batch(
         self,
@@ -350,6 +500,7 @@ class Tracker:
             ps, ts, ms = ps[MAX_PARAMS:], ts[MAX_TAGS:], ms[MAX_METRICS:]
 
     def _log_artifacts(self, run_id: str | None, artifacts: list[tuple[str, bytes]]) -> None:
+        """Upload ``artifacts`` (name, content) to the run's artifact store."""
         if not artifacts or run_id is None:
             return
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
@@ -357,9 +508,22 @@ class Tracker:
         # The client would look the run up in the store for every call; the repository for
         # a run's artifact URI is all it needs, and we have the URI from create_run.
         uri = self._artifact_uris.get(run_id) or self.client.get_run(run_id).info.artifact_uri
-        repo = get_artifact_repository(uri)
+        repo = get_artifact_repository(uri, tracking_uri=self.tracking_uri)
         with tempfile.TemporaryDirectory(prefix="hpo-artifacts-") as tmp:
             for name, content in artifacts:
                 path = Path(tmp, name)
                 path.write_bytes(content)
                 repo.log_artifact(str(path))
+
+
+class _Outage(Exception):
+    """A write failed because the tracking server is unreachable (the cause is attached)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"

@@ -1,0 +1,115 @@
+"""Real servers for the tracking-server tests: a private PostgreSQL cluster (initdb/pg_ctl in
+a temporary directory) and an `mlflow server` on it that can be stopped and started again."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root; the Debian package's `postgres` user owns it then.
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+class Postgres:
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="hpo-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres")
+        self.port = free_port()
+        data = str(self.dir / "data")
+        subprocess.run(
+            _as_postgres(["initdb", "-D", data, "-U", "hpo", "--auth=trust", "-E", "UTF8"]),
+            check=True,
+            capture_output=True,
+        )
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
+        subprocess.run(
+            _as_postgres(
+                ["pg_ctl", "-D", data, "-o", options, "-l", str(self.dir / "log"), "-w", "start"]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            ["createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "hpo", "mlflow"],
+            check=True,
+            capture_output=True,
+        )
+        self.url = f"postgresql+psycopg2://hpo@127.0.0.1:{self.port}/mlflow"
+
+    def stop(self) -> None:
+        subprocess.run(
+            _as_postgres(["pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "stop"]),
+            capture_output=True,
+        )
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class MlflowServer:
+    """``mlflow server`` on PostgreSQL with proxied artifacts, on a fixed port across restarts."""
+
+    def __init__(self, backend: str, artifacts: Path) -> None:
+        self.backend, self.artifacts = backend, artifacts
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, wait: float = 120.0) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            self.backend,
+            "--artifacts-destination",
+            str(self.artifacts),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+        ]
+        # Its own session, so that stop() takes its uvicorn and job-runner children with it.
+        self.proc = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"mlflow server did not answer on {self.url} within {wait} s")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # a crash, not a polite shutdown
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
+        self.proc = None
