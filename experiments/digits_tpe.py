@@ -10,6 +10,7 @@ in [0, 0.5], RMSProp for 50 epochs, training aborted (the trial FAILED) when the
 loss exceeds 10, score the validation cross-entropy with accuracy also reported.
 
     hpo run experiments/digits_tpe.py
+    hpo run experiments/digits_tpe.py --pruner asha    # stops poor trials early, on val_loss
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hpo.space import Choice, Float, Int
 direction = "minimize"
 strategy = "tpe"
 n_trials = 60
+prune_metric = "val_loss"  # what --pruner median|asha watches
 
 space = {
     "learning_rate": Float(1e-4, 1e-2, log=True),

@@ -661,7 +661,7 @@ class _Sweep:
                     "repeats.png",
                     "repeats",
                     {
-                        "labels": [f"trial {t.number}" for t in repeated],
+                        "labels": [_short_label(t) for t in repeated],
                         "values": [t.attrs["repeat_values"] for t in repeated],
                         "direction": self.strategy.direction,
                     },
@@ -707,6 +707,12 @@ def heatmap_metrics(trials: list[Trial], most: int = 2) -> list[str]:
         return all(t.attrs["last_metrics"].get(name, (0, None))[1] == t.value for t in done)
 
     return [n for n in names if not copies_objective(n)][:most]
+
+
+def _short_label(trial: Trial, most: int = 40) -> str:
+    """``#4 hidden_units=3, activation=tanh``, cut to ``most`` characters."""
+    text = f"#{trial.number} " + ", ".join(f"{k}={v}" for k, v in trial.flat_params.items())
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 def ranked_by_mean(trials: list[Trial], direction: str) -> list[Trial]:

@@ -137,8 +137,8 @@ def gp_posterior_png(
 
 def repeats_png(labels: Sequence[str], values: Sequence[Sequence[float]], direction: str) -> bytes:
     """Each configuration's repeat values as points, with their mean and standard deviation."""
-    fig = _figure(max(6.5, 0.45 * len(labels) + 2), 4.2)
-    fig.subplots_adjust(bottom=0.3)
+    fig = _figure(max(6.5, 0.45 * len(labels) + 2), 5.2)
+    fig.subplots_adjust(left=0.16, bottom=0.42)  # room for the rotated configuration labels
     ax = fig.subplots()
     for i, vs in enumerate(values):
         ax.scatter([i] * len(vs), vs, s=16, alpha=0.6, color="C0", zorder=2)
