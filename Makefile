@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/models.py
 	$(BIN)/python benchmarks/optimizers.py
+	$(BIN)/python benchmarks/pruning.py
 
 clean:
 	rm -rf $(VENV) mlflow.db mlartifacts .pytest_cache
