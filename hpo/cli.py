@@ -6,7 +6,7 @@ import argparse
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,7 @@ def _ui_hint(uri: str) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     import hpo
-    from hpo.executor import ClusterConnectionError, WorkerStartError, objective_arity
+    from hpo.executor import objective_arity
     from hpo.experiment import load_experiment
 
     try:
@@ -152,8 +152,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     uri = resolve_tracking_uri(args.tracking_uri)
     data = exp.load_data() if exp.load_data is not None else None
-    try:
-        result = hpo.run(
+    return _sweep(
+        lambda: hpo.run(
             exp.space,
             exp.objective,
             direction=exp.direction,
@@ -174,16 +174,22 @@ def cmd_run(args: argparse.Namespace) -> int:
             repeats=args.repeats if args.repeats is not None else (exp.repeats or 1),
             sweep_tags={"hpo.experiment_file": str(Path(args.file).resolve())},
             tracking_patience=args.tracking_patience,
-        )
+        ),
+        uri,
+    )
+
+
+def _sweep(start: Callable[[], Any], uri: str) -> int:
+    """Run (or resume) a sweep; print its outcome, or the error that stopped it."""
+    from hpo.executor import ClusterConnectionError, WorkerStartError
+
+    try:
+        result = start()
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from exc
     except (WorkerStartError, ClusterConnectionError, TrackingUnavailable) as exc:
         print(f"hpo: error: {exc}", file=sys.stderr)
         return 1
-    return _report(result, uri)
-
-
-def _report(result: Any, uri: str) -> int:
     print(result.summary())
     print(f"\nrecorded in {uri}; details: hpo show {result.sweep_id}")
     if result.interrupted or result.timed_out:
@@ -195,7 +201,6 @@ def _report(result: Any, uri: str) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     import hpo
-    from hpo.executor import ClusterConnectionError, WorkerStartError
     from hpo.experiment import load_experiment
 
     uri = resolve_tracking_uri(args.tracking_uri)
@@ -205,8 +210,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from exc
     data = exp.load_data() if exp.load_data is not None else None
-    try:
-        result = hpo.resume(
+    return _sweep(
+        lambda: hpo.resume(
             args.sweep_id,
             exp.space,
             exp.objective,
@@ -217,13 +222,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             progress=not args.no_progress,
             tracking_patience=args.tracking_patience,
-        )
-    except (ValueError, TypeError) as exc:
-        raise UsageError(str(exc)) from exc
-    except (WorkerStartError, ClusterConnectionError, TrackingUnavailable) as exc:
-        print(f"hpo: error: {exc}", file=sys.stderr)
-        return 1
-    return _report(result, uri)
+        ),
+        uri,
+    )
 
 
 def _recorded_file(uri: str, sweep_id: str) -> str:

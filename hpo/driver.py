@@ -51,7 +51,15 @@ BEST_CONFIGURATIONS = 20  # rows of the repeats table and figure
 HEATMAP_MAX_VALUES = 25  # more distinct values per axis than this is not a grid worth drawing
 
 
-def _positive_int(name: str, value: Any) -> int | None:
+def check_seconds(name: str, value: Any) -> None:
+    """None, or a positive number of seconds."""
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0
+    ):
+        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+
+
+def positive_int(name: str, value: Any) -> int | None:
     if value is None:
         return None
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
@@ -163,22 +171,16 @@ def run(
             "data was given but the objective takes (params, report); "
             "add a third parameter: objective(params, report, data)"
         )
-    budget = _positive_int("n_trials", n_trials)
-    n_workers = _positive_int("workers", workers)
-    for label, limit in (
-        ("timeout", timeout),
-        ("trial_timeout", trial_timeout),
-        ("tracking_patience", tracking_patience),
-    ):
-        if limit is not None and (
-            isinstance(limit, bool) or not isinstance(limit, numbers.Real) or not limit > 0
-        ):
-            raise ValueError(f"{label} must be a number of seconds > 0, got {limit!r}")
+    budget = positive_int("n_trials", n_trials)
+    n_workers = positive_int("workers", workers)
+    check_seconds("timeout", timeout)
+    check_seconds("trial_timeout", trial_timeout)
+    check_seconds("tracking_patience", tracking_patience)
     if not isinstance(max_retries, numbers.Integral) or max_retries < 0:
         raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
     if not isinstance(experiment_name, str) or not experiment_name.strip():
         raise ValueError(f"experiment_name must be a non-empty string, got {experiment_name!r}")
-    n_repeats = _positive_int("repeats", repeats)
+    n_repeats = positive_int("repeats", repeats)
     prune = make_pruner(pruner)
     if prune is not None:
         prune.bind(strat.direction)

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hpo.driver import Restored, execute, space_digest
+from hpo.driver import Restored, check_seconds, execute, positive_int, space_digest
 from hpo.executor import objective_arity
 from hpo.pruners import make_pruner
 from hpo.result import SweepResult
@@ -56,6 +56,9 @@ def resume(
 
     space = as_space(space)
     arity = objective_arity(objective)
+    workers = positive_int("workers", workers)
+    check_seconds("timeout", timeout)
+    check_seconds("tracking_patience", tracking_patience)
     uri = resolve_tracking_uri(tracking_uri)
     client = MlflowClient(uri)
     try:

@@ -19,7 +19,7 @@ def list_sweeps(client: Any) -> str:
     runs = _sweeps(client, list(experiments)) if experiments else []
     if not runs:
         return "no sweeps recorded in this tracking store"
-    rows = [("sweep id", "experiment", "strategy", "status", "done/failed", "best")]
+    rows = [("sweep id", "experiment", "strategy", "status", "done/failed/pruned", "best")]
     for r in runs:
         t = r.data.tags
         rows.append(
@@ -28,7 +28,7 @@ def list_sweeps(client: Any) -> str:
                 experiments.get(r.info.experiment_id, "?"),
                 t.get("hpo.strategy", "?"),
                 r.info.status,
-                f"{t.get('hpo.n_complete', '-')}/{t.get('hpo.n_failed', '-')}",
+                "/".join(t.get(f"hpo.n_{s}", "-") for s in ("complete", "failed", "pruned")),
                 t.get("hpo.best_value", "-"),
             )
         )
@@ -77,6 +77,16 @@ def show_sweep(client: Any, sweep_id: str, top: int = 10) -> str:
             f"  trial {r.data.tags.get('hpo.trial')}: {r.data.tags.get('hpo.error', '')[:150]}"
             for r in sorted(failed, key=lambda r: int(r.data.tags.get("hpo.trial", 0)))
         ]
+    pruned = [r for r in children if r.data.tags.get("hpo.state") == "PRUNED"]
+    if pruned:
+        steps = sorted(int(r.data.tags.get("hpo.pruned_step", 0)) for r in pruned)
+        lines += [
+            "",
+            f"pruned trials: {len(pruned)} by {pruned[0].data.tags.get('hpo.pruner', '?')}, "
+            f"at steps {steps[0]} to {steps[-1]} (median {steps[len(steps) // 2]})",
+        ]
+    if parent.info.status != "FINISHED":
+        lines += ["", f"the sweep did not finish; continue it with: hpo resume {sweep_id}"]
     return "\n".join(lines)
 
 

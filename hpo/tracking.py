@@ -436,13 +436,14 @@ class Tracker:
                     raise
                 self._requeue(work[i:])
                 raise _Outage(exc) from exc
-        if self._outage_since is not None:
-            log.warning(
-                "the tracking server at %s answers again after %.0f s; nothing was lost",
-                self.tracking_uri,
-                time.monotonic() - self._outage_since,
-            )
-            self._outage_since = None
+            if self._outage_since is not None:
+                log.warning(
+                    "the tracking server at %s answers again after %.0f s; writing what "
+                    "was buffered",
+                    self.tracking_uri,
+                    time.monotonic() - self._outage_since,
+                )
+                self._outage_since = None
 
     def _write(self, item: _RunBuffer) -> None:
         """Write one run's pending changes, clearing each part of ``item`` once it is written
