@@ -3,7 +3,8 @@
 The same experiment, strategy (TPE) and number of trials, with each pruner and without one,
 for several seeds. Compute = the sum of the trials' objective seconds (pruned and failed
 trials included: their time was spent). Best = the best validation cross-entropy found.
-Each pruner watches the experiment's per-epoch ``val_loss``.
+Each pruner watches the experiment's per-epoch ``val_loss``. A pruner is a name or
+"NAME:option=value,..." (``asha:min_resource=1``).
 
     .venv/bin/python benchmarks/pruning.py [--trials 40] [--seeds 0 1 2] [--pruners ...]
 """
@@ -24,6 +25,15 @@ from _report import machine, table, write_section  # noqa: E402
 EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "digits_tpe.py"
 
 
+def make(spec: str):
+    """A pruner from "NAME" or "NAME:option=int,..." (e.g. "asha:min_resource=1")."""
+    from hpo.pruners import make_pruner
+
+    name, _, options = spec.partition(":")
+    kwargs = {k: int(v) for k, v in (o.split("=") for o in options.split(",") if o)}
+    return make_pruner(name, **kwargs)
+
+
 def sweep(pruner: str, seed: int, trials: int, workdir: Path) -> dict[str, float]:
     import hpo
     from hpo.experiment import load_experiment
@@ -41,7 +51,7 @@ def sweep(pruner: str, seed: int, trials: int, workdir: Path) -> dict[str, float
         tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}",
         experiment_name=f"pruning-{pruner}-{seed}",
         progress=False,
-        pruner=pruner,
+        pruner=make(pruner),
         prune_metric="val_loss",
     )
     return {
@@ -57,7 +67,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--pruners", nargs="+", default=["none", "median", "asha"])
+    parser.add_argument(
+        "--pruners", nargs="+", default=["none", "median", "asha", "asha:min_resource=1"]
+    )
     args = parser.parse_args()
 
     results: dict[str, list[dict[str, float]]] = {p: [] for p in args.pruners}
@@ -109,8 +121,9 @@ def main() -> None:
         f"`benchmarks/pruning.py --trials {args.trials} --seeds {' '.join(map(str, args.seeds))}`"
         f" on {machine()}: TPE, {args.trials} trials per sweep, 2 workers, seeds "
         f"{', '.join(map(str, args.seeds))}; compute is the sum of trial seconds. Median rule: "
-        "warm-up 5 epochs, 5 completed trials; ASHA: min resource 1 epoch, reduction factor 3.\n\n"
-        + table(rows)
+        "warm-up 5 epochs, 5 completed trials; ASHA: reduction factor 3, min resource auto "
+        "(a ninth of the first completed trial's epochs, so rungs at epochs 6 and 18); "
+        "`asha:min_resource=1` judges from the first epoch (rungs 1, 3, 9, 27).\n\n" + table(rows)
     )
     write_section("pruning", body)
     print(body)

@@ -298,6 +298,7 @@ class Restored:
     artifact_uri: str
     attempts: int
     logged: set[tuple[str, int]] = field(default_factory=set)  # (metric, step) already there
+    why_again: str = "driver lost"  # for a trial to run again: why its last attempt ended
 
 
 class _Sweep:
@@ -370,7 +371,7 @@ class _Sweep:
                     trial.number,
                     {
                         "hpo.attempt": str(r.attempts + 1),
-                        f"hpo.attempt_{r.attempts}_error": "driver lost",
+                        f"hpo.attempt_{r.attempts}_error": r.why_again,
                     },
                 )
                 self.retries.append(trial)
@@ -475,10 +476,14 @@ class _Sweep:
             elif kind == PRUNED:
                 _, seconds, curves = event
                 trial.attrs["seconds"] = seconds
-                step, reason = trial.attrs["pruned"]
+                # An objective may also prune itself by raising TrialPruned.
+                last_step = max((s for s, _ in trial.attrs["last_metrics"].values()), default=0)
+                step, reason = trial.attrs.get(
+                    "pruned", (last_step, "the objective raised TrialPruned")
+                )
                 self.strategy.tell(trial, pruned=True, error=reason)
                 tags = {
-                    "hpo.pruner": self.pruner.name if self.pruner else "",
+                    "hpo.pruner": self.pruner.name if "pruned" in trial.attrs else "objective",
                     "hpo.pruned_step": str(step),
                     "hpo.prune_reason": reason,
                 }

@@ -139,6 +139,13 @@ class ASHAPruner(Pruner):
     ``max(1, n // reduction_factor)`` of the ``n`` values recorded at that rung so far, its
     own included. Decisions never wait for other trials, so no worker idles.
 
+    ``min_resource="auto"`` (the default) places the rungs from the first trial that
+    completes: with R the last step it reported, ``min_resource = R / reduction_factor**2``
+    (at least 1), so there are three rungs, the last at about R (with R = 50 epochs and a
+    factor of 3: steps 6 and 18, then 54, which a 50-epoch trial never reaches). Until then
+    nothing is pruned. Judging at the first step instead is too noisy for training curves:
+    early losses favour fast starters over configurations that end better.
+
     Examples
     --------
     >>> p = ASHAPruner(min_resource=1, reduction_factor=2)
@@ -152,20 +159,29 @@ class ASHAPruner(Pruner):
     def __init__(
         self,
         *,
-        min_resource: int = 1,
+        min_resource: int | str = "auto",
         reduction_factor: int = 3,
         direction: str | None = None,
     ) -> None:
         super().__init__(direction=direction)
-        self.min_resource = _int_at_least("min_resource", min_resource, 1)
+        self.auto = min_resource == "auto"
+        self.min_resource: int | None = (
+            None if self.auto else _int_at_least("min_resource", min_resource, 1)
+        )
         self.reduction_factor = _int_at_least("reduction_factor", reduction_factor, 2)
-        self._rungs: list[list[float]] = []  # values recorded at rung k
+        self._rungs: list[list[float]] = []  # scores recorded at rung k, sorted
         self._next_rung: dict[int, int] = {}  # trial -> index of the next rung it will reach
+        self._curves: dict[int, dict[int, float]] = {}  # kept until the rungs are placed
 
     def rung_step(self, k: int) -> int:
+        if self.min_resource is None:
+            raise ValueError("the rungs are placed when the first trial completes")
         return self.min_resource * self.reduction_factor**k
 
     def report(self, number: int, step: int, value: float) -> str | None:
+        if self.min_resource is None:
+            self._curves.setdefault(number, {})[step] = value
+            return None
         k = self._next_rung.get(number, 0)
         if step < self.rung_step(k):
             return None
@@ -173,6 +189,16 @@ class ASHAPruner(Pruner):
         while step >= self.rung_step(k + 1):
             k += 1
         self._next_rung[number] = k + 1
+        keep, n = self._record(k, value)
+        if keep:
+            return None
+        return (
+            f"ASHA: value {value:.4g} at rung step {self.rung_step(k)} is not in the best "
+            f"{max(1, n // self.reduction_factor)} of {n} trials there"
+        )
+
+    def _record(self, k: int, value: float) -> tuple[bool, int]:
+        """Put ``value`` in rung ``k``; whether it is among the best there, and the count."""
         while len(self._rungs) <= k:
             self._rungs.append([])
         rung = self._rungs[k]
@@ -181,15 +207,28 @@ class ASHAPruner(Pruner):
             score = math.inf  # NaN ranks last: it is never among the best
         bisect.insort(rung, score)
         keep = max(1, len(rung) // self.reduction_factor)
-        if score <= rung[keep - 1]:
-            return None
-        return (
-            f"ASHA: value {value:.4g} at rung step {self.rung_step(k)} is not in the best "
-            f"{keep} of {len(rung)} trials there"
-        )
+        return score <= rung[keep - 1], len(rung)
+
+    def complete(self, number: int) -> None:
+        curve = self._curves.pop(number, None)
+        if self.min_resource is not None or not curve:
+            return
+        full = max(curve)
+        self.min_resource = max(1, round(full / self.reduction_factor**2))
+        # The first completed trial's values at the rungs it passed are the rungs' first
+        # entries; trials still running are judged from their next report on.
+        k = 0
+        while self.rung_step(k) <= full:
+            step = min(s for s in curve if s >= self.rung_step(k))
+            self._record(k, curve[step])
+            k += 1
+        self._curves.clear()
 
     def _options(self) -> dict[str, Any]:
-        return {"min_resource": self.min_resource, "reduction_factor": self.reduction_factor}
+        return {
+            "min_resource": "auto" if self.auto else self.min_resource,
+            "reduction_factor": self.reduction_factor,
+        }
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), **{f"pruner.{k}": v for k, v in self._options().items()}}

@@ -150,8 +150,10 @@ def _read_trials(client: Any, experiment_id: str, sweep_id: str) -> list[Restore
         state = TrialState(tags.get("hpo.state", "RUNNING"))
         if state is TrialState.COMPLETE and "objective" not in metrics:
             state = TrialState.RUNNING  # its end was not fully written: run it again
+        why_again = "driver lost"
         if tags.get("hpo.cancelled") == "true":
             # Stopped by an interrupt or the sweep's timeout, not by its own doing.
+            why_again = tags.get("hpo.error", "cancelled")
             _reopen(client, run.info.run_id, tags)
             state = TrialState.RUNNING
         trial = Trial(
@@ -177,6 +179,7 @@ def _read_trials(client: Any, experiment_id: str, sweep_id: str) -> list[Restore
             artifact_uri=run.info.artifact_uri,
             attempts=int(tags.get("hpo.attempt", "1")),
             logged=logged,
+            why_again=why_again,
         )
     return [restored[n] for n in sorted(restored)]
 

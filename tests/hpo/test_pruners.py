@@ -106,3 +106,19 @@ def test_the_docstring_examples_hold():
     import hpo.pruners
 
     assert doctest.testmod(hpo.pruners).failed == 0
+
+
+def test_asha_auto_places_its_rungs_from_the_first_completed_trial():
+    p = ASHAPruner(reduction_factor=3)
+    p.bind("minimize")
+    first = [1.0 / (s + 1) for s in range(50)]  # steps 0..49
+    # Nothing is judged before a trial completes, however bad.
+    assert feed(p, 0, first) is None
+    assert p.report(1, 10, 99.0) is None
+    p.complete(0)
+    assert p.min_resource == 5 and [p.rung_step(k) for k in range(3)] == [5, 15, 45]
+    # Trial 1 reaches its next report at step 11: judged at rung 5 against trial 0's 1/6.
+    assert "rung step 5" in p.report(1, 11, 0.9)
+    # A trial better than the first at every rung goes on.
+    assert feed(p, 2, [0.5 / (s + 1) for s in range(50)]) is None
+    assert p.settings()["pruner.min_resource"] == "auto"

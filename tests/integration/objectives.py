@@ -175,3 +175,14 @@ def chaotic(params, report, data):
     if i == 11:
         return diverging({"lr": 1e6}, report, data)
     return float(i)
+
+
+def prunes_itself(params, report):
+    """Stops its own trial, as user code may, by raising hpo.TrialPruned."""
+    from hpo import TrialPruned
+
+    report(0, loss=1.0)
+    report(1, loss=0.9)
+    if params["x"] > 0.5:
+        raise TrialPruned("no progress")
+    return params["x"]

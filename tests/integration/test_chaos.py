@@ -177,6 +177,7 @@ def test_a_sweep_stopped_by_its_timeout_is_resumed_to_its_budget(ray_cluster, tr
     for number in cancelled:
         tags = runs[number].data.tags
         assert tags["hpo.state"] == "COMPLETE" and "hpo.error" not in tags
+        assert "timeout of 2.5 s was reached" in tags["hpo.attempt_1_error"]
         assert (
             tags["hpo.attempt"] == "2"
             and "hpo.timed_out" not in client.get_run(first.sweep_id).data.tags

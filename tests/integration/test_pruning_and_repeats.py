@@ -186,3 +186,21 @@ def test_values_mlflow_would_refuse_are_converted_or_fail_the_trial_clearly(
         "'loss' must be a real number or a bool, got NoneType"
         in by_bad["none"].data.tags["hpo.error"]
     )
+
+
+def test_an_objective_may_prune_itself(ray_cluster, tracking_uri, client):
+    result = hpo.run(
+        {"x": Float(0.0, 1.0, grid=[0.2, 0.8])},
+        objectives.prunes_itself,
+        strategy="grid",
+        workers=2,
+        tracking_uri=tracking_uri,
+        experiment_name="self-pruning",
+        progress=False,
+    )
+    states = {t.params["x"]: t.state.value for t in result.trials}
+    assert states == {0.2: "COMPLETE", 0.8: "PRUNED"}
+    runs = by_trial(child_runs(client, result.sweep_id))
+    [pruned] = [runs[t.number] for t in result.trials if t.params["x"] == 0.8]
+    assert pruned.data.tags["hpo.pruner"] == "objective"
+    assert pruned.data.tags["hpo.pruned_step"] == "1"
