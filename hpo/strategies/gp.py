@@ -36,7 +36,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy.special import erfcx, log_ndtr
 
 from hpo.space import Choice, Float, Int, Space
 from hpo.strategies.base import Strategy, TrialState
@@ -51,6 +50,10 @@ def log_expected_improvement(mean: np.ndarray, std: np.ndarray, best: float) -> 
     h(z) = phi(z) * (1 + z * Phi(z)/phi(z)), where Phi/phi = erfcx(-z/sqrt 2) * sqrt(pi/2)
     keeps the ratio accurate far into the tail.
     """
+    # Imported here: SciPy's special functions take ~0.2 s to import, which every Ray
+    # worker would pay at start-up through `hpo`'s package imports.
+    from scipy.special import erfcx, log_ndtr
+
     std = np.maximum(std, 1e-12)
     z = (best - mean) / std
     out = np.empty_like(z)
