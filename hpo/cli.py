@@ -295,14 +295,18 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return 0
 
 
-def _terminate_as_interrupt(signum: int, frame: Any) -> None:
+def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    # SIGTERM (e.g. from a scheduler) ends a sweep as cleanly as Ctrl-C does.
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    # SIGTERM (e.g. from a scheduler) ends a sweep as cleanly as Ctrl-C does. SIGINT is set
+    # too: Python installs its own Ctrl-C handler only when SIGINT was not ignored at start,
+    # and a process started in the background by a non-interactive shell (a CI job, a
+    # script's `hpo run ... &`) inherits it ignored.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     commands = {"run": cmd_run, "resume": cmd_resume, "show": cmd_show, "ui": cmd_ui}
     try:
         return commands[args.command](args)

@@ -166,7 +166,14 @@ def test_bad_input_gets_a_clear_error_and_creates_nothing(tmp_path, hpo_env, set
     assert not (tmp_path / "mlflow.db").exists()
 
 
-def test_ctrl_c_closes_the_sweep_cleanly(tmp_path, hpo_env, client, tracking_uri):
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# A process started in the background by a non-interactive shell (a CI job) inherits SIGINT
+# ignored, and Python then installs no Ctrl-C handler of its own: hpo installs one.
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_ctrl_c_closes_the_sweep_cleanly(tmp_path, hpo_env, client, tracking_uri, inherited):
     (tmp_path / "slow.py").write_text(SLOW)
     proc = subprocess.Popen(
         hpo_cmd(
@@ -185,6 +192,7 @@ def test_ctrl_c_closes_the_sweep_cleanly(tmp_path, hpo_env, client, tracking_uri
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ignore_sigint if inherited == "ignored" else None,
     )
     deadline = time.monotonic() + 120
     running = []
