@@ -364,7 +364,7 @@ class _Sweep:
             trial = r.trial
             self.tracker.adopt_trial(trial.number, r.run_id, r.artifact_uri)
             self.logged[trial.number] = r.logged
-            trial.attrs.update(attempts=r.attempts, last_metrics={}, run_id=r.run_id)
+            trial.attrs.update(attempts=r.attempts, last_metrics={})
             if trial.state is TrialState.RUNNING:
                 trial.attrs["attempts"] = r.attempts + 1
                 self.tracker.set_tags(
@@ -736,8 +736,7 @@ def repeats_csv(trials: list[Trial], direction: str) -> str:
     writer = csv.writer(out)
     writer.writerow(["rank", "trial", "mean", "std", "values", *names])
     for rank, t in enumerate(ranked, start=1):
-        values = t.attrs["repeat_values"]
-        mean = sum(values) / len(values)
+        values, mean = t.attrs["repeat_values"], t.value  # the trial's value is their mean
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
         writer.writerow(
             [

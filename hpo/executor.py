@@ -84,6 +84,7 @@ class _Reporter:
     ) -> None:
         self._events, self._stop, self._suffix = events, stop, suffix
         self.history = history  # every curve of the trial, for its learning-curve figure
+        self._valid_names: set[str] = set()  # checked once, not at every epoch
 
     def __call__(self, step: int, **metrics: float) -> None:
         if self._stop.is_set():
@@ -94,10 +95,12 @@ class _Reporter:
             raise TypeError("report() needs at least one metric, as report(step, name=value)")
         clean = {}
         for name, value in metrics.items():
-            try:
-                check_name("metric", name)
-            except ValueError as exc:
-                raise TypeError(f"report(): {exc}") from None
+            if name not in self._valid_names:
+                try:
+                    check_name("metric", name)
+                except ValueError as exc:
+                    raise TypeError(f"report(): {exc}") from None
+                self._valid_names.add(name)
             if isinstance(value, bool | np.bool_):
                 value = float(value)  # MLflow stores numbers; a flag becomes 0.0 or 1.0
             if not isinstance(value, numbers.Real):

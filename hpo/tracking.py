@@ -463,9 +463,7 @@ class Tracker:
                 self._buffers[item.number].run_id = item.run_id
         self._log_batch(item.run_id, params=item.params, tags=item.tags, metrics=item.metrics)
         item.params, item.tags, item.metrics = {}, {}, []
-        while item.artifacts:
-            self._log_artifacts(item.run_id, item.artifacts[:1])
-            item.artifacts = item.artifacts[1:]
+        self._log_artifacts(item.run_id, item.artifacts)  # empties the list as it uploads
         if item.end is not None:
             self.client.set_terminated(item.run_id, status=item.end[0], end_time=item.end[1])
             item.end = None
@@ -501,7 +499,8 @@ class Tracker:
             ps, ts, ms = ps[MAX_PARAMS:], ts[MAX_TAGS:], ms[MAX_METRICS:]
 
     def _log_artifacts(self, run_id: str | None, artifacts: list[tuple[str, bytes]]) -> None:
-        """Upload ``artifacts`` (name, content) to the run's artifact store."""
+        """Upload ``artifacts`` (name, content) to the run's artifact store, removing each
+        from the list once uploaded (so a retry after a failure uploads only the rest)."""
         if not artifacts or run_id is None:
             return
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
@@ -511,10 +510,12 @@ class Tracker:
         uri = self._artifact_uris.get(run_id) or self.client.get_run(run_id).info.artifact_uri
         repo = get_artifact_repository(uri, tracking_uri=self.tracking_uri)
         with tempfile.TemporaryDirectory(prefix="hpo-artifacts-") as tmp:
-            for name, content in artifacts:
+            while artifacts:
+                name, content = artifacts[0]
                 path = Path(tmp, name)
                 path.write_bytes(content)
                 repo.log_artifact(str(path))
+                artifacts.pop(0)
 
 
 class _Outage(Exception):
