@@ -22,10 +22,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check hpo models experiments tests benchmarks
 	$(BIN)/ruff format --check hpo models experiments tests benchmarks
 
-# PyTorch is for the benchmark only: Optuna's GPSampler, a peer in optimizers.py, needs it.
+# PyTorch is for the benchmark only: Optuna's GPSampler, a peer in optimizers.py, needs it
+# (and greenlet, without which it polishes its candidates one after another).
 # 2.13.0 is the CPU build this machine keeps on disk; a newer one would pull in CUDA.
 bench: $(STAMP)
-	$(BIN)/pip install -q "torch==2.13.0"
+	$(BIN)/pip install -q "torch==2.13.0" greenlet
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/models.py
 	$(BIN)/python benchmarks/optimizers.py

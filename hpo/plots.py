@@ -119,13 +119,20 @@ def gp_posterior_png(
     top.fill_between(xs, lower, upper, alpha=0.25, label="95% band")
     top.plot(xs, mean, label="GP mean")
     top.scatter(obs_x, obs_y, color="black", s=18, zorder=3, label="observations")
+    # The band is mapped back through the model's output transform and can widen steeply
+    # far from the data; the view is kept on the observations and the mean.
+    seen = np.concatenate([np.asarray(obs_y, float), np.asarray(mean, float)])
+    seen = seen[np.isfinite(seen)]
+    low, high = float(seen.min()), float(seen.max())
+    pad = 0.3 * (high - low) or 1.0
+    top.set_ylim(low - pad, high + pad)
     top.set_ylabel(f"objective ({direction})")
     top.set_title(f"Gaussian process over {name} after {len(obs_x)} observations")
     top.legend(fontsize="small")
     top.grid(alpha=0.3)
     bottom.plot(xs, ei, color="C2")
     bottom.axvline(xs[int(np.argmax(ei))], color="C2", linestyle=":", label="next ask (max EI)")
-    bottom.set_ylabel("expected improvement")
+    bottom.set_ylabel("EI (model units)")
     bottom.set_xlabel(name)
     bottom.legend(fontsize="small")
     bottom.grid(alpha=0.3)

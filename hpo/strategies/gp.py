@@ -11,9 +11,17 @@ How the space is modelled:
 
 The model is scikit-learn's `GaussianProcessRegressor` with a Matern 5/2 kernel (one length
 scale per coordinate) times a constant, plus a learned white-noise term, since the same
-configuration trained twice scores differently; outputs are normalised. Its hyperparameters are
-fitted by marginal likelihood, with restarts while data are few and warm-started from the
-previous fit afterwards (the fit is what makes an ask cost time).
+configuration trained twice scores differently. Its hyperparameters are fitted by marginal
+likelihood times a Gamma(3, 6) prior on each length scale (mode 1/3 of the unit cube): with a
+dozen points in six dimensions the plain likelihood often prefers length scales at the bounds,
+a flat model or a needle one, and the search then wanders. Fits restart while data are few and
+are warm-started from the previous fit afterwards (the fit is what makes an ask cost time).
+
+Objective values are standardised and then Yeo-Johnson transformed (scikit-learn's
+`PowerTransformer`, its power fitted by maximum likelihood): losses that span decades are far
+from the Gaussian the model assumes, and one huge value would otherwise flatten every other
+difference. The transform is monotone, so the best value stays the best and the quantiles of
+the posterior map back to objective units exactly.
 
 Expected improvement is computed in log form, which stays finite and informative where EI
 underflows to 0, and maximised over Sobol candidates (decoded to valid configurations), the
@@ -21,8 +29,8 @@ best of which are polished with L-BFGS-B over their numeric coordinates.
 
 Failed and pruned trials enter the model with the worst value seen: a diverging learning rate
 is a genuinely bad region, and leaving it out would let EI propose it again. Trials still
-running enter with the mean observed value (constant liar), so parallel asks spread out
-instead of piling onto one point.
+running enter with the mean of the transformed values (constant liar), so parallel asks spread
+out instead of piling onto one point.
 
 Everything random is drawn from a generator seeded by ``(seed, number of trials so far)``:
 the same seed and history give the same suggestion.
@@ -133,20 +141,43 @@ def _from_unit(dim: Float | Int, u: float) -> float | int:
     return min(max(x, dim.low), dim.high)
 
 
+class _OutputWarp:
+    """Objective values to the model's units and back: standardised, then Yeo-Johnson."""
+
+    def __init__(self, y: np.ndarray) -> None:
+        from sklearn.preprocessing import PowerTransformer
+
+        self.mean, self.std = float(np.mean(y)), float(np.std(y)) or 1.0
+        self.power = None
+        if np.ptp(y) > 0:  # a power cannot be fitted to one repeated value
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # overflow notices while searching the power
+                self.power = PowerTransformer().fit(self._standard(y)[:, None])
+
+    def _standard(self, y: Any) -> np.ndarray:
+        return (np.asarray(y, dtype=float) - self.mean) / self.std
+
+    def __call__(self, y: Any) -> np.ndarray:
+        z = self._standard(y)
+        return z if self.power is None else self.power.transform(z.reshape(-1, 1)).ravel()
+
+    def inverse(self, u: np.ndarray) -> np.ndarray:
+        """Back to objective units; NaN where the power transform has no inverse."""
+        z = u if self.power is None else self.power.inverse_transform(u.reshape(-1, 1)).ravel()
+        return self.mean + self.std * z
+
+
 class _Posterior:
     """Mean and standard deviation of a fitted GP, straight from its factorisation.
 
     scikit-learn's ``predict`` validates its input on every call, which costs more than the
-    arithmetic when L-BFGS-B asks for one point at a time. Outputs are normalised here
-    (``shift``, ``scale``) rather than by scikit-learn, so only public attributes are read.
+    arithmetic when L-BFGS-B asks for one point at a time. Predictions are in model units
+    (``warp`` maps objective values there).
     """
 
-    def __init__(self, model: Any, shift: float, scale: float) -> None:
-        self.model, self.shift, self.scale = model, shift, scale
+    def __init__(self, model: Any, warp: _OutputWarp) -> None:
+        self.model, self.warp = model, warp
         self.kernel = model.kernel_
-
-    def normalise(self, y: float) -> float:
-        return (y - self.shift) / self.scale
 
     def predict(self, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from scipy.linalg import solve_triangular
@@ -157,13 +188,45 @@ class _Posterior:
         var = self.kernel.diag(U) - np.einsum("ij,ij->j", v, v)
         return mean, np.sqrt(np.maximum(var, 1e-18))
 
-    def conditioned(self, X: np.ndarray, y: np.ndarray) -> _Posterior:
-        """The same kernel conditioned on (X, y), normalised like the original data."""
+    def conditioned(self, X: np.ndarray, u: np.ndarray) -> _Posterior:
+        """The same kernel conditioned on (X, u), u in model units."""
         from sklearn.gaussian_process import GaussianProcessRegressor
 
         model = GaussianProcessRegressor(kernel=self.kernel, optimizer=None)
-        model.fit(X, (y - self.shift) / self.scale)
-        return _Posterior(model, self.shift, self.scale)
+        model.fit(X, u)
+        return _Posterior(model, self.warp)
+
+
+def _length_scale_prior_optimizer(kernel: Any):
+    """scikit-learn's hyperparameter search with a Gamma(3, 6) prior on each length scale.
+
+    scikit-learn minimises the negative log marginal likelihood over theta = log(hyper-
+    parameters); adding the negative log prior (written for log length scales, Jacobian
+    included: 3 theta - 6 exp(theta)) turns the fit into a maximum a posteriori one.
+    """
+    from scipy.optimize import minimize
+
+    first = 0
+    for h in kernel.hyperparameters:  # where the length scales sit in theta
+        if h.name.endswith("length_scale"):
+            scales = slice(first, first + h.n_elements)
+            break
+        first += h.n_elements
+
+    def optimizer(objective, theta0, bounds):
+        def negative_log_posterior(theta):
+            value, grad = objective(theta, eval_gradient=True)
+            log_scale = theta[scales]
+            grad = grad.copy()
+            grad[scales] -= 3.0 - 6.0 * np.exp(log_scale)
+            return value - float(np.sum(3.0 * log_scale - 6.0 * np.exp(log_scale))), grad
+
+        result = minimize(
+            negative_log_posterior, theta0, jac=True, method="L-BFGS-B", bounds=bounds
+        )
+        return result.x, result.fun
+
+    return optimizer
 
 
 class GPEI(Strategy):
@@ -223,7 +286,8 @@ class GPEI(Strategy):
             **super().settings(),
             "n_initial": self.n_initial,
             "n_candidates": self.n_candidates,
-            "kernel": "Matern(nu=2.5, ARD) + noise",
+            "kernel": "Matern(nu=2.5, ARD) + noise, Gamma(3, 6) length-scale prior",
+            "outputs": "standardised, Yeo-Johnson",
             "acquisition": "log EI",
             "pending": "constant liar (mean)",
             "failures": "worst value seen",
@@ -237,18 +301,18 @@ class GPEI(Strategy):
             return self._initial_design(n)
         X, y = self._data(told)
         posterior = self._fit(X, y, rng)
+        u = posterior.warp(y)
+        best = float(np.min(u))
         pending = [self.encoding.encode(t.assignment) for t in self.pending]
-        liar = float(np.mean(y))
+        liar = float(np.mean(u))
         out: list[dict[str, Any]] = []
         seen = {self._key(t.assignment) for t in self.trials}
         for _ in range(n):
             if pending:  # condition on the lies; the kernel stays the one fitted on data
                 posterior = posterior.conditioned(
-                    np.vstack([X, *pending]), np.concatenate([y, [liar] * len(pending)])
+                    np.vstack([X, *pending]), np.concatenate([u, [liar] * len(pending)])
                 )
-            assignment = self._maximise_ei(
-                posterior, posterior.normalise(float(np.min(y))), rng, seen
-            )
+            assignment = self._maximise_ei(posterior, best, rng, seen)
             out.append(assignment)
             seen.add(self._key(assignment))
             pending.append(self.encoding.encode(assignment))
@@ -285,17 +349,18 @@ class GPEI(Strategy):
         kernel = self._kernel(X.shape[1])
         if self._theta is not None:  # warm start from the previous fit
             kernel = kernel.clone_with_theta(self._theta)
-        shift, scale = float(np.mean(y)), float(np.std(y)) or 1.0
+        warp = _OutputWarp(y)
         model = GaussianProcessRegressor(
             kernel=kernel,
+            optimizer=_length_scale_prior_optimizer(kernel),
             n_restarts_optimizer=2 if len(y) < 40 else 0,
             random_state=int(rng.integers(2**31)),
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence notices at the bounds
-            model.fit(X, (y - shift) / scale)
+            model.fit(X, warp(y))
         self._theta = model.kernel_.theta
-        return _Posterior(model, shift, scale)
+        return _Posterior(model, warp)
 
     def _score(self, posterior: _Posterior, U: np.ndarray, best: float) -> np.ndarray:
         mean, std = posterior.predict(U)
@@ -370,25 +435,29 @@ class GPEI(Strategy):
         posterior = self._fit(X, y, np.random.default_rng([self.seed, len(self.trials), 1]))
         grid = np.linspace(0.0, 1.0, 300)[:, None]
         mean, std = posterior.predict(grid)
-        ei = np.exp(log_expected_improvement(mean, std, posterior.normalise(float(np.min(y)))))
+        ei = np.exp(log_expected_improvement(mean, std, float(np.min(posterior.warp(y)))))
         sign = 1.0 if self.direction == "minimize" else -1.0
         dim = p.dim
         if dim.log:
             xs = np.exp(np.log(dim.low) + grid[:, 0] * (np.log(dim.high) - np.log(dim.low)))
         else:
             xs = dim.low + grid[:, 0] * (dim.high - dim.low)
-        centre = sign * (posterior.shift + posterior.scale * mean)
-        half = 1.96 * posterior.scale * std
+        # The transform is monotone: the band's quantiles map back exactly.
+        centre = sign * posterior.warp.inverse(mean)
+        low, high = (
+            sign * posterior.warp.inverse(mean - 1.96 * std),
+            sign * posterior.warp.inverse(mean + 1.96 * std),
+        )
         return {
             "gp_posterior.png": gp_posterior_png(
                 p.name,
                 xs,
                 centre,
-                centre - half,
-                centre + half,
+                np.minimum(low, high),
+                np.maximum(low, high),
                 [t.assignment[p.key] for t in done],
                 [t.value for t in done],
-                ei * posterior.scale,
+                ei,
                 log_x=dim.log,
                 direction=self.direction,
             )
