@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 from scipy.stats import norm
 
 from hpo.space import Choice, Float, Int, Space
-from hpo.strategies.gp import GPEI, _Encoding, log_expected_improvement
+from hpo.strategies.gp import GPEI, _Encoding, _OutputWarp, log_expected_improvement
 
 
 def test_log_ei_matches_the_closed_form_and_stays_finite_in_the_tail():
@@ -119,3 +120,37 @@ def test_strategy_options_reach_the_strategy_and_bad_ones_are_refused():
     assert hpo.make_strategy("gp", {"x": Float(0.0, 1.0)}, n_initial=2).n_initial == 2
     with pytest.raises(ValueError, match="strategy 'gp': .*unexpected keyword argument 'bogus'"):
         hpo.make_strategy("gp", {"x": Float(0.0, 1.0)}, bogus=1)
+
+
+def test_output_warp_is_monotone_and_inverts_for_skewed_and_constant_values():
+    y = np.array([0.2, 1.0, 3.0, 40.0, 1e4, 7.0])  # a loss spanning decades
+    warp = _OutputWarp(y)
+    u = warp(y)
+    assert np.all(np.diff(u[np.argsort(y)]) > 0)  # the order of values is kept
+    np.testing.assert_allclose(warp.inverse(u), y, rtol=1e-6)
+    # A power transform pulls the outlier in: plain standardising would leave it 2.2
+    # standard deviations out and crowd the rest together.
+    assert abs(u[4]) < abs((y[4] - y.mean()) / y.std())
+    same = _OutputWarp(np.full(4, 3.0))
+    np.testing.assert_allclose(same(np.full(4, 3.0)), 0.0)
+    np.testing.assert_allclose(same.inverse(np.zeros(2)), 3.0)
+
+
+def test_length_scale_prior_keeps_irrelevant_dimensions_off_the_bound():
+    # Eight points in six dimensions where only x0 matters: plain maximum likelihood sends the
+    # five irrelevant length scales to the upper bound (100); the prior keeps them moderate.
+    from sklearn.gaussian_process import GaussianProcessRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.random((8, 6))
+    y = np.sin(6 * X[:, 0])
+    strategy = GPEI({f"x{i}": Float(0.0, 1.0) for i in range(6)}, seed=0)
+    fitted = strategy._fit(X, y, np.random.default_rng(1)).kernel
+    with_prior = fitted.k1.k2.length_scale
+    plain = GaussianProcessRegressor(strategy._kernel(6), n_restarts_optimizer=2, random_state=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain.fit(X, (y - y.mean()) / y.std())
+    assert np.max(plain.kernel_.k1.k2.length_scale[1:]) > 50  # the degenerate fit
+    assert np.all(with_prior[1:] < 10)
+    assert with_prior[0] < np.min(with_prior[1:])  # the dimension that matters is the shortest
