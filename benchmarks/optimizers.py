@@ -310,8 +310,8 @@ def run_all(tasks, optimisers, seeds, batches, processes):
     return curves
 
 
-def scores_by_group(curves, tasks, optimisers, batch):
-    """{group: {optimiser: {budget: score relative to random}}} for one batch size."""
+def per_task_scores(curves, tasks, optimisers, batch):
+    """{task: {optimiser: {budget: normalised score}}} for one batch size."""
     per_task: dict[str, dict[str, dict[int, float]]] = {}
     for task in tasks:
         _, _, optimum, _ = TASKS[task]
@@ -323,10 +323,11 @@ def scores_by_group(curves, tasks, optimisers, batch):
             name: normalised_scores(curves[(task, name, batch)], clip, optimum)
             for name in optimisers
         }
-    groups = {g: [t for t in tasks if TASKS[t][3] == g] for g in (CONTINUOUS, MIXED, MODELS)}
-    groups = {g: ts for g, ts in groups.items() if ts}
-    if len(groups) > 1:
-        groups["all tasks"] = list(tasks)
+    return per_task
+
+
+def relative_to_random(per_task, groups, optimisers):
+    """{group: {optimiser: {budget: mean score over the group / random's}}}."""
     out = {}
     for group, members in groups.items():
         out[group] = {}
@@ -337,6 +338,27 @@ def scores_by_group(curves, tasks, optimisers, batch):
                 b: mean[b] / rnd[b] if rnd[b] > 0 else float("nan") for b in BUDGETS
             }
     return out
+
+
+def _cell(score: float) -> str:
+    return f"{score:.3f}" if math.isfinite(score) else "n/a"  # random search found the best too
+
+
+def score_rows(tables, optimisers, first_column):
+    """Rows of optimiser, mode, then one "16 / 32 / 64" cell per column of ``tables``."""
+    columns = list(tables[1])
+    rows = [["optimiser", "mode", *(f"{c} (16 / 32 / 64)" for c in columns)]]
+    for batch, table in tables.items():
+        for name in optimisers:
+            rows.append(
+                [
+                    name,
+                    "sequential" if batch == 1 else f"batches of {batch}",
+                    *(" / ".join(_cell(table[c][name][b]) for b in BUDGETS) for c in columns),
+                ]
+            )
+    rows[0][0] = first_column
+    return rows
 
 
 # -- ask latency ----------------------------------------------------------------------------
@@ -459,7 +481,15 @@ def main() -> None:
     left_out = [o for o in args.optimisers if o not in optimisers]
     started = time.perf_counter()
     curves = run_all(args.tasks, optimisers, args.seeds, (1, 4), args.processes)
-    tables = {b: scores_by_group(curves, args.tasks, optimisers, b) for b in (1, 4)}
+    per_task = {b: per_task_scores(curves, args.tasks, optimisers, b) for b in (1, 4)}
+    groups = {g: [t for t in args.tasks if TASKS[t][3] == g] for g in (CONTINUOUS, MIXED, MODELS)}
+    groups = {g: ts for g, ts in groups.items() if ts}
+    if len(groups) > 1:
+        groups["all tasks"] = list(args.tasks)
+    tables = {b: relative_to_random(per_task[b], groups, optimisers) for b in (1, 4)}
+    task_tables = {
+        b: relative_to_random(per_task[b], {t: [t] for t in args.tasks}, optimisers) for b in (1, 4)
+    }
     minutes = (time.perf_counter() - started) / 60
 
     lat: dict[tuple[str, int, int], tuple[float, float]] = {}
@@ -471,17 +501,7 @@ def main() -> None:
                         lat[(name, dims, n)] = LATENCY[name](dims, n)
                 print("  latency", name, "done", flush=True)
 
-    groups = list(tables[1])
-    rows = [["optimiser", "mode", *(f"{g} (16 / 32 / 64)" for g in groups)]]
-    for batch, table in tables.items():
-        for name in optimisers:
-            rows.append(
-                [
-                    name,
-                    "sequential" if batch == 1 else f"batches of {batch}",
-                    *(" / ".join(f"{table[g][name][b]:.3f}" for b in BUDGETS) for g in groups),
-                ]
-            )
+    rows = score_rows(tables, optimisers, "optimiser")
     lat_rows = [["strategy", "dims", "after 10 obs (median / p95 ms)", "after 100", "after 300"]]
     for name in LATENCY:
         for dims in (2, 6, 9):
@@ -514,6 +534,11 @@ def main() -> None:
         ),
         "",
         _report.table(rows),
+        "",
+        "Per task (each task's score over random search's on it; n/a where random search"
+        " found the best value too):",
+        "",
+        _report.table(score_rows(task_tables, optimisers, "optimiser")),
     ]
     if lat:
         lines += [
