@@ -344,7 +344,7 @@ def _cell(score: float) -> str:
     return f"{score:.3f}" if math.isfinite(score) else "n/a"  # random search found the best too
 
 
-def score_rows(tables, optimisers, first_column):
+def score_rows(tables, optimisers):
     """Rows of optimiser, mode, then one "16 / 32 / 64" cell per column of ``tables``."""
     columns = list(tables[1])
     rows = [["optimiser", "mode", *(f"{c} (16 / 32 / 64)" for c in columns)]]
@@ -357,7 +357,6 @@ def score_rows(tables, optimisers, first_column):
                     *(" / ".join(_cell(table[c][name][b]) for b in BUDGETS) for c in columns),
                 ]
             )
-    rows[0][0] = first_column
     return rows
 
 
@@ -501,7 +500,7 @@ def main() -> None:
                         lat[(name, dims, n)] = LATENCY[name](dims, n)
                 print("  latency", name, "done", flush=True)
 
-    rows = score_rows(tables, optimisers, "optimiser")
+    rows = score_rows(tables, optimisers)
     lat_rows = [["strategy", "dims", "after 10 obs (median / p95 ms)", "after 100", "after 300"]]
     for name in LATENCY:
         for dims in (2, 6, 9):
@@ -538,7 +537,7 @@ def main() -> None:
         "Per task (each task's score over random search's on it; n/a where random search"
         " found the best value too):",
         "",
-        _report.table(score_rows(task_tables, optimisers, "optimiser")),
+        _report.table(score_rows(task_tables, optimisers)),
     ]
     if lat:
         lines += [
