@@ -241,7 +241,7 @@ class GPEI(Strategy):
         number of unit-cube coordinates, between 5 and 20.
     n_candidates : int, default=1024
         Sobol candidates scored by EI on each ask.
-    n_polish : int, default=3
+    n_polish : int, default=10
         How many of the best candidates L-BFGS-B polishes.
 
     Examples
@@ -265,7 +265,7 @@ class GPEI(Strategy):
         seed: int | None = None,
         n_initial: int | None = None,
         n_candidates: int = 1024,
-        n_polish: int = 3,
+        n_polish: int = 10,
     ) -> None:
         super().__init__(space, direction=direction, seed=seed)
         self.encoding = _Encoding(self.space)
