@@ -113,11 +113,12 @@ def _sort_key(v: object) -> tuple[int, object]:
 def gp_posterior_png(
     name: str, xs, mean, lower, upper, obs_x, obs_y, ei, *, log_x: bool, direction: str
 ) -> bytes:
-    """A one-parameter GP: mean and 95% band over the observations, and EI beneath."""
+    """A one-parameter GP: its mean and 95% band (in objective units: after a monotone output
+    transform the mean maps back to the median) over the observations, and EI beneath."""
     fig = _figure(7.0, 5.2)
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.4]})
     top.fill_between(xs, lower, upper, alpha=0.25, label="95% band")
-    top.plot(xs, mean, label="GP mean")
+    top.plot(xs, mean, label="GP median (model mean mapped back)")
     top.scatter(obs_x, obs_y, color="black", s=18, zorder=3, label="observations")
     # The band is mapped back through the model's output transform and can widen steeply
     # far from the data; the view is kept on the observations and the mean.
