@@ -119,11 +119,11 @@ def main() -> None:
             saved = f"{factor:.2f}x less"
             sign = 1 if experiment.direction == "minimize" else -1
             within = sign * (statistics.mean(bests) - statistics.mean(base_bests)) <= allowance
-            verdict = (
-                "yes"
-                if factor >= 2 and within
-                else ("no: best not within noise" if factor >= 2 else "no: less than 2x saved")
-            )
+            misses = [
+                *([] if factor >= 2 else ["less than 2x saved"]),
+                *([] if within else ["best not within noise"]),
+            ]
+            verdict = "no: " + "; ".join(misses) if misses else "yes"
         rows.append(
             [
                 pruner,
