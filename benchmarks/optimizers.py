@@ -315,9 +315,8 @@ def per_task_scores(curves, tasks, optimisers, batch):
     per_task: dict[str, dict[str, dict[int, float]]] = {}
     for task in tasks:
         _, _, optimum, _ = TASKS[task]
-        runs = [c for (t, _, b), cs in curves.items() if t == task for c in cs]
         if optimum is None:  # a model task: the best any optimiser found, in either mode
-            optimum = min(min(c) for c in runs)
+            optimum = min(min(c) for (t, _, _), cs in curves.items() if t == task for c in cs)
         clip = statistics.median(c[0] for c in curves[(task, "random", batch)])
         per_task[task] = {
             name: normalised_scores(curves[(task, name, batch)], clip, optimum)
@@ -513,6 +512,8 @@ def main() -> None:
     command = "benchmarks/optimizers.py --seeds " + str(args.seeds)
     if args.tasks != list(TASKS):
         command += " --tasks " + " ".join(f"'{t}'" for t in args.tasks)
+    if args.optimisers != list(OPTIMISERS):
+        command += " --optimisers " + " ".join(f"'{o}'" for o in args.optimisers)
     lines = [
         "## Optimiser quality and ask latency (`benchmarks/optimizers.py`)",
         "",
@@ -520,11 +521,7 @@ def main() -> None:
         f"per process, {args.processes} processes for the runs ({minutes:.0f} min).",
         "Normalised score (lower is better; random = 1, optimum = 0), averaged over the tasks of "
         f"each group, {args.seeds} seeds each; cells are budgets 16 / 32 / 64. Groups: "
-        + "; ".join(
-            f"{g}: {', '.join(t for t in args.tasks if TASKS[t][3] == g)}"
-            for g in (CONTINUOUS, MIXED, MODELS)
-            if any(TASKS[t][3] == g for t in args.tasks)
-        )
+        + "; ".join(f"{g}: {', '.join(ts)}" for g, ts in groups.items() if g != "all tasks")
         + ". Model tasks score the 3-fold cross-validated error."
         + (
             f" Left out of this run: {', '.join(left_out)} (PyTorch not installed)."

@@ -100,6 +100,7 @@ def main() -> None:
         [
             "pruner",
             "compute s (mean)",
+            "compute s per seed",
             "compute saved",
             "best val_loss per seed",
             "best (mean ± sd)",
@@ -128,6 +129,7 @@ def main() -> None:
             [
                 pruner,
                 f"{compute:.0f}",
+                " / ".join(f"{r['compute']:.0f}" for r in runs),
                 saved,
                 " / ".join(f"{b:.4f}" for b in bests),
                 f"{statistics.mean(bests):.4f} ± {spread:.4f}",

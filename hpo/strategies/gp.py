@@ -179,6 +179,11 @@ class _Posterior:
         self.model, self.warp = model, warp
         self.kernel = model.kernel_
 
+    @property
+    def observed(self) -> np.ndarray:
+        """The values the model was fitted on, in model units."""
+        return self.model.y_train_
+
     def predict(self, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from scipy.linalg import solve_triangular
 
@@ -301,7 +306,7 @@ class GPEI(Strategy):
             return self._initial_design(n)
         X, y = self._data(told)
         posterior = self._fit(X, y, rng)
-        u = posterior.warp(y)
+        u = posterior.observed
         best = float(np.min(u))
         pending = [self.encoding.encode(t.assignment) for t in self.pending]
         liar = float(np.mean(u))
@@ -435,7 +440,7 @@ class GPEI(Strategy):
         posterior = self._fit(X, y, np.random.default_rng([self.seed, len(self.trials), 1]))
         grid = np.linspace(0.0, 1.0, 300)[:, None]
         mean, std = posterior.predict(grid)
-        ei = np.exp(log_expected_improvement(mean, std, float(np.min(posterior.warp(y)))))
+        ei = np.exp(log_expected_improvement(mean, std, float(np.min(posterior.observed))))
         sign = 1.0 if self.direction == "minimize" else -1.0
         dim = p.dim
         if dim.log:
