@@ -7,11 +7,19 @@
 >>> s.tell(t, t.params["x"])
 """
 
-from hpo.driver import run
-from hpo.pruners import ASHAPruner, MedianPruner, TrialPruned
-from hpo.result import SweepResult
-from hpo.resume import resume
-from hpo.strategies import make_strategy
+import os
+
+# No network at run time: MLflow's and Ray's usage telemetry stay off unless the user has
+# turned them on (MLflow's fetches a config and posts usage records on its calls; Ray's
+# reports from the clusters it starts).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+from hpo.driver import run  # noqa: E402
+from hpo.pruners import ASHAPruner, MedianPruner, TrialPruned  # noqa: E402
+from hpo.result import SweepResult  # noqa: E402
+from hpo.resume import resume  # noqa: E402
+from hpo.strategies import make_strategy  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [

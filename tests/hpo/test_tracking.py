@@ -1,0 +1,70 @@
+"""The tracker's own writes, on a real sqlite store in a temporary directory (no Ray)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from hpo.strategies.base import TrialState
+from hpo.tracking import Tracker, local_artifact_dir
+
+
+def test_local_artifact_dir_only_for_local_folders(tmp_path):
+    assert local_artifact_dir(tmp_path.as_uri()) == tmp_path
+    assert local_artifact_dir(str(tmp_path)) == tmp_path
+    assert local_artifact_dir("file:///a%20b/c") == Path("/a b/c")
+    for remote in ("mlflow-artifacts:/1/abc/artifacts", "s3://bucket/x", "http://h:5000/x"):
+        assert local_artifact_dir(remote) is None
+
+
+def test_artifacts_written_in_place_are_read_back_by_mlflow(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri, "e")
+    tracker.start_sweep(run_name="s", tags={}, params={"n_trials": 1})
+    tracker.start_trial(0, {"x": 1.0}, {})
+    content = {"learning_curves.png": b"\x89PNG fake", "nested/traceback.txt": b"boom"}
+    tracker.end_trial(0, TrialState.COMPLETE, value=1.0, artifacts=content)
+    tracker.end_sweep(status="FINISHED", tags={}, artifacts={"trials.csv": b"number\n0\n"})
+
+    client = MlflowClient(uri)
+    run_id = tracker.run_id(0)
+    for name, data in content.items():
+        local = client.download_artifacts(run_id, name, str(tmp_path / "down"))
+        assert Path(local).read_bytes() == data
+    listed = {a.path for a in client.list_artifacts(run_id)}
+    assert listed == {"learning_curves.png", "nested"}  # no temporary file left behind
+    parent = client.download_artifacts(tracker.sweep_id, "trials.csv", str(tmp_path / "p"))
+    assert Path(parent).read_text() == "number\n0\n"
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def _env_after_import(extra: dict[str, str]) -> list[str]:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MLFLOW_DISABLE_TELEMETRY", "RAY_USAGE_STATS_ENABLED")
+    }
+    code = (
+        "import os, hpo; print(os.environ['MLFLOW_DISABLE_TELEMETRY'], "
+        "os.environ['RAY_USAGE_STATS_ENABLED'])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def test_importing_hpo_turns_usage_telemetry_off_unless_the_user_chose():
+    assert _env_after_import({}) == ["true", "0"]
+    assert _env_after_import(
+        {"MLFLOW_DISABLE_TELEMETRY": "false", "RAY_USAGE_STATS_ENABLED": "1"}
+    ) == [
+        "false",
+        "1",
+    ]
