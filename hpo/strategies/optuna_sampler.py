@@ -38,6 +38,10 @@ def _sampler_classes() -> dict[str, type]:
 NEEDS = {"cmaes": "cmaes", "gp": "torch"}
 
 
+# What `tpe` passes to Optuna's TPESampler (a user's options override them).
+TPE_SETTINGS = {"multivariate": True, "group": True, "constant_liar": True}
+
+
 def optuna_sampler_names() -> list[str]:
     return sorted(_sampler_classes())
 
@@ -219,5 +223,5 @@ class TPE(OptunaSampler):
         seed: int | None = None,
         **sampler_options: Any,
     ) -> None:
-        options = {"multivariate": True, "group": True, "constant_liar": True, **sampler_options}
+        options = {**TPE_SETTINGS, **sampler_options}
         super().__init__(space, direction=direction, seed=seed, sampler="tpe", **options)
