@@ -22,6 +22,24 @@ from models._validation import check_params, is_int, is_real, one_of
 from models.exceptions import DivergenceError
 
 EpochCallback = Callable[[int, dict[str, float]], "bool | None"]
+
+
+def packed(shapes: list[tuple[int, ...]], dtype: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One flat buffer and a view of it per shape, in order.
+
+    Weights and gradients live this way so that an optimiser step is one handful of array
+    operations over all parameters rather than a handful per weight and bias array: on
+    small networks those per-call overheads cost more than the arithmetic.
+    """
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    flat = np.empty(sum(sizes), dtype)
+    views, start = [], 0
+    for shape, size in zip(shapes, sizes, strict=True):
+        views.append(flat[start : start + size].reshape(shape))
+        start += size
+    return flat, views
+
+
 INITS = ("auto", "glorot_uniform", "glorot_normal", "he", "normal")
 
 
@@ -68,8 +86,10 @@ class _Workspace:
         ]
         self.delta = [np.empty((batch, w), dtype) for w in hidden]
         self.derivative = [np.empty((batch, w), dtype) for w in hidden]
-        self.coef_grads = [np.empty_like(W) for W in coefs]
-        self.intercept_grads = [np.empty(W.shape[1], dtype) for W in coefs]
+        self.grads, views = packed(
+            [*(W.shape for W in coefs), *((W.shape[1],) for W in coefs)], dtype
+        )
+        self.coef_grads, self.intercept_grads = views[: len(coefs)], views[len(coefs) :]
         self.scratch = [np.empty_like(W) for W in coefs]
 
 
@@ -240,6 +260,27 @@ class BaseMLP(BaseEstimator):
             self.coefs_.append(W.astype(dtype))
             self.intercepts_.append(np.zeros(fan_out, dtype=dtype))
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        # The flat copy would double a pickled model; it is rebuilt from coefs_ on training.
+        state.pop("_flat_parameters", None)
+        return state
+
+    def _packed_parameters(self) -> np.ndarray:
+        """The flat array whose views are `coefs_` and `intercepts_` (the layout of the
+        workspace's gradients), made anew when they are not its views any more (fresh
+        weights, best weights restored, a model loaded from a pickle)."""
+        arrays = [*self.coefs_, *self.intercepts_]
+        flat = getattr(self, "_flat_parameters", None)
+        if flat is None or not all(a.base is flat for a in arrays):
+            flat, views = packed([a.shape for a in arrays], arrays[0].dtype)
+            for view, a in zip(views, arrays, strict=True):
+                view[...] = a
+            n = len(self.coefs_)
+            self.coefs_, self.intercepts_ = views[:n], views[n:]
+            self._flat_parameters = flat
+        return flat
+
     def _prepare_X(self, X: Any, *, reset: bool) -> np.ndarray:
         """Validated inputs in the model's dtype, standardised when asked."""
         X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
@@ -409,7 +450,8 @@ class BaseMLP(BaseEstimator):
         check_params(self, self._rules)
         self._dropout_rates()  # validates the per-layer list now, not mid-training
         self._init_weights([X.shape[1], *self._sizes, n_outputs], rng)
-        self._optimizer = make_optimizer(self, [*self.coefs_, *self.intercepts_])
+        self._flat_parameters = None
+        self._optimizer = make_optimizer(self, [self._packed_parameters()])
         self._rng = rng
         self.loss_curve_: list[float] = []
         self.validation_scores_: list[float] = []
@@ -433,7 +475,7 @@ class BaseMLP(BaseEstimator):
         if self._ws is None or self._ws.batch != batch:
             self._ws = self._workspace(batch)
         ws = self._ws
-        params = [*self.coefs_, *self.intercepts_]
+        params, grads = [self._packed_parameters()], [ws.grads]
         total = 0.0
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for start in range(0, n, batch):
@@ -446,7 +488,7 @@ class BaseMLP(BaseEstimator):
                         else None
                         for size, p in zip(self._sizes, rates, strict=True)
                     ]
-                loss, grads = self._loss_and_grads(Xb, Yb, masks, ws, penalty_loss=False)
+                loss, _ = self._loss_and_grads(Xb, Yb, masks, ws, penalty_loss=False)
                 total += loss * len(Xb)
                 self._optimizer.step(params, grads, lr)
                 if self.max_norm is not None:
@@ -519,7 +561,7 @@ class BaseMLP(BaseEstimator):
         if best_weights is not None:  # early stopping keeps the best epoch, not the last
             self.coefs_, self.intercepts_ = best_weights
             self.best_validation_score_ = best_score
-            self._optimizer = make_optimizer(self, [*self.coefs_, *self.intercepts_])
+            self._optimizer = make_optimizer(self, [self._packed_parameters()])
 
     def _fit(self, X: Any, y: Any, eval_set: tuple[Any, Any] | None) -> BaseMLP:
         X, y = self._prepare_Xy(X, y, reset=True)

@@ -315,6 +315,36 @@ def test_partial_fit_trains_one_epoch_per_call():
         model.partial_fit(X, y + 5)
 
 
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_training_continues_the_same_across_a_pickle(solver):
+    # The weights are views of one flat array the optimiser updates; a pickled model has
+    # plain arrays, which training must take up again with the optimiser's state intact.
+    import pickle
+
+    X, y = load_iris(return_X_y=True)
+    kw = dict(hidden_layer_sizes=(8, 5), solver=solver, momentum=0.9, random_state=0)
+    straight = MLPClassifier(**kw)
+    resumed = MLPClassifier(**kw)
+    straight.partial_fit(X, y, classes=np.unique(y))
+    resumed.partial_fit(X, y, classes=np.unique(y))
+    resumed = pickle.loads(pickle.dumps(resumed))
+    assert "_flat_parameters" not in resumed.__dict__  # the pickle holds each weight once
+    for _ in range(3):
+        straight.partial_fit(X, y)
+        resumed.partial_fit(X, y)
+    after = [*resumed.coefs_, *resumed.intercepts_]
+    for a, b in zip([*straight.coefs_, *straight.intercepts_], after, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_training_after_early_stopping_updates_the_restored_weights():
+    X, y = load_iris(return_X_y=True)
+    model = MLPClassifier((8,), early_stopping=True, max_iter=30, random_state=0).fit(X, y)
+    before = [W.copy() for W in model.coefs_]
+    model.partial_fit(X, y)
+    assert all(not np.array_equal(W, b) for W, b in zip(model.coefs_, before, strict=True))
+
+
 def test_standardize_uses_training_statistics():
     X, y = load_iris(return_X_y=True)
     model = MLPClassifier(
