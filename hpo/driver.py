@@ -123,7 +123,8 @@ def run(
         Seconds for the whole sweep: then no trial is started, and running ones end FAILED
         with the reason.
     trial_timeout : float, optional
-        Seconds for one trial: then its worker is stopped and the trial ends FAILED with
+        Seconds for one trial, counted from when its worker is up (a worker's start-up is
+        not the trial's time): then its worker is stopped and the trial ends FAILED with
         "timeout after N s" (it is not retried).
     progress : bool
         Show a progress bar.
@@ -426,7 +427,8 @@ class _Sweep:
         now = time.monotonic()
         if self.trial_timeout is not None:
             for running in list(self.pool.running.values()):
-                if now - running.started > self.trial_timeout:
+                since = self.pool.running_since(running)
+                if since is not None and now - since > self.trial_timeout:
                     self.pool.kill(running)
                     reason = f"timeout after {self.trial_timeout:g} s"
                     self.strategy.tell(running.trial, failed=True, error=reason)

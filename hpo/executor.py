@@ -188,6 +188,10 @@ class TrialWorker:
         self.objective, self.arity, self.data = objective, arity, data
         self._current: tuple[int, threading.Event] | None = None  # trial number, its stop flag
 
+    def ready(self) -> bool:
+        """Answers once the worker has started (the driver's trial clock waits for it)."""
+        return True
+
     def stop(self, trial_number: int) -> None:
         """Have trial ``trial_number``'s next ``report`` raise `TrialPruned`.
 
@@ -231,7 +235,7 @@ class Running:
     trial: Any
     worker: Any
     stream: Any  # ray.ObjectRefGenerator
-    started: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=time.monotonic)  # moved on once its worker is up
 
 
 @dataclass
@@ -263,11 +267,26 @@ class WorkerPool:
         self._data_ref = ray.put(data)
         # Actors start in the background: trials submitted meanwhile queue on them, and an
         # actor that cannot start surfaces in `wait` as a WorkerStartError.
+        self._starting: dict[Any, Any] = {}  # worker -> its `ready` call, until answered
         self.idle = [self._new_worker() for _ in range(n_workers)]
         self.running: dict[Any, Running] = {}  # by stream
 
     def _new_worker(self) -> Any:
-        return self._actor_cls.remote(self._objective, self._arity, self._data_ref)
+        worker = self._actor_cls.remote(self._objective, self._arity, self._data_ref)
+        self._starting[worker] = worker.ready.remote()
+        return worker
+
+    def running_since(self, running: Running) -> float | None:
+        """When ``running``'s trial began to run, or None while its worker is still
+        starting: a process start (seconds on a loaded machine) is not the trial's time."""
+        ref = self._starting.get(running.worker)
+        if ref is not None:
+            ready, _ = self._ray.wait([ref], timeout=0)
+            if not ready:
+                return None
+            del self._starting[running.worker]
+            running.started = max(running.started, time.monotonic())
+        return running.started
 
     def submit(self, trial: Any) -> Running:
         worker = self.idle.pop()
@@ -311,6 +330,7 @@ class WorkerPool:
         return out
 
     def _replace(self, dead: Any) -> None:
+        self._starting.pop(dead, None)
         self._ray.kill(dead, no_restart=True)
         self.idle.append(self._new_worker())
 
@@ -362,6 +382,7 @@ class WorkerPool:
         for worker in self.idle:
             self._ray.kill(worker, no_restart=True)
         self.idle.clear()
+        self._starting.clear()
 
 
 def _ship_by_value(objective: Callable[..., Any]) -> None:

@@ -186,3 +186,19 @@ def prunes_itself(params, report):
     if params["x"] > 0.5:
         raise TrialPruned("no progress")
     return params["x"]
+
+
+class SlowToLoad:
+    """Sweep data whose unpickling takes ``seconds``: a worker given it starts that late."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __setstate__(self, state: dict) -> None:
+        time.sleep(state["seconds"])
+        self.__dict__.update(state)
+
+
+def quick_with_data(params, report, data):
+    report(0, loss=params["x"])
+    return params["x"]

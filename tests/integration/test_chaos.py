@@ -207,6 +207,24 @@ def test_a_hanging_trial_with_a_trial_timeout(ray_cluster, tracking_uri, client)
     check_invariants(client, result.sweep_id, 6, workers=cluster_workers)
 
 
+def test_the_trial_clock_starts_once_the_worker_is_up(ray_cluster, tracking_uri, client):
+    # The workers take 3 s to start (their data unpickles slowly); the trials take no time.
+    # A trial timeout of 2 s counts from when a trial runs, not from the worker's start.
+    result = hpo.run(
+        {"x": Float(0.0, 1.0)},
+        objectives.quick_with_data,
+        n_trials=4,
+        workers=2,
+        trial_timeout=2.0,
+        data=objectives.SlowToLoad(3.0),
+        tracking_uri=tracking_uri,
+        experiment_name="chaos-slow-start",
+        progress=False,
+    )
+    assert result.n_complete == 4, [t.error for t in result.trials]
+    check_invariants(client, result.sweep_id, 4, workers=cluster_workers)
+
+
 def test_objectives_that_raise_return_nan_or_diverge(ray_cluster, tracking_uri, client):
     from sklearn.datasets import load_iris
 
