@@ -146,6 +146,7 @@ class _RunBuffer:
     run_name: str
     create_tags: dict[str, str]
     run_id: str | None = None  # set once the run exists
+    create_sent: bool = False  # a create_run went out; it may have succeeded unanswered
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     metrics: list[tuple[str, float, int, int]] = field(default_factory=list)  # key, value, ts, step
@@ -421,6 +422,7 @@ class Tracker:
                         run_name=buf.run_name,
                         create_tags=buf.create_tags,
                         run_id=buf.run_id,
+                        create_sent=buf.create_sent,
                         params=buf.params,
                         tags=buf.tags,
                         metrics=buf.metrics,
@@ -450,15 +452,22 @@ class Tracker:
         """Write one run's pending changes, clearing each part of ``item`` once it is written
         (so a retry after a failure writes only the rest)."""
         if item.run_id is None:
-            # Tags known by now (a short trial may have ended already) go in with the run,
-            # saving an update of each later.
-            run = self.client.create_run(
-                self.experiment_id,
-                start_time=item.start_ms,
-                tags={**item.create_tags, **item.tags},
-                run_name=item.run_name,
-            )
-            item.run_id, item.tags = run.info.run_id, {}
+            # A create_run cut off by an outage may have made the run all the same: look for
+            # it before making another, so a trial never gets two runs.
+            run = self._created_run(item.number) if item.create_sent else None
+            if run is None:
+                with self._lock:
+                    self._buffers[item.number].create_sent = True
+                # Tags known by now (a short trial may have ended already) go in with the
+                # run, saving an update of each later.
+                run = self.client.create_run(
+                    self.experiment_id,
+                    start_time=item.start_ms,
+                    tags={**item.create_tags, **item.tags},
+                    run_name=item.run_name,
+                )
+                item.tags = {}
+            item.run_id = run.info.run_id
             self._artifact_uris[item.run_id] = run.info.artifact_uri
             with self._lock:
                 self._buffers[item.number].run_id = item.run_id
@@ -468,6 +477,17 @@ class Tracker:
         if item.end is not None:
             self.client.set_terminated(item.run_id, status=item.end[0], end_time=item.end[1])
             item.end = None
+
+    def _created_run(self, number: int) -> Any:
+        """The child run of trial ``number`` if the server made it, else None."""
+        found = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=(
+                f"tags.`mlflow.parentRunId` = '{self.sweep_id}' and tags.`hpo.trial` = '{number}'"
+            ),
+            max_results=1,
+        )
+        return found[0] if found else None
 
     def _requeue(self, items: list[_RunBuffer]) -> None:
         """Put unwritten parts back in front of whatever the driver added since."""

@@ -68,3 +68,34 @@ def test_importing_hpo_turns_usage_telemetry_off_unless_the_user_chose():
         "false",
         "1",
     ]
+
+
+def test_a_create_run_whose_answer_was_lost_does_not_make_a_second_run(tmp_path):
+    # The server made the run but the reply never arrived (it stopped mid-request, as in
+    # the outage tests): the retry must find that run, not create another.
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri, "e")
+    real_create = tracker.client.create_run
+    lost = []
+
+    def create_then_lose_the_reply(*args, **kwargs):
+        run = real_create(*args, **kwargs)
+        if not lost:
+            lost.append(run.info.run_id)
+            raise ConnectionError("Connection aborted: remote end closed connection")
+        return run
+
+    tracker.start_sweep(run_name="s", tags={}, params={"n_trials": 1})
+    tracker.client.create_run = create_then_lose_the_reply  # for the trials' runs
+    tracker.start_trial(0, {"x": 1.0}, {})
+    tracker.end_trial(0, TrialState.COMPLETE, value=1.0)
+    tracker.end_sweep(status="FINISHED", tags={}, artifacts={})
+
+    client = MlflowClient(uri)
+    children = client.search_runs(
+        [tracker.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{tracker.sweep_id}'"
+    )
+    assert lost and [r.info.run_id for r in children] == lost
+    [child] = children
+    assert child.info.status == "FINISHED" and child.data.metrics["objective"] == 1.0
+    assert child.data.tags["hpo.state"] == "COMPLETE" and child.data.params == {"x": "1.0"}
