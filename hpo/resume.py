@@ -3,7 +3,8 @@
 Everything comes from the tracking store: the parent run's ``hpo.recipe`` tag (strategy,
 options, budget, pruner, repeats), its direction and seed, and one child run per trial with
 its ``hpo.assignment``, state and objective. Finished trials go back into the strategy as
-history and are never run again. A trial whose run is still RUNNING lost its driver: it is
+history and are never run again (a run whose closing call was cut off after the trial's end
+was recorded is closed now). A trial whose run is still RUNNING lost its driver: it is
 run again as the same trial number in the same run, with its attempt counter raised and
 ``hpo.attempt_N_error = "driver lost"``; the steps it had already logged are not logged twice.
 """
@@ -21,7 +22,7 @@ from hpo.result import SweepResult
 from hpo.space import Space, as_space
 from hpo.strategies import make_strategy
 from hpo.strategies.base import TrialState
-from hpo.tracking import OUTAGE_LIMIT_SECONDS, resolve_tracking_uri
+from hpo.tracking import OUTAGE_LIMIT_SECONDS, RUN_STATUS, resolve_tracking_uri
 
 PAGE = 1000
 
@@ -156,6 +157,10 @@ def _read_trials(client: Any, experiment_id: str, sweep_id: str) -> list[Restore
             why_again = tags.get("hpo.error", "cancelled")
             _reopen(client, run.info.run_id, tags)
             state = TrialState.RUNNING
+        elif state is not TrialState.RUNNING and run.info.status == "RUNNING":
+            # Its end was recorded but the run's closing was cut off (the server went away
+            # between the two calls): the trial is over, so close its run, do not rerun it.
+            client.set_terminated(run.info.run_id, status=RUN_STATUS[state])
         trial = Trial(
             number=number,
             assignment=json.loads(tags["hpo.assignment"]),

@@ -190,6 +190,32 @@ def test_a_sweep_stopped_by_its_timeout_is_resumed_to_its_budget(ray_cluster, tr
         )
 
 
+def test_resume_closes_a_finished_trials_run_whose_closing_was_cut_off(
+    ray_cluster, tracking_uri, client
+):
+    # What a server that went away between a trial's last log_batch (hpo.state COMPLETE,
+    # its objective) and its set_terminated leaves behind, then the sweep stopped.
+    space = {"x": Float(0.0, 1.0)}
+    first = hpo.run(
+        space,
+        objectives.quadratic,
+        n_trials=3,
+        workers=2,
+        tracking_uri=tracking_uri,
+        experiment_name="chaos-cut-close",
+        progress=False,
+    )
+    cut = by_trial(child_runs(client, first.sweep_id))[1]
+    client.update_run(cut.info.run_id, status="RUNNING")
+    client.update_run(first.sweep_id, status="KILLED")
+
+    result = hpo.resume(first.sweep_id, space, objectives.quadratic, tracking_uri=tracking_uri)
+    assert result.n_complete == 3
+    run = client.get_run(cut.info.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["hpo.attempt"] == "1"  # not rerun
+    check_invariants(client, first.sweep_id, 3, workers=cluster_workers)
+
+
 def test_a_hanging_trial_with_a_trial_timeout(ray_cluster, tracking_uri, client):
     space = {"x": Float(0.0, 1.0, grid=3), "hang": Choice([False, True])}
     result = hpo.run(
