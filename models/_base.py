@@ -22,6 +22,7 @@ from models._validation import check_params, is_int, is_real, one_of
 from models.exceptions import DivergenceError
 
 EpochCallback = Callable[[int, dict[str, float]], "bool | None"]
+INITS = ("auto", "glorot_uniform", "glorot_normal", "he", "normal")
 
 
 def packed(shapes: list[tuple[int, ...]], dtype: Any) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -38,9 +39,6 @@ def packed(shapes: list[tuple[int, ...]], dtype: Any) -> tuple[np.ndarray, list[
         views.append(flat[start : start + size].reshape(shape))
         start += size
     return flat, views
-
-
-INITS = ("auto", "glorot_uniform", "glorot_normal", "he", "normal")
 
 
 def _hidden_sizes_ok(v: Any) -> bool:
