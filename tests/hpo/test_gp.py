@@ -8,7 +8,13 @@ import pytest
 from scipy.stats import norm
 
 from hpo.space import Choice, Float, Int, Space
-from hpo.strategies.gp import GPEI, _Encoding, _OutputWarp, log_expected_improvement
+from hpo.strategies.gp import (
+    GPEI,
+    _Encoding,
+    _OutputWarp,
+    default_initial_size,
+    log_expected_improvement,
+)
 
 
 def test_log_ei_matches_the_closed_form_and_stays_finite_in_the_tail():
@@ -112,6 +118,17 @@ def test_one_parameter_sweeps_get_a_posterior_plot():
     assert s.artifacts()["gp_posterior.png"][:8] == b"\x89PNG\r\n\x1a\n"
     two = GPEI({"a": Float(0.0, 1.0), "b": Float(0.0, 1.0)}, seed=0)
     assert two.artifacts() == {}
+
+
+def test_the_default_initial_design_grows_with_numeric_parameters_and_choice_options():
+    six_floats = {f"x{i}": Float(0.0, 1.0) for i in range(6)}
+    assert default_initial_size(Space(six_floats)) == 8
+    mixed = {"n": Int(1, 20), "kind": Choice(["a", "b", "c"]), "x": Float(0.0, 1.0)}
+    assert default_initial_size(Space(mixed)) == 2 + 2 + 2 * 3
+    assert default_initial_size(Space({"x": Float(0.0, 1.0)})) == 5  # at least 5
+    many = {f"x{i}": Float(0.0, 1.0) for i in range(30)}
+    assert default_initial_size(Space(many)) == 20  # at most 20
+    assert GPEI(six_floats, seed=0).n_initial == 8
 
 
 def test_strategy_options_reach_the_strategy_and_bad_ones_are_refused():
