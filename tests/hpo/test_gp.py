@@ -120,11 +120,11 @@ def test_one_parameter_sweeps_get_a_posterior_plot():
     assert two.artifacts() == {}
 
 
-def test_the_default_initial_design_grows_with_numeric_parameters_and_choice_options():
+def test_the_default_initial_design_counts_floats_once_and_ints_and_options_twice():
     six_floats = {f"x{i}": Float(0.0, 1.0) for i in range(6)}
     assert default_initial_size(Space(six_floats)) == 8
     mixed = {"n": Int(1, 20), "kind": Choice(["a", "b", "c"]), "x": Float(0.0, 1.0)}
-    assert default_initial_size(Space(mixed)) == 2 + 2 + 2 * 3
+    assert default_initial_size(Space(mixed)) == 2 + 1 + 2 + 2 * 3
     assert default_initial_size(Space({"x": Float(0.0, 1.0)})) == 5  # at least 5
     many = {f"x{i}": Float(0.0, 1.0) for i in range(30)}
     assert default_initial_size(Space(many)) == 20  # at most 20
