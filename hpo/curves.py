@@ -1,14 +1,17 @@
-"""Per-trial learning-curve PNGs, drawn with Pillow.
+"""Line-plot PNGs drawn with Pillow: per-trial learning curves, the sweep's history.
 
-A sweep renders one of these for every trial, so they must cost milliseconds: a matplotlib
-figure costs ~90 ms here, more than all of a trial's MLflow writes. The once-per-sweep
-figures (history, heatmap) use matplotlib in `hpo.plots`.
+A sweep renders a curve figure for every trial, so it must cost milliseconds: a matplotlib
+figure costs ~90 ms here, more than all of a trial's MLflow writes. The optimisation
+history closes every sweep, and importing matplotlib for it alone cost ~0.4 s of the
+sweep's wall time. Figures that only some sweeps draw (heatmap, repeats, the GP's
+posterior) use matplotlib in `hpo.plots`.
 """
 
 from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 
 PANEL_W, PANEL_H = 460, 300
 LEFT, RIGHT, TOP, BOTTOM = 62, 14, 40, 38
@@ -25,6 +28,9 @@ COLOURS = [
     "#bcbd22",
     "#17becf",
 ]
+
+
+FAILED = COLOURS[3]  # red
 
 
 def nice_ticks(low: float, high: float, target: int = 5) -> list[float]:
@@ -53,19 +59,30 @@ def _panel(
     title: str,
     series: dict[str, list[tuple[int, float]]],
     colours: dict[str, str],
-) -> None:
+    *,
+    x_label: str = "step",
+    dots: frozenset[str] = frozenset(),
+    x_also: tuple[int, ...] = (),
+    width: int = PANEL_W,
+):
+    """Draw ``series`` (in the order given for equal steps) in one panel at ``x0``.
+
+    Series named in ``dots`` are drawn as points, the others as lines; ``x_also`` widens
+    the x range; the panel is ``width`` pixels wide. Returns the data-to-pixel mapping and
+    the legend's next free x, or None when there is nothing finite to draw.
+    """
     points = [(s, v) for pts in series.values() for s, v in pts if math.isfinite(v)]
     if not points:
         draw.text((x0 + LEFT, TOP), f"{title}: no finite values", fill="black", font=font)
-        return
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
+        return None
+    xs, ys = [p[0] for p in points] + list(x_also), [p[1] for p in points]
     x_lo, x_hi = min(xs), max(xs)
     y_lo, y_hi = min(ys), max(ys)
     pad = (y_hi - y_lo) * 0.05 or abs(y_hi) * 0.05 or 1.0
     y_lo, y_hi = y_lo - pad, y_hi + pad
     if x_hi == x_lo:
         x_lo, x_hi = x_lo - 1, x_hi + 1
-    left, right, top, bottom = x0 + LEFT, x0 + PANEL_W - RIGHT, TOP, PANEL_H - BOTTOM
+    left, right, top, bottom = x0 + LEFT, x0 + width - RIGHT, TOP, PANEL_H - BOTTOM
 
     def to_px(s: float, v: float) -> tuple[float, float]:
         return (
@@ -82,22 +99,45 @@ def _panel(
         draw.line([(px, top), (px, bottom)], fill="#e6e6e6")
         draw.text((px, bottom + 5), _label(x), fill="black", font=font, anchor="mt")
     draw.rectangle([left, top, right, bottom], outline="black")
-    draw.text(((left + right) / 2, PANEL_H - 6), "step", fill="black", font=font, anchor="mb")
+    draw.text(((left + right) / 2, PANEL_H - 6), x_label, fill="black", font=font, anchor="mb")
     draw.text(((left + right) / 2, 6), title, fill="black", font=font, anchor="mt")
     legend_x = left + 6
     for name, pts in series.items():
         colour = colours[name]
-        segment: list[tuple[float, float]] = []
-        for s, v in sorted(pts):
-            if math.isfinite(v):
-                segment.append(to_px(s, v))
-                continue
-            _polyline(draw, segment, colour)  # a NaN breaks the line
-            segment = []
-        _polyline(draw, segment, colour)
-        draw.line([(legend_x, 28), (legend_x + 14, 28)], fill=colour, width=3)
-        draw.text((legend_x + 18, 28), name, fill="black", font=font, anchor="lm")
-        legend_x += 30 + int(draw.textlength(name, font=font))
+        ordered = sorted(pts, key=lambda p: p[0])  # stable: a step's points keep their order
+        if name in dots:
+            for s, v in ordered:
+                if math.isfinite(v):
+                    _dot(draw, to_px(s, v), colour)
+            _dot(draw, (legend_x + 7, 28), colour)
+        else:
+            segment: list[tuple[float, float]] = []
+            for s, v in ordered:
+                if math.isfinite(v):
+                    segment.append(to_px(s, v))
+                    continue
+                _polyline(draw, segment, colour)  # a NaN breaks the line
+                segment = []
+            _polyline(draw, segment, colour)
+            draw.line([(legend_x, 28), (legend_x + 14, 28)], fill=colour, width=3)
+        legend_x = _legend_text(draw, font, legend_x, name)
+    return to_px, legend_x
+
+
+def _legend_text(draw, font, x: int, name: str) -> int:
+    draw.text((x + 18, 28), name, fill="black", font=font, anchor="lm")
+    return x + 30 + int(draw.textlength(name, font=font))
+
+
+def _dot(draw, at: tuple[float, float], colour: str) -> None:
+    x, y = at
+    draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+
+
+def _cross(draw, at: tuple[float, float], colour: str) -> None:
+    x, y = at
+    draw.line([(x - 4, y - 4), (x + 4, y + 4)], fill=colour, width=2)
+    draw.line([(x - 4, y + 4), (x + 4, y - 4)], fill=colour, width=2)
 
 
 def _polyline(draw, segment: list[tuple[float, float]], colour: str) -> None:
@@ -123,6 +163,55 @@ def learning_curves_png(history: dict[str, list[tuple[int, float]]]) -> bytes:
     font = ImageFont.load_default(size=12)
     for i, (title, series) in enumerate(groups):
         _panel(draw, font, i * PANEL_W, title, series, colours)
+    return _png(image)
+
+
+def history_png(numbers: Sequence[int], values: Sequence[float | None], direction: str) -> bytes:
+    """Objective per trial as points, the best so far as a step line, and each failed trial
+    (value None) as a red cross on the trial axis."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    done = sorted((n, v) for n, v in zip(numbers, values, strict=True) if v is not None)
+    failed = [n for n, v in zip(numbers, values, strict=True) if v is None]
+    image = Image.new("RGB", (int(PANEL_W * 1.5), PANEL_H), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=12)
+    drawn = _panel(
+        draw,
+        font,
+        0,
+        f"optimisation history: objective ({direction})",
+        {"trial": done, "best so far": best_so_far_steps(done, direction)},
+        {"trial": COLOURS[0], "best so far": COLOURS[1]},
+        x_label="trial",
+        dots=frozenset({"trial"}),
+        x_also=tuple(failed),
+        width=int(PANEL_W * 1.5),
+    )
+    if drawn is not None and failed:
+        to_px, legend_x = drawn
+        axis = PANEL_H - BOTTOM
+        for n in failed:
+            _cross(draw, (to_px(n, 0)[0], axis), FAILED)
+        _cross(draw, (legend_x + 7, 28), FAILED)
+        _legend_text(draw, font, legend_x, f"failed ({len(failed)})")
+    elif failed:
+        draw.text((LEFT, TOP + 20), f"all {len(failed)} trials failed", fill=FAILED, font=font)
+    return _png(image)
+
+
+def best_so_far_steps(done: list[tuple[int, float]], direction: str) -> list[tuple[int, float]]:
+    """The best value after each (trial, value), as the corners of a step line."""
+    better = min if direction == "minimize" else max
+    steps: list[tuple[int, float]] = []
+    for n, v in done:
+        if steps:
+            steps.append((n, steps[-1][1]))  # the old best holds up to this trial
+        steps.append((n, better(v, steps[-1][1]) if steps else v))
+    return steps
+
+
+def _png(image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG", compress_level=3)
     return buf.getvalue()

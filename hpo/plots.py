@@ -1,4 +1,7 @@
-"""Once-per-sweep PNG figures logged as MLflow artifacts: optimisation history, heatmaps.
+"""Once-per-sweep PNG figures drawn with matplotlib: heatmaps, repeats, the GP's posterior.
+
+`render` also draws the optimisation history, with Pillow (`hpo.curves`), so a sweep that
+needs no other figure never imports matplotlib.
 
 Figures are built with `matplotlib.figure.Figure` and the Agg canvas directly (no pyplot),
 so rendering needs no display and no global figure state, in workers and in the driver.
@@ -26,35 +29,6 @@ def _figure(width: float, height: float):
     fig = Figure(figsize=(width, height), dpi=90)
     fig.subplots_adjust(left=0.1, right=0.97, bottom=0.16, top=0.9, wspace=0.3)
     return fig
-
-
-def history_png(numbers: Sequence[int], values: Sequence[float | None], direction: str) -> bytes:
-    """Objective per trial (failed trials as red marks on the axis) and the best so far."""
-    fig = _figure(6.5, 3.8)
-    ax = fig.subplots()
-    ok = [(n, v) for n, v in zip(numbers, values, strict=True) if v is not None]
-    failed = [n for n, v in zip(numbers, values, strict=True) if v is None]
-    if ok:
-        xs, ys = zip(*sorted(ok), strict=True)
-        ax.scatter(xs, ys, s=14, alpha=0.7, label="trial")
-        best = np.minimum.accumulate(ys) if direction == "minimize" else np.maximum.accumulate(ys)
-        ax.step(xs, best, where="post", color="C1", label="best so far")
-    if failed:
-        ax.plot(
-            failed,
-            [0] * len(failed),
-            "x",
-            color="red",
-            transform=ax.get_xaxis_transform(),
-            clip_on=False,
-            label=f"failed ({len(failed)})",
-        )
-    ax.set_xlabel("trial")
-    ax.set_ylabel(f"objective ({direction})")
-    ax.set_title("optimisation history")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    return _png(fig)
 
 
 def _label(v: object) -> str:
@@ -162,5 +136,7 @@ def repeats_png(labels: Sequence[str], values: Sequence[Sequence[float]], direct
 def render(specs: list[tuple[str, str, dict]]) -> dict[str, bytes]:
     """PNG bytes by file name for ``(name, kind, arguments)`` specs ("history", "heatmap",
     "repeats")."""
+    from hpo.curves import history_png
+
     draw = {"history": history_png, "heatmap": heatmap_png, "repeats": repeats_png}
     return {name: draw[kind](**arguments) for name, kind, arguments in specs}
