@@ -31,12 +31,10 @@ EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "digits_tp
 
 
 def make(spec: str):
-    """A pruner from "NAME" or "NAME:option=int,..." (e.g. "asha:min_resource=1")."""
+    """A pruner from "NAME" or "NAME:option=value,..." (e.g. "asha:resource=seconds")."""
     from hpo.pruners import make_pruner
 
-    name, _, options = spec.partition(":")
-    kwargs = {k: int(v) for k, v in (o.split("=") for o in options.split(",") if o)}
-    return make_pruner(name, **kwargs)
+    return make_pruner(spec)
 
 
 def sweep(pruner: str, seed: int, trials: int, workdir: Path) -> dict[str, float]:

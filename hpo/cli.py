@@ -63,8 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--pruner",
-        choices=["median", "asha", "none"],
-        help="stop unpromising trials on their curves (default: the file's, else none)",
+        metavar="median|asha|none[:OPTIONS]",
+        help="stop unpromising trials on their curves, e.g. asha or "
+        "asha:resource=seconds,reduction_factor=4 (default: the file's, else none)",
     )
     run.add_argument(
         "--prune-metric",

@@ -300,6 +300,7 @@ class Restored:
     attempts: int
     logged: set[tuple[str, int]] = field(default_factory=set)  # (metric, step) already there
     why_again: str = "driver lost"  # for a trial to run again: why its last attempt ended
+    start_ms: int = 0  # its run's start time: a pruner on seconds reads reports against it
 
 
 class _Sweep:
@@ -465,7 +466,7 @@ class _Sweep:
         for event in batch:
             kind = event[0]
             if kind == REPORT:
-                self._report(running, event[1], event[2])
+                self._report(running, *event[1:])
             elif kind == DONE:
                 _, value, seconds, curves, values = event
                 trial.attrs["seconds"] = seconds
@@ -499,7 +500,9 @@ class _Sweep:
                     artifacts={"learning_curves.png": curves, "traceback.txt": trace.encode()},
                 )
 
-    def _report(self, running: Running, step: int, metrics: dict[str, float]) -> None:
+    def _report(
+        self, running: Running, step: int, metrics: dict[str, float], seconds: float
+    ) -> None:
         trial = running.trial
         # A retried trial reports its early steps again; each (metric, step) is logged once.
         seen = self.logged.setdefault(trial.number, set())
@@ -512,9 +515,11 @@ class _Sweep:
             if step >= last.get(k, (-1, 0.0))[0]:
                 last[k] = (step, v)
         if self.pruner is not None and "pruned" not in trial.attrs:
-            self._judge(running, step, metrics)
+            self._judge(running, step, metrics, seconds)
 
-    def _judge(self, running: Running, step: int, metrics: dict[str, float]) -> None:
+    def _judge(
+        self, running: Running, step: int, metrics: dict[str, float], seconds: float
+    ) -> None:
         """Feed the pruner the watched metric; stop the trial at its next report if told."""
         if self.prune_metric is None:
             self.prune_metric = next(iter(metrics))
@@ -523,7 +528,7 @@ class _Sweep:
         value = metrics.get(self.prune_metric)
         if value is None:
             return
-        reason = self.pruner.report(running.trial.number, step, value)
+        reason = self.pruner.report(running.trial.number, step, value, seconds=seconds)
         if reason is not None:
             trial = running.trial
             trial.attrs["pruned"] = (step, f"{reason} ({self.prune_metric})")

@@ -31,7 +31,7 @@ from hpo.tracking import check_name
 log = logging.getLogger(__name__)
 
 # Events a trial sends to the driver. Plain tuples keep the stream cheap to serialise.
-REPORT = "report"  # (REPORT, step, {metric: value})
+REPORT = "report"  # (REPORT, step, {metric: value}, seconds since the trial began)
 DONE = "done"  # (DONE, value, seconds, curve_png | None, repeat_values)
 ERROR = "error"  # (ERROR, reason, traceback_text, seconds, curve_png | None)
 PRUNED = "pruned"  # (PRUNED, seconds, curve_png | None)
@@ -81,8 +81,11 @@ class _Reporter:
         stop: threading.Event,
         history: dict[str, list[tuple[int, float]]],
         suffix: str = "",
+        began: float | None = None,
     ) -> None:
         self._events, self._stop, self._suffix = events, stop, suffix
+        # Timed here, in the worker: a pruner on a time axis must not count queueing.
+        self._began = time.perf_counter() if began is None else began
         self.history = history  # every curve of the trial, for its learning-curve figure
         self._valid_names: set[str] = set()  # checked once, not at every epoch
 
@@ -111,7 +114,7 @@ class _Reporter:
             key = name + self._suffix
             clean[key] = float(value)
             self.history.setdefault(key, []).append((int(step), float(value)))
-        self._events.put((REPORT, int(step), clean))
+        self._events.put((REPORT, int(step), clean, time.perf_counter() - self._began))
 
 
 def _render_curves(history: dict[str, list[tuple[int, float]]]) -> bytes | None:
@@ -145,18 +148,20 @@ def run_objective(
     try:
         for r in range(repeats):
             if repeats == 1:
-                report, run_params = _Reporter(events, stop, history), params
+                report, run_params = _Reporter(events, stop, history, began=start), params
             else:
-                report = _Reporter(events, stop, history, f"/repeat_{r}")
+                report = _Reporter(events, stop, history, f"/repeat_{r}", began=start)
                 run_params = {**params, "seed": r}
             raw = objective(run_params, report, *([data] if arity == 3 else []))
             values.append(check_value(raw))
             if repeats > 1:
-                events.put((REPORT, r, {"objective_repeat": values[-1]}))
+                events.put(
+                    (REPORT, r, {"objective_repeat": values[-1]}, time.perf_counter() - start)
+                )
         value = sum(values) / len(values)
         if repeats > 1:
             std = (sum((v - value) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-            events.put((REPORT, 0, {"objective_std": std}))
+            events.put((REPORT, 0, {"objective_std": std}, time.perf_counter() - start))
         events.put((DONE, value, time.perf_counter() - start, _render_curves(history), values))
     except TrialPruned:
         events.put((PRUNED, time.perf_counter() - start, _render_curves(history)))

@@ -6,7 +6,9 @@ stop the trial, or None. The driver then asks the trial's worker to stop, and th
 next ``report(...)`` call raises `TrialPruned` inside the objective, so the worker is free
 without waiting for the objective to finish.
 
-Steps are whatever the objective passes to ``report`` (epochs, for the models).
+Steps are whatever the objective passes to ``report`` (epochs, for the models). Each report
+also carries the seconds since the trial began, timed in the worker; `ASHAPruner` can place
+its rungs on that axis instead (``resource="seconds"``).
 """
 
 from __future__ import annotations
@@ -47,8 +49,11 @@ class Pruner:
         if self.direction is None:
             self.direction = check_direction(direction)
 
-    def report(self, number: int, step: int, value: float) -> str | None:
-        """Record ``value`` of trial ``number`` at ``step``; the reason to prune it, or None."""
+    def report(
+        self, number: int, step: int, value: float, seconds: float | None = None
+    ) -> str | None:
+        """Record ``value`` of trial ``number`` at ``step``, reported ``seconds`` after the
+        trial began; the reason to prune it, or None."""
         raise NotImplementedError
 
     def complete(self, number: int) -> None:
@@ -98,7 +103,9 @@ class MedianPruner(Pruner):
         self._completed_at: dict[int, list[float]] = {}  # step -> sorted values of completed
         self._n_completed = 0
 
-    def report(self, number: int, step: int, value: float) -> str | None:
+    def report(
+        self, number: int, step: int, value: float, seconds: float | None = None
+    ) -> str | None:
         if math.isnan(value):
             return None
         self._curves.setdefault(number, {})[step] = value
@@ -134,17 +141,25 @@ class MedianPruner(Pruner):
 class ASHAPruner(Pruner):
     """Asynchronous successive halving.
 
-    Rungs sit at steps ``min_resource * reduction_factor**k``. When a trial first reaches a
-    rung its value there is recorded, and it continues only if that value is among the best
-    ``max(1, n // reduction_factor)`` of the ``n`` values recorded at that rung so far, its
-    own included. Decisions never wait for other trials, so no worker idles.
+    Rungs sit at ``min_resource * reduction_factor**k`` along the trial's resource: its
+    reported steps (``resource="step"``, the default) or the seconds since it began
+    (``resource="seconds"``). When a trial first reaches a rung its value there is recorded,
+    and it continues only if that value is among the best ``max(1, n // reduction_factor)``
+    of the ``n`` values recorded at that rung so far, its own included. Decisions never wait
+    for other trials, so no worker idles.
 
     ``min_resource="auto"`` (the default) places the rungs from the first trial that
-    completes: with R the last step it reported, ``min_resource = R / reduction_factor**2``
-    (at least 1), so there are three rungs, the last at about R (with R = 50 epochs and a
-    factor of 3: steps 6 and 18, then 54, which a 50-epoch trial never reaches). Until then
-    nothing is pruned. Judging at the first step instead is too noisy for training curves:
-    early losses favour fast starters over configurations that end better.
+    completes: with R its last step (or its seconds), ``min_resource = R /
+    reduction_factor**2``, so there are three rungs, the last at about R (with R = 50 epochs
+    and a factor of 3: steps 6 and 18, then 54, which a 50-epoch trial never reaches). Until
+    then nothing is pruned. Judging at the first step instead is too noisy for training
+    curves: early losses favour fast starters over configurations that end better.
+
+    Seconds compare trials at equal compute: an epoch of a small batch size or a wide
+    network costs many times one of a lean configuration, and judged per step such a trial
+    is kept for being good early, then spends most of the sweep's time. Judged per second,
+    it must be as good as the others were after the same time. Decisions then depend on the
+    machine's speed and load, so a sweep no longer prunes the same trials twice.
 
     Examples
     --------
@@ -152,50 +167,76 @@ class ASHAPruner(Pruner):
     >>> p.bind("minimize")
     >>> p.report(0, 1, 0.3), p.report(1, 1, 0.2), p.report(2, 1, 0.4)
     (None, None, 'ASHA: value 0.4 at rung step 1 is not in the best 1 of 3 trials there')
+    >>> q = ASHAPruner(min_resource=2.0, reduction_factor=2, resource="seconds")
+    >>> q.bind("minimize")
+    >>> q.report(0, 7, 0.3, seconds=2.5), q.report(1, 1, 0.5, seconds=2.1)
+    (None, 'ASHA: value 0.5 at rung 2 s is not in the best 1 of 2 trials there')
     """
 
     name = "asha"
+    RESOURCES = ("step", "seconds")
 
     def __init__(
         self,
         *,
-        min_resource: int | str = "auto",
+        min_resource: float | str = "auto",
         reduction_factor: int = 3,
+        resource: str = "step",
         direction: str | None = None,
     ) -> None:
         super().__init__(direction=direction)
+        if resource not in self.RESOURCES:
+            raise ValueError(f"resource must be 'step' or 'seconds', got {resource!r}")
+        self.resource = resource
         self.auto = min_resource == "auto"
-        self.min_resource: int | None = (
-            None if self.auto else _int_at_least("min_resource", min_resource, 1)
-        )
+        self.min_resource: float | None = None
+        if not self.auto:
+            self.min_resource = (
+                _int_at_least("min_resource", min_resource, 1)
+                if resource == "step"
+                else _positive_seconds("min_resource", min_resource)
+            )
         self.reduction_factor = _int_at_least("reduction_factor", reduction_factor, 2)
         self._rungs: list[list[float]] = []  # scores recorded at rung k, sorted
         self._next_rung: dict[int, int] = {}  # trial -> index of the next rung it will reach
-        self._curves: dict[int, dict[int, float]] = {}  # kept until the rungs are placed
+        self._curves: dict[int, dict[float, float]] = {}  # kept until the rungs are placed
 
-    def rung_step(self, k: int) -> int:
+    def rung_step(self, k: int) -> float:
+        """Where rung ``k`` sits on the resource axis (a step, or seconds)."""
         if self.min_resource is None:
             raise ValueError("the rungs are placed when the first trial completes")
         return self.min_resource * self.reduction_factor**k
 
-    def report(self, number: int, step: int, value: float) -> str | None:
+    def report(
+        self, number: int, step: int, value: float, seconds: float | None = None
+    ) -> str | None:
+        if self.resource == "seconds":
+            if seconds is None:
+                raise ValueError("ASHA on resource='seconds' needs each report's seconds")
+            at: float = seconds
+        else:
+            at = step
         if self.min_resource is None:
-            self._curves.setdefault(number, {})[step] = value
+            self._curves.setdefault(number, {})[at] = value
             return None
         k = self._next_rung.get(number, 0)
-        if step < self.rung_step(k):
+        if at < self.rung_step(k):
             return None
         # A trial that skips rungs (reports every few steps) is judged at the highest one.
-        while step >= self.rung_step(k + 1):
+        while at >= self.rung_step(k + 1):
             k += 1
         self._next_rung[number] = k + 1
         keep, n = self._record(k, value)
         if keep:
             return None
         return (
-            f"ASHA: value {value:.4g} at rung step {self.rung_step(k)} is not in the best "
+            f"ASHA: value {value:.4g} at rung {self._where(k)} is not in the best "
             f"{max(1, n // self.reduction_factor)} of {n} trials there"
         )
+
+    def _where(self, k: int) -> str:
+        rung = self.rung_step(k)
+        return f"step {rung:g}" if self.resource == "step" else f"{rung:.3g} s"
 
     def _record(self, k: int, value: float) -> tuple[bool, int]:
         """Put ``value`` in rung ``k``; whether it is among the best there, and the count."""
@@ -214,13 +255,14 @@ class ASHAPruner(Pruner):
         if self.min_resource is not None or not curve:
             return
         full = max(curve)
-        self.min_resource = max(1, round(full / self.reduction_factor**2))
+        placed = full / self.reduction_factor**2
+        self.min_resource = max(1, round(placed)) if self.resource == "step" else placed
         # The first completed trial's values at the rungs it passed are the rungs' first
         # entries; trials still running are judged from their next report on.
         k = 0
         while self.rung_step(k) <= full:
-            step = min(s for s in curve if s >= self.rung_step(k))
-            self._record(k, curve[step])
+            at = min(a for a in curve if a >= self.rung_step(k))
+            self._record(k, curve[at])
             k += 1
         self._curves.clear()
 
@@ -228,10 +270,22 @@ class ASHAPruner(Pruner):
         return {
             "min_resource": "auto" if self.auto else self.min_resource,
             "reduction_factor": self.reduction_factor,
+            "resource": self.resource,
         }
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), **{f"pruner.{k}": v for k, v in self._options().items()}}
+
+
+def _positive_seconds(name: str, value: Any) -> float:
+    if (
+        not isinstance(value, numbers.Real)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+    return float(value)
 
 
 def _median(sorted_values: list[float]) -> float:
@@ -244,11 +298,41 @@ PRUNERS = {"median": MedianPruner, "asha": ASHAPruner}
 
 
 def make_pruner(pruner: str | Pruner | None, **options: Any) -> Pruner | None:
-    """A pruner from its name ("median", "asha", "none") and options, or as given."""
+    """A pruner from its name ("median", "asha", "none") and options, or as given.
+
+    The name may carry options as ``NAME:key=value,...`` (``"asha:resource=seconds"``),
+    the form the command line takes; numbers in it are read as numbers.
+
+    >>> make_pruner("asha:resource=seconds,reduction_factor=4").settings()["pruner.resource"]
+    'seconds'
+    """
     if pruner is None or isinstance(pruner, Pruner):
         return pruner
-    if pruner == "none":
+    name, _, spec = pruner.partition(":")
+    if name == "none":
+        if spec:
+            raise ValueError(f"pruner 'none' takes no options, got {pruner!r}")
         return None
-    if pruner not in PRUNERS:
-        raise ValueError(f"unknown pruner {pruner!r}; choose one of: median, asha, none")
-    return PRUNERS[pruner](**options)
+    if name not in PRUNERS:
+        raise ValueError(f"unknown pruner {name!r}; choose one of: median, asha, none")
+    for item in filter(None, spec.split(",")):
+        key, equals, text = item.partition("=")
+        if not equals or not key:
+            raise ValueError(f"pruner options are key=value pairs, got {item!r} in {pruner!r}")
+        options[key.strip()] = _number_or_text(text.strip())
+    try:
+        return PRUNERS[name](**options)
+    except TypeError:  # an option the pruner does not have
+        known = ", ".join(sorted(PRUNERS[name]().recipe().keys() - {"pruner", "direction"}))
+        raise ValueError(
+            f"pruner {name!r} takes the options {known}, got {sorted(options)}"
+        ) from None
+
+
+def _number_or_text(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text

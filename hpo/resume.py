@@ -185,6 +185,7 @@ def _read_trials(client: Any, experiment_id: str, sweep_id: str) -> list[Restore
             attempts=int(tags.get("hpo.attempt", "1")),
             logged=logged,
             why_again=why_again,
+            start_ms=run.info.start_time or 0,
         )
     return [restored[n] for n in sorted(restored)]
 
@@ -199,12 +200,17 @@ def _reopen(client: Any, run_id: str, tags: Mapping[str, str]) -> None:
 
 
 def _replay_pruner(client: Any, pruner: Any, metric: str, restored: list[Restored]) -> None:
-    """Give the pruner the curves of the trials that ended, as it saw them the first time."""
+    """Give the pruner the curves of the trials that ended, as it saw them the first time.
+
+    A report's seconds are read back as its timestamp less its run's start: the run starts
+    when the trial is handed to a worker, so this runs a little ahead of the worker's clock.
+    """
     for r in restored:
         if r.trial.state is TrialState.RUNNING:
             continue
         history = client.get_metric_history(r.run_id, metric)
         for m in sorted(history, key=lambda m: m.step):
-            pruner.report(r.trial.number, m.step, m.value)
+            seconds = max(0.0, (m.timestamp - r.start_ms) / 1000)
+            pruner.report(r.trial.number, m.step, m.value, seconds=seconds)
         if r.trial.state is TrialState.COMPLETE:
             pruner.complete(r.trial.number)

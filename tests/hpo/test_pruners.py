@@ -122,3 +122,64 @@ def test_asha_auto_places_its_rungs_from_the_first_completed_trial():
     # A trial better than the first at every rung goes on.
     assert feed(p, 2, [0.5 / (s + 1) for s in range(50)]) is None
     assert p.settings()["pruner.min_resource"] == "auto"
+
+
+def test_asha_on_seconds_judges_trials_at_equal_time_not_equal_steps():
+    p = ASHAPruner(min_resource=1.0, reduction_factor=2, resource="seconds")
+    p.bind("minimize")
+    assert [p.rung_step(k) for k in range(3)] == [1.0, 2.0, 4.0]
+    # A fast trial: ten steps a second. At 1 s (step 9) it is at 0.5.
+    fast = [(step, 1 / (step + 1) + 0.4, step * 0.1) for step in range(20)]
+    for step, value, seconds in fast:
+        assert p.report(0, step, value, seconds=seconds) is None
+    # A slow trial with the same curve per step, one step a second: at 1 s it has only
+    # reached step 1 (0.9), so it is judged against the fast trial's 1-second value and stops.
+    assert p.report(1, 0, 1.4, seconds=0.0) is None
+    reason = p.report(1, 1, 0.9, seconds=1.0)
+    assert reason is not None and "at rung 1 s" in reason
+    # Per step the same two curves are tied, and the slow trial runs on.
+    q = ASHAPruner(min_resource=1, reduction_factor=2)
+    q.bind("minimize")
+    assert [q.report(0, s, v, seconds=t) for s, v, t in fast[:2]] == [None, None]
+    assert q.report(1, 0, 1.4, seconds=0.0) is None and q.report(1, 1, 0.9, seconds=1.0) is None
+
+
+def test_asha_on_seconds_places_its_rungs_from_the_first_completed_trials_seconds():
+    p = ASHAPruner(reduction_factor=3, resource="seconds")
+    p.bind("minimize")
+    for step in range(10):
+        assert p.report(0, step, 1.0 - step / 10, seconds=0.9 * (step + 1)) is None
+    p.complete(0)  # ran 9 s: rungs at 1 s, 3 s and 9 s
+    assert [p.rung_step(k) for k in range(3)] == pytest.approx([1.0, 3.0, 9.0])
+    # Its values at the rungs it passed are their first entries (0.9 at 1.8 s, 0.7 at 3.6 s).
+    assert p.report(1, 0, 0.85, seconds=1.1) is None  # the best of two at rung 0
+    assert "not in the best 1 of 3" in p.report(2, 0, 0.95, seconds=1.2)
+    assert "at rung 3 s" in p.report(1, 3, 0.75, seconds=3.3)  # 0.7 was there first
+    with pytest.raises(ValueError, match="needs each report's seconds"):
+        p.report(3, 0, 0.5)
+
+
+def test_asha_resource_options_are_checked():
+    with pytest.raises(ValueError, match="resource must be 'step' or 'seconds', got 'epochs'"):
+        ASHAPruner(resource="epochs")
+    with pytest.raises(ValueError, match=r"min_resource must be a number of seconds > 0, got 0"):
+        ASHAPruner(min_resource=0, resource="seconds")
+    with pytest.raises(ValueError, match="min_resource must be an int >= 1, got 0.5"):
+        ASHAPruner(min_resource=0.5)
+    assert ASHAPruner(min_resource=0.5, resource="seconds").rung_step(1) == 1.5
+
+
+def test_make_pruner_reads_options_written_after_the_name():
+    p = make_pruner("asha:resource=seconds,reduction_factor=4,min_resource=2.5")
+    assert (p.resource, p.reduction_factor, p.min_resource) == ("seconds", 4, 2.5)
+    assert make_pruner("median:warmup_steps=3").warmup_steps == 3
+    assert make_pruner("none") is None
+    cases = [
+        ("asha:speed=2", r"pruner 'asha' takes the options min_resource, .* got \['speed'\]"),
+        ("asha:seconds", "pruner options are key=value pairs, got 'seconds'"),
+        ("none:warmup_steps=1", "pruner 'none' takes no options"),
+        ("hyperband:eta=3", "unknown pruner 'hyperband'"),
+    ]
+    for spec, message in cases:
+        with pytest.raises(ValueError, match=message):
+            make_pruner(spec)

@@ -126,6 +126,14 @@ def slow_curve(params, report):
     return params["x"]
 
 
+def same_curve_any_pace(params, report):
+    """The same loss per step for every trial; a step takes ``pause`` seconds."""
+    for step in range(10):
+        time.sleep(params["pause"])
+        report(step, loss=1.0 / (step + 1))
+    return 0.1
+
+
 def model_curve(params, report, data):
     """A real model whose training is pruned mid-fit through its epoch callback."""
     from models import MLPClassifier

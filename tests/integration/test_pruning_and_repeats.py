@@ -102,6 +102,36 @@ def test_asha_prunes_a_real_models_training_mid_fit_and_tpe_is_told(
             assert studied[trial.number].intermediate_values == {step: value}
 
 
+def test_asha_on_seconds_stops_trials_that_are_slower_for_the_same_curve(
+    ray_cluster, tracking_uri, client
+):
+    # One worker: a fast trial places its values at the rungs (0.1, 0.2, 0.4 s), then two
+    # trials with the same curve per step but four or five times slower steps run.
+    pace = Float(0.01, 1.0, grid=[0.05, 0.2, 0.25])
+    result = hpo.run(
+        {"pause": pace},
+        objectives.same_curve_any_pace,
+        strategy=hpo.make_strategy("grid", {"pause": pace}),
+        workers=1,
+        tracking_uri=tracking_uri,
+        experiment_name="asha-seconds",
+        progress=False,
+        pruner="asha:resource=seconds,min_resource=0.1,reduction_factor=2",
+    )
+    states = [t.state.value for t in sorted(result.trials, key=lambda t: t.number)]
+    assert states == ["COMPLETE", "PRUNED", "PRUNED"]
+    runs = by_trial(child_runs(client, result.sweep_id))
+    for trial in result.trials[1:]:
+        tags = runs[trial.number].data.tags
+        # A slow trial's first report (step 0, loss 1.0) comes after 0.2 s or more, where
+        # the fast one was at step 3 or later (0.25 or less): judged there, it stops.
+        assert tags["hpo.pruned_step"] == "0"
+        assert "ASHA: value 1 at rung 0." in tags["hpo.prune_reason"]
+        assert " s is not in the best 1 of " in tags["hpo.prune_reason"]
+    params = client.get_run(result.sweep_id).data.params
+    assert params["pruner.resource"] == "seconds" and params["pruner.min_resource"] == "0.1"
+
+
 def test_repeats_record_each_value_their_mean_and_spread(ray_cluster, tracking_uri, client):
     strategy = hpo.make_strategy("grid", {"x": Float(0.0, 1.0, grid=3)})
     result = hpo.run(
