@@ -152,7 +152,8 @@ def main() -> None:
         f"`benchmarks/pruning.py --trials {args.trials} --seeds {' '.join(map(str, args.seeds))}"
         f" --pruners {' '.join(args.pruners)}` on {machine()}: TPE, {args.trials} trials per "
         f"sweep, 2 workers; compute is the sum of trial seconds. Pruner settings: {settings}. "
-        "ASHA's automatic minimum resource is a ninth of the first completed trial's epochs. "
+        "ASHA's automatic minimum resource is a ninth of the first completed trial's epochs "
+        "(of its seconds with resource seconds). "
         "Target: at least 2x less compute with the mean best no worse than the unpruned mean "
         f"best plus one standard deviation of the unpruned bests ({allowance:.4f}).\n\n"
         + table(rows)

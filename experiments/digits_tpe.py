@@ -10,7 +10,11 @@ in [0, 0.5], RMSProp for 50 epochs, training aborted (the trial FAILED) when the
 loss exceeds 10, score the validation cross-entropy with accuracy also reported.
 
     hpo run experiments/digits_tpe.py
-    hpo run experiments/digits_tpe.py --pruner asha    # stops poor trials early, on val_loss
+    hpo run experiments/digits_tpe.py --pruner asha:resource=seconds  # prunes on val_loss
+
+ASHA on seconds compares trials after equal training time: this space's epochs cost from a
+few milliseconds (batch 512, 50 units) to a good part of a second (batch 16, two layers of
+1000), and judged per epoch the costly ones survive for learning fast per epoch.
 """
 
 from __future__ import annotations
