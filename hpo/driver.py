@@ -132,7 +132,8 @@ def run(
         Name of the parent run.
     pruner : {"median", "asha", "none"} or Pruner, optional
         Stop unpromising trials on their reported curves (see `hpo.pruners`); a pruned
-        trial ends PRUNED at its next ``report``.
+        trial ends PRUNED at its next ``report``. Options may follow the name:
+        ``"asha:resource=seconds"`` judges trials at equal training time.
     prune_metric : str, optional
         The reported metric the pruner watches, in the sweep's direction unless the
         pruner was given one; the first metric the first report names when omitted.
