@@ -34,7 +34,7 @@ from hpo.pruners import Pruner, make_pruner
 from hpo.result import SweepResult
 from hpo.space import Choice, Float, Int, Space
 from hpo.strategies import Strategy, make_strategy
-from hpo.strategies.base import Trial, TrialState
+from hpo.strategies.base import Trial, TrialState, check_seconds
 from hpo.tracking import (
     OUTAGE_LIMIT_SECONDS,
     SWEEP,
@@ -49,14 +49,6 @@ DEFAULT_TRIALS = 20
 WAIT_SECONDS = 0.5
 BEST_CONFIGURATIONS = 20  # rows of the repeats table and figure
 HEATMAP_MAX_VALUES = 25  # more distinct values per axis than this is not a grid worth drawing
-
-
-def check_seconds(name: str, value: Any) -> None:
-    """None, or a positive number of seconds."""
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0
-    ):
-        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
 
 
 def positive_int(name: str, value: Any) -> int | None:

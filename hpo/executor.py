@@ -80,12 +80,12 @@ class _Reporter:
         events: queue.Queue,
         stop: threading.Event,
         history: dict[str, list[tuple[int, float]]],
+        began: float,
         suffix: str = "",
-        began: float | None = None,
     ) -> None:
         self._events, self._stop, self._suffix = events, stop, suffix
         # Timed here, in the worker: a pruner on a time axis must not count queueing.
-        self._began = time.perf_counter() if began is None else began
+        self._began = began  # perf_counter() when the trial began
         self.history = history  # every curve of the trial, for its learning-curve figure
         self._valid_names: set[str] = set()  # checked once, not at every epoch
 
@@ -148,9 +148,9 @@ def run_objective(
     try:
         for r in range(repeats):
             if repeats == 1:
-                report, run_params = _Reporter(events, stop, history, began=start), params
+                report, run_params = _Reporter(events, stop, history, start), params
             else:
-                report = _Reporter(events, stop, history, f"/repeat_{r}", began=start)
+                report = _Reporter(events, stop, history, start, f"/repeat_{r}")
                 run_params = {**params, "seed": r}
             raw = objective(run_params, report, *([data] if arity == 3 else []))
             values.append(check_value(raw))

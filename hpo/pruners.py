@@ -18,7 +18,7 @@ import math
 import numbers
 from typing import Any, ClassVar
 
-from hpo.strategies.base import check_direction
+from hpo.strategies.base import check_direction, check_seconds
 
 
 class TrialPruned(Exception):
@@ -190,12 +190,11 @@ class ASHAPruner(Pruner):
         self.resource = resource
         self.auto = min_resource == "auto"
         self.min_resource: float | None = None
-        if not self.auto:
-            self.min_resource = (
-                _int_at_least("min_resource", min_resource, 1)
-                if resource == "step"
-                else _positive_seconds("min_resource", min_resource)
-            )
+        if not self.auto and resource == "step":
+            self.min_resource = _int_at_least("min_resource", min_resource, 1)
+        elif not self.auto:
+            check_seconds("min_resource", min_resource, optional=False)
+            self.min_resource = float(min_resource)
         self.reduction_factor = _int_at_least("reduction_factor", reduction_factor, 2)
         self._rungs: list[list[float]] = []  # scores recorded at rung k, sorted
         self._next_rung: dict[int, int] = {}  # trial -> index of the next rung it will reach
@@ -275,17 +274,6 @@ class ASHAPruner(Pruner):
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), **{f"pruner.{k}": v for k, v in self._options().items()}}
-
-
-def _positive_seconds(name: str, value: Any) -> float:
-    if (
-        not isinstance(value, numbers.Real)
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
-    return float(value)
 
 
 def _median(sorted_values: list[float]) -> float:

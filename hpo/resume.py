@@ -15,13 +15,13 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hpo.driver import Restored, check_seconds, execute, positive_int, space_digest
+from hpo.driver import Restored, execute, positive_int, space_digest
 from hpo.executor import objective_arity
 from hpo.pruners import make_pruner
 from hpo.result import SweepResult
 from hpo.space import Space, as_space
 from hpo.strategies import make_strategy
-from hpo.strategies.base import TrialState
+from hpo.strategies.base import TrialState, check_seconds
 from hpo.tracking import OUTAGE_LIMIT_SECONDS, RUN_STATUS, resolve_tracking_uri
 
 PAGE = 1000

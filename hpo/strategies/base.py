@@ -52,6 +52,14 @@ class Trial:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
+def check_seconds(name: str, value: Any, *, optional: bool = True) -> None:
+    """A positive number of seconds (or None, when ``optional``)."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+
+
 def check_direction(direction: str) -> str:
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be 'minimize' or 'maximize', got {direction!r}")

@@ -162,8 +162,11 @@ def test_asha_on_seconds_places_its_rungs_from_the_first_completed_trials_second
 def test_asha_resource_options_are_checked():
     with pytest.raises(ValueError, match="resource must be 'step' or 'seconds', got 'epochs'"):
         ASHAPruner(resource="epochs")
-    with pytest.raises(ValueError, match=r"min_resource must be a number of seconds > 0, got 0"):
-        ASHAPruner(min_resource=0, resource="seconds")
+    for bad in (0, None, "1"):
+        with pytest.raises(
+            ValueError, match=f"min_resource must be a number of seconds > 0, got {bad!r}"
+        ):
+            ASHAPruner(min_resource=bad, resource="seconds")
     with pytest.raises(ValueError, match="min_resource must be an int >= 1, got 0.5"):
         ASHAPruner(min_resource=0.5)
     assert ASHAPruner(min_resource=0.5, resource="seconds").rung_step(1) == 1.5
