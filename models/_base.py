@@ -17,7 +17,14 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from models._activations import ACTIVATIONS, log_softmax
-from models._optimizers import SCHEDULES, SOLVERS, make_optimizer, scheduled_rate
+from models._optimizers import (
+    SCHEDULES,
+    SOLVERS,
+    add_scaled,
+    flush_subnormals,
+    make_optimizer,
+    scheduled_rate,
+)
 from models._validation import check_params, is_int, is_real, one_of
 from models.exceptions import DivergenceError
 
@@ -408,12 +415,9 @@ class BaseMLP(BaseEstimator):
             W, g, scratch = self.coefs_[i], ws.coef_grads[i], ws.scratch[i]
             np.matmul(outputs[i].T, delta, out=g)
             if self.alpha:
-                np.multiply(W, self.alpha / m, out=scratch)
-                g += scratch
+                add_scaled(g, W, self.alpha / m)
             if self.l1:
-                np.sign(W, out=scratch)
-                scratch *= self.l1 / m
-                g += scratch
+                add_scaled(g, np.sign(W, out=scratch), self.l1 / m)
             np.sum(delta, axis=0, out=ws.intercept_grads[i])
             if i == 0:
                 break
@@ -492,6 +496,7 @@ class BaseMLP(BaseEstimator):
                 if self.max_norm is not None:
                     self._apply_max_norm()
                 self.t_ += len(Xb)
+            flush_subnormals([*params, *self._optimizer.state])
             # The penalty's share of the loss, once per epoch at the epoch's final weights
             # rather than on every batch: it only feeds the reported curve, not the gradients.
             return total / n + self._penalty(batch)
