@@ -60,6 +60,30 @@ def _dropout_ok(v: Any) -> bool:
     return all(is_real(0.0, 1.0, open_high=True)(r) for r in rates)
 
 
+def _softmax_cross_entropy(z: np.ndarray, Y: np.ndarray, m: int) -> float:
+    """Mean cross-entropy of the m rows; overwrites z with the softmax probabilities.
+
+    The logits are shifted by the batch's largest one rather than each row's: exp cannot
+    overflow either way, and a row max is a slow reduction on outputs a few classes wide.
+    A row whose logits all lie far below the batch's largest (by ~87 at float32) would
+    underflow to a zero total; then the row-wise shift is used instead.
+    """
+    logits = z.copy()
+    ones = np.ones((z.shape[1], 1), z.dtype)
+    for rowwise in (False, True):
+        if rowwise:
+            np.subtract(logits, logits.max(axis=1, keepdims=True), out=z)
+        else:
+            z -= z.max()
+        picked = float(np.vdot(Y, z))  # sum of the true classes' shifted logits
+        np.exp(z, out=z)
+        totals = np.matmul(z, ones)  # row sums; BLAS is faster than sum(axis=1) here
+        if totals.min() > 0:
+            break
+    z /= totals
+    return (float(np.sum(np.log(totals))) - picked) / m
+
+
 class _Workspace:
     """Arrays reused by every batch of one size, so a training step allocates (almost)
     nothing: fresh arrays of a few hundred kilobytes cost more than the arithmetic on them."""
@@ -90,6 +114,9 @@ class _Workspace:
             for w, p in zip(hidden, dropout, strict=True)
         ]
         self.delta = [np.empty((batch, w), dtype) for w in hidden]
+        # Bias gradients as ones @ delta: BLAS sums the columns 3-4 times faster than
+        # np.sum(axis=0) on batch-sized arrays.
+        self.ones = np.ones(batch, dtype)
         self.derivative = [np.empty((batch, w), dtype) for w in hidden]
         self.grads, views = packed(
             [*(W.shape for W in coefs), *((W.shape[1],) for W in coefs)], dtype
@@ -365,12 +392,7 @@ class BaseMLP(BaseEstimator):
                 z[...] = p * (d - np.sum(d * p, axis=1, keepdims=True)) / m
             return loss
         if self._output == "softmax":
-            z -= z.max(axis=1, keepdims=True)
-            picked = float(np.vdot(Y, z))  # sum of the true classes' shifted logits
-            np.exp(z, out=z)
-            totals = z.sum(axis=1, keepdims=True)
-            loss = (float(np.sum(np.log(totals))) - picked) / m
-            z /= totals
+            loss = _softmax_cross_entropy(z, Y, m)
         elif self._output == "sigmoid":
             # log(1 + e^z) - y z, written to stay finite for large |z|.
             loss = float(np.sum(np.logaddexp(0, z)) - np.vdot(Y, z)) / m
@@ -381,7 +403,7 @@ class BaseMLP(BaseEstimator):
             z /= m
             return loss
         z -= Y
-        z /= m
+        z *= 1.0 / m
         return loss
 
     def _penalty(self, m: int) -> float:
@@ -418,7 +440,7 @@ class BaseMLP(BaseEstimator):
                 add_scaled(g, W, self.alpha / m)
             if self.l1:
                 add_scaled(g, np.sign(W, out=scratch), self.l1 / m)
-            np.sum(delta, axis=0, out=ws.intercept_grads[i])
+            np.matmul(ws.ones[:m], delta, out=ws.intercept_grads[i])
             if i == 0:
                 break
             previous = np.matmul(delta, W.T, out=ws.delta[i - 1][:m])
@@ -460,18 +482,16 @@ class BaseMLP(BaseEstimator):
         self.best_loss_ = np.inf
         self.n_iter_ = 0
         self.t_ = 0
-        self._ws = self._shuffled = None
+        self._ws = None
 
     def _epoch(self, X: np.ndarray, Y: np.ndarray) -> float:
         """One pass over the data in mini-batches; the mean training loss."""
         rng, n = self._rng, X.shape[0]
         batch = min(200, n) if self.batch_size == "auto" else min(self.batch_size, n)
-        if self.shuffle:  # one gather per epoch into kept buffers; batches are then slices
-            if self._shuffled is None or self._shuffled[0].shape != X.shape:
-                self._shuffled = (np.empty_like(X), np.empty_like(Y))
+        if self.shuffle:  # one gather per epoch; batches are then slices
+            # Indexing gathers rows 2-3 times faster than np.take(..., out=buffer).
             order = rng.permutation(n)
-            X = np.take(X, order, axis=0, out=self._shuffled[0])
-            Y = np.take(Y, order, axis=0, out=self._shuffled[1])
+            X, Y = X[order], Y[order]
         lr = scheduled_rate(self, self.n_iter_)
         rates = self._dropout_rates()
         if self._ws is None or self._ws.batch != batch:
@@ -560,7 +580,7 @@ class BaseMLP(BaseEstimator):
             if stop or stale >= self.n_iter_no_change:
                 break
         # Buffers are for training only; a fitted model does not carry them.
-        self._ws = self._shuffled = None
+        self._ws = None
         if best_weights is not None:  # early stopping keeps the best epoch, not the last
             self.coefs_, self.intercepts_ = best_weights
             self.best_validation_score_ = best_score

@@ -217,6 +217,20 @@ def test_softmax_is_stable_for_huge_logits():
     assert np.isfinite(model.predict_proba(X)).all()
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_training_loss_is_exact_when_one_rows_logits_lie_far_below_anothers(dtype):
+    # The loss shifts the logits by the batch's largest; a row far below it would
+    # underflow to a zero total, so that case must fall back to each row's own max.
+    model = MLPClassifier(dtype=dtype)  # softmax output, cross-entropy loss
+    z = np.array([[1000.0, 0.0, -5.0], [0.0, 1.0, 2.0], [3.0, 2.0, 1.0]], dtype)
+    Y = np.eye(3, dtype=dtype)[[0, 2, 1]]
+    shifted = z.astype(np.float64) - z.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = model._output_loss(z, Y)
+    assert loss == pytest.approx(-(Y * log_p).sum() / 3, rel=1e-6)
+    np.testing.assert_allclose(z, (np.exp(log_p) - Y) / 3, atol=1e-7)
+
+
 def test_epoch_callback_gets_metrics_and_can_stop():
     X, y = load_iris(return_X_y=True)
     seen = []
