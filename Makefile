@@ -25,8 +25,9 @@ lint: $(STAMP)
 # PyTorch is for the benchmark only: Optuna's GPSampler, a peer in optimizers.py, needs it
 # (and greenlet, without which it polishes its candidates one after another).
 # 2.13.0 is the CPU build this machine keeps on disk; a newer one would pull in CUDA.
+# optuna-integration holds Optuna's MLflowCallback, a peer in overhead.py.
 bench: $(STAMP)
-	$(BIN)/pip install -q "torch==2.13.0" greenlet
+	$(BIN)/pip install -q "torch==2.13.0" greenlet optuna-integration
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/models.py
 	$(BIN)/python benchmarks/optimizers.py

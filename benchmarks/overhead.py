@@ -4,14 +4,19 @@ Protocol (shared/docs/benchmarks.md): a no-op objective reporting 10 steps, N tr
 workers with a sqlite store; overhead per trial = (wall - ideal) / N with ideal = sum of
 objective times / workers. The MLflow floor is a minimal run (create_run, one log_batch of
 2 params and 20 metric points, set_terminated) timed in this same process on its own sqlite
-store. Parallel efficiency = ideal / wall for 0.5 s CPU-bound trials.
+store. The peers, where installed, run the same objective in the same run: Optuna TPE
+with optuna-integration's MLflowCallback (sequential, as Optuna runs in one process) and
+Ray Tune with MLflowLoggerCallback on the same 2-CPU cluster; their cost per trial is
+wall / N (their objective time is nil). Parallel efficiency = ideal / wall for 0.5 s
+CPU-bound trials.
 
-    .venv/bin/python benchmarks/overhead.py [--trials 200] [--repeats 3]
+    .venv/bin/python benchmarks/overhead.py [--trials 200] [--tune-trials 40] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import sys
 import tempfile
@@ -59,6 +64,67 @@ def mlflow_floor(n: int, workdir: Path) -> float:
     return (time.perf_counter() - start) / n
 
 
+def optuna_with_mlflow(n: int, workdir: Path) -> float | None:
+    """Seconds per trial of Optuna TPE logging to MLflow through its callback."""
+    if importlib.util.find_spec("optuna_integration") is None:
+        return None
+    import optuna
+    from mlflow.tracking import MlflowClient
+    from optuna_integration.mlflow import MLflowCallback
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    uri = f"sqlite:///{workdir / 'optuna.db'}"
+    MlflowClient(uri).search_experiments()  # schema created beforehand, as for hpo
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0.0, 1.0)
+        for step in range(10):
+            trial.report(x / (step + 1), step)
+        return x
+
+    callback = MLflowCallback(tracking_uri=uri, metric_name="value")
+    study = optuna.create_study(
+        study_name=f"optuna-{workdir.name}", sampler=optuna.samplers.TPESampler(seed=0)
+    )
+    start = time.perf_counter()
+    study.optimize(objective, n_trials=n, callbacks=[callback])
+    return (time.perf_counter() - start) / n
+
+
+def tune_noop(config):
+    from ray import tune
+
+    for step in range(10):
+        tune.report({"loss": config["x"] / (step + 1)})
+
+
+def ray_tune_with_mlflow(n: int, workdir: Path) -> float | None:
+    """Seconds per trial of Ray Tune logging to MLflow through MLflowLoggerCallback."""
+    if importlib.util.find_spec("ray.tune") is None:
+        return None
+    from mlflow.tracking import MlflowClient
+    from ray import tune
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    uri = f"sqlite:///{workdir / 'tune.db'}"
+    MlflowClient(uri).search_experiments()
+    tuner = tune.Tuner(
+        tune_noop,
+        param_space={"x": tune.uniform(0.0, 1.0)},
+        tune_config=tune.TuneConfig(num_samples=n, max_concurrent_trials=2),
+        run_config=tune.RunConfig(
+            storage_path=str(workdir / "tune"),
+            verbose=0,
+            callbacks=[MLflowLoggerCallback(tracking_uri=uri, experiment_name="tune")],
+        ),
+    )
+    start = time.perf_counter()
+    results = tuner.fit()
+    seconds = (time.perf_counter() - start) / n
+    assert results.num_errors == 0, results.errors
+    return seconds
+
+
 def sweep(objective, n: int, workers: int, workdir: Path, name: str) -> tuple[float, float]:
     """(wall seconds, ideal seconds) of one sweep on the running Ray cluster."""
     import hpo
@@ -86,6 +152,31 @@ def sweep(objective, n: int, workers: int, workdir: Path, name: str) -> tuple[fl
     return wall, ideal
 
 
+def peer_rows(overheads: list[float], peers: list[tuple[str, list]]) -> list[list[str]]:
+    """A row per measured peer (ms per trial) and one for hpo's speed against it."""
+    rows = []
+    for label, costs in peers:
+        if not costs or None in costs:
+            continue
+        rows.append(
+            [
+                f"{label}, ms/trial",
+                f"{statistics.median(costs) * 1e3:.1f}",
+                ", ".join(f"{v * 1e3:.1f}" for v in costs),
+                "-",
+            ]
+        )
+        rows.append(
+            [
+                f"{label.split(' (')[0]} per trial / hpo overhead per trial",
+                f"{statistics.median(costs) / statistics.median(overheads):.2f}",
+                ", ".join(f"{c / o:.2f}" for c, o in zip(costs, overheads, strict=True)),
+                "-",
+            ]
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200)
@@ -96,6 +187,13 @@ def main() -> None:
         default=[40, 100],
         help="sweep sizes for the parallel-efficiency measurement",
     )
+    parser.add_argument(
+        "--tune-trials",
+        type=int,
+        default=40,
+        help="trials for Ray Tune (about 1.4 s each here); 0 leaves it out",
+    )
+    parser.add_argument("--no-optuna", action="store_true", help="leave Optuna out")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
@@ -106,7 +204,7 @@ def main() -> None:
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     ray_start = time.perf_counter() - t0
 
-    floors, overheads = [], []
+    floors, overheads, optunas, tunes = [], [], [], []
     effs: dict[int, list[float]] = {n: [] for n in args.cpu_trials}
     for r in range(args.repeats):
         with tempfile.TemporaryDirectory() as tmp:
@@ -117,10 +215,19 @@ def main() -> None:
             for n in args.cpu_trials:
                 wall, ideal = sweep(cpu_bound, n, 2, work, f"cpu{n}-{r}")
                 effs[n].append(ideal / wall)
+            if not args.no_optuna:
+                optunas.append(optuna_with_mlflow(args.trials, work))
+            if args.tune_trials:
+                tunes.append(ray_tune_with_mlflow(args.tune_trials, work))
         efficiencies = ", ".join(f"{v[-1]:.3f}" for v in effs.values())
+        peers = "".join(
+            f", {name} {v[-1] * 1e3:.1f} ms/trial"
+            for name, v in (("Optuna+MLflow", optunas), ("Ray Tune+MLflow", tunes))
+            if v and v[-1] is not None
+        )
         print(
             f"repeat {r}: floor {floors[-1] * 1e3:.1f} ms, overhead {overheads[-1] * 1e3:.1f} "
-            f"ms/trial, efficiency {efficiencies}",
+            f"ms/trial, efficiency {efficiencies}{peers}",
             flush=True,
         )
     ray.shutdown()
@@ -146,6 +253,13 @@ def main() -> None:
             ", ".join(f"{o / f:.2f}" for o, f in zip(overheads, floors, strict=True)),
             "<= 1.2",
         ],
+        *peer_rows(
+            overheads,
+            [
+                (f"Optuna TPE + MLflowCallback ({args.trials} trials, sequential)", optunas),
+                (f"Ray Tune + MLflowLoggerCallback ({args.tune_trials} trials, 2 CPUs)", tunes),
+            ],
+        ),
         *[
             [
                 f"parallel efficiency ({n} trials of 0.5 s CPU, 2 workers)",
@@ -167,14 +281,16 @@ def main() -> None:
             "## Sweep overhead (`benchmarks/overhead.py`)",
             "",
             f"Command: `.venv/bin/python benchmarks/overhead.py --trials {args.trials} "
-            f"--cpu-trials {' '.join(map(str, args.cpu_trials))} --repeats {args.repeats}`; "
+            f"--cpu-trials {' '.join(map(str, args.cpu_trials))} --tune-trials {args.tune_trials} "
+            f"--repeats {args.repeats}`; "
             f"machine: {machine()}.",
             "Wall time of `hpo.run` includes creating the experiment and parent run, starting the "
             "worker actors, every child run with its curve PNG artifact, and the sweep's closing "
-            "artifacts; the Ray cluster is started once beforehand. Reference figures for the "
-            "peers on this class of machine (shared/docs/benchmarks.md, not re-measured here): "
-            "Ray Tune with MLflowLoggerCallback about 3,060 ms per trial, Optuna with its "
-            "MLflow callback about 96 ms per trial.",
+            "artifacts; the Ray cluster is started once beforehand. The peers run the same "
+            "no-op objective (10 reports) in this run, each on its own sqlite store; they log "
+            "less per trial than hpo (Optuna's callback: params and the final value; Ray "
+            "Tune's: params and each report, no figure). Their cost per trial is wall / trials. "
+            "A peer left out was not installed (`make bench` installs optuna-integration).",
             "",
             table(rows),
         ]
