@@ -8,6 +8,7 @@ lives here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -69,7 +70,7 @@ def _softmax_cross_entropy(z: np.ndarray, Y: np.ndarray, m: int) -> float:
     underflow to a zero total; then the row-wise shift is used instead.
     """
     logits = z.copy()
-    ones = np.ones((z.shape[1], 1), z.dtype)
+    ones = _ones_column(z.shape[1], z.dtype)
     for rowwise in (False, True):
         if rowwise:
             np.subtract(logits, logits.max(axis=1, keepdims=True), out=z)
@@ -81,7 +82,14 @@ def _softmax_cross_entropy(z: np.ndarray, Y: np.ndarray, m: int) -> float:
         if totals.min() > 0:
             break
     z /= totals
-    return (float(np.sum(np.log(totals))) - picked) / m
+    return (float(np.log(totals).sum()) - picked) / m
+
+
+@functools.lru_cache(maxsize=16)
+def _ones_column(n: int, dtype: np.dtype) -> np.ndarray:
+    ones = np.ones((n, 1), dtype)
+    ones.flags.writeable = False  # shared by every call
+    return ones
 
 
 class _Workspace:
