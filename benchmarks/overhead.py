@@ -16,11 +16,11 @@ CPU-bound trials.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -66,11 +66,12 @@ def mlflow_floor(n: int, workdir: Path) -> float:
 
 def optuna_with_mlflow(n: int, workdir: Path) -> float | None:
     """Seconds per trial of Optuna TPE logging to MLflow through its callback."""
-    if importlib.util.find_spec("optuna_integration") is None:
+    try:
+        from optuna_integration.mlflow import MLflowCallback
+    except ImportError:
         return None
     import optuna
     from mlflow.tracking import MlflowClient
-    from optuna_integration.mlflow import MLflowCallback
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     uri = f"sqlite:///{workdir / 'optuna.db'}"
@@ -82,7 +83,9 @@ def optuna_with_mlflow(n: int, workdir: Path) -> float | None:
             trial.report(x / (step + 1), step)
         return x
 
-    callback = MLflowCallback(tracking_uri=uri, metric_name="value")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # deprecated since Optuna 4.9, still there
+        callback = MLflowCallback(tracking_uri=uri, metric_name="value")
     study = optuna.create_study(
         study_name=f"optuna-{workdir.name}", sampler=optuna.samplers.TPESampler(seed=0)
     )
@@ -100,11 +103,12 @@ def tune_noop(config):
 
 def ray_tune_with_mlflow(n: int, workdir: Path) -> float | None:
     """Seconds per trial of Ray Tune logging to MLflow through MLflowLoggerCallback."""
-    if importlib.util.find_spec("ray.tune") is None:
+    try:
+        from ray import tune
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+    except ImportError:
         return None
     from mlflow.tracking import MlflowClient
-    from ray import tune
-    from ray.air.integrations.mlflow import MLflowLoggerCallback
 
     uri = f"sqlite:///{workdir / 'tune.db'}"
     MlflowClient(uri).search_experiments()
