@@ -219,21 +219,26 @@ def main() -> None:
             for n in args.cpu_trials:
                 wall, ideal = sweep(cpu_bound, n, 2, work, f"cpu{n}-{r}")
                 effs[n].append(ideal / wall)
-            if not args.no_optuna:
-                optunas.append(optuna_with_mlflow(args.trials, work))
-            if args.tune_trials:
-                tunes.append(ray_tune_with_mlflow(args.tune_trials, work))
         efficiencies = ", ".join(f"{v[-1]:.3f}" for v in effs.values())
-        peers = "".join(
-            f", {name} {v[-1] * 1e3:.1f} ms/trial"
+        print(
+            f"repeat {r}: floor {floors[-1] * 1e3:.1f} ms, overhead {overheads[-1] * 1e3:.1f} "
+            f"ms/trial, efficiency {efficiencies}",
+            flush=True,
+        )
+    # The peers after all of hpo's repeats: Ray Tune leaves worker processes behind that
+    # would otherwise share the cores with the next repeat's sweeps.
+    for r in range(args.repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            if not args.no_optuna:
+                optunas.append(optuna_with_mlflow(args.trials, Path(tmp)))
+            if args.tune_trials:
+                tunes.append(ray_tune_with_mlflow(args.tune_trials, Path(tmp)))
+        peers = ", ".join(
+            f"{name} {v[-1] * 1e3:.1f} ms/trial"
             for name, v in (("Optuna+MLflow", optunas), ("Ray Tune+MLflow", tunes))
             if v and v[-1] is not None
         )
-        print(
-            f"repeat {r}: floor {floors[-1] * 1e3:.1f} ms, overhead {overheads[-1] * 1e3:.1f} "
-            f"ms/trial, efficiency {efficiencies}{peers}",
-            flush=True,
-        )
+        print(f"peers, repeat {r}: {peers or 'none installed'}", flush=True)
     ray.shutdown()
 
     floor, overhead = statistics.median(floors), statistics.median(overheads)
