@@ -238,7 +238,7 @@ def main() -> None:
             for name, v in (("Optuna+MLflow", optunas), ("Ray Tune+MLflow", tunes))
             if v and v[-1] is not None
         )
-        print(f"peers, repeat {r}: {peers or 'none installed'}", flush=True)
+        print(f"peers, repeat {r}: {peers or 'none measured'}", flush=True)
     ray.shutdown()
 
     floor, overhead = statistics.median(floors), statistics.median(overheads)
