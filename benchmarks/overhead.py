@@ -170,11 +170,13 @@ def peer_rows(overheads: list[float], peers: list[tuple[str, list]]) -> list[lis
                 "-",
             ]
         )
+        # Medians only: the peers run after all of hpo's repeats, so repeat r of one is not
+        # paired with repeat r of the other.
         rows.append(
             [
-                f"{label.split(' (')[0]} per trial / hpo overhead per trial",
+                f"{label.split(' (')[0]} per trial / hpo overhead per trial (medians)",
                 f"{statistics.median(costs) / statistics.median(overheads):.2f}",
-                ", ".join(f"{c / o:.2f}" for c, o in zip(costs, overheads, strict=True)),
+                "-",
                 "-",
             ]
         )
@@ -299,10 +301,12 @@ def main() -> None:
             "Wall time of `hpo.run` includes creating the experiment and parent run, starting the "
             "worker actors, every child run with its curve PNG artifact, and the sweep's closing "
             "artifacts; the Ray cluster is started once beforehand. The peers run the same "
-            "no-op objective (10 reports) in this run, each on its own sqlite store; they log "
-            "less per trial than hpo (Optuna's callback: params and the final value; Ray "
-            "Tune's: params and each report, no figure). Their cost per trial is wall / trials. "
-            "A peer left out was not installed (`make bench` installs optuna-integration).",
+            "no-op objective (10 reports) in this run, each on its own sqlite store, after all "
+            "of hpo's repeats. Per trial, Optuna's callback logs the params and the final value "
+            "only; Ray Tune's logs the params and every report with Tune's own fields (10 "
+            "metrics a report), no figure. Their cost per trial is wall / trials. A peer missing "
+            "here was left out by an option or not installed (`make bench` installs "
+            "optuna-integration).",
             "",
             table(rows),
         ]
