@@ -99,3 +99,66 @@ def test_a_create_run_whose_answer_was_lost_does_not_make_a_second_run(tmp_path)
     [child] = children
     assert child.info.status == "FINISHED" and child.data.metrics["objective"] == 1.0
     assert child.data.tags["hpo.state"] == "COMPLETE" and child.data.params == {"x": "1.0"}
+
+
+def _journal_mode(db: Path) -> str:
+    import sqlite3
+
+    connection = sqlite3.connect(db)
+    try:
+        return connection.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        connection.close()
+
+
+def test_a_sqlite_store_is_switched_to_write_ahead_logging(tmp_path):
+    db = tmp_path / "mlflow.db"
+    MlflowClient(f"sqlite:///{db}").search_experiments()  # a store made by MLflow itself
+    assert _journal_mode(db) == "delete"
+    Tracker(f"sqlite:///{db}", "e")
+    assert _journal_mode(db) == "wal"  # the mode stays with the file, for every client
+
+
+def test_a_store_on_a_network_file_system_keeps_its_rollback_journal(tmp_path):
+    from hpo.tracking import use_write_ahead_log
+
+    db = tmp_path / "mlflow.db"
+    MlflowClient(f"sqlite:///{db}").search_experiments()
+    mounts = ["/dev/vda / ext4 rw 0 0", f"server:/export {tmp_path} nfs4 rw 0 0"]
+    assert not use_write_ahead_log(db, mounts)
+    assert _journal_mode(db) == "delete"
+    local = ["/dev/vda / ext4 rw 0 0", f"server:/export {tmp_path}/other nfs4 rw 0 0"]
+    assert use_write_ahead_log(db, local) and _journal_mode(db) == "wal"
+
+
+def test_a_reader_in_the_middle_of_a_transaction_does_not_hold_up_the_writes(tmp_path):
+    # What the MLflow UI does while a user browses a running sweep. Under sqlite's default
+    # rollback journal the writer's commit would wait for the reader (up to MLflow's 20 s
+    # busy timeout, then fail with "database is locked").
+    import sqlite3
+    import threading
+
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    tracker = Tracker(uri, "e")
+    reader = sqlite3.connect(db, isolation_level=None)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM runs").fetchone() == (0,)  # holds a read lock
+    done = threading.Event()
+
+    def sweep():
+        tracker.start_sweep(run_name="s", tags={}, params={"n_trials": 1})
+        tracker.start_trial(0, {"x": 1.0}, {})
+        tracker.end_trial(0, TrialState.COMPLETE, value=1.0)
+        tracker.end_sweep(status="FINISHED", tags={}, artifacts={})
+        done.set()
+
+    writer = threading.Thread(target=sweep, daemon=True)
+    writer.start()
+    try:
+        assert done.wait(15), "the sweep's writes waited for the reader"
+    finally:
+        reader.execute("COMMIT")
+        reader.close()
+        writer.join()
+    assert MlflowClient(uri).get_run(tracker.run_id(0)).info.status == "FINISHED"
