@@ -7,7 +7,8 @@ so that schedules stay outside the optimisers.
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import blas
+
+from models._blas import add_scaled
 
 Arrays = list[np.ndarray]
 
@@ -26,24 +27,6 @@ def _blocks(*arrays: np.ndarray):
     for start in range(0, n, BLOCK):
         stop = min(start + BLOCK, n)
         yield stop - start, [f[start:stop] for f in flat]
-
-
-def add_scaled(y: np.ndarray, x: np.ndarray, a: float) -> None:
-    """y += a * x in place, in one pass (BLAS axpy).
-
-    NumPy needs two passes and a temporary for this; on weights that do not fit in cache
-    the second pass costs as much as the first.
-    """
-    if not (y.flags.c_contiguous and y.dtype in _AXPY):  # not ours: NumPy's way
-        y += a * x
-        return
-    flat = y.reshape(-1)  # a view, y being contiguous
-    out = _AXPY[y.dtype](x.reshape(-1), flat, a=a)
-    if out is not flat:  # f2py worked on a copy after all: keep its result
-        flat[...] = out
-
-
-_AXPY = {np.dtype(np.float64): blas.daxpy, np.dtype(np.float32): blas.saxpy}
 
 
 def flush_subnormals(arrays: Arrays) -> None:

@@ -7,13 +7,13 @@ import pytest
 from sklearn.datasets import load_digits
 
 from models import MLPClassifier
+from models._blas import add_scaled, add_to_rows
 from models._optimizers import (
     BLOCK,
     SGD,
     Adagrad,
     Adam,
     RMSprop,
-    add_scaled,
     flush_subnormals,
 )
 
@@ -85,6 +85,21 @@ def test_add_scaled_updates_in_place_contiguous_or_not():
     strided = np.zeros((4, 6), np.float32)[:, ::2]  # not contiguous: BLAS cannot take it
     add_scaled(strided, np.ones((4, 3), np.float32), -0.5)
     np.testing.assert_array_equal(strided, np.full((4, 3), -0.5, np.float32))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_add_to_rows_adds_the_vector_to_every_row_in_place(dtype):
+    rng = np.random.default_rng(0)
+    z, b = rng.normal(size=(7, 5)).astype(dtype), rng.normal(size=5).astype(dtype)
+    original, expected = z.copy(), z + b
+    rows = z[2:6]  # a slice of rows, as a batch's share of the workspace is
+    add_to_rows(rows, b)
+    np.testing.assert_allclose(z[2:6], expected[2:6], rtol=1e-6)
+    np.testing.assert_array_equal(z[:2], original[:2])  # other rows untouched
+    strided = z[:, ::2]  # not contiguous: BLAS cannot take it in place
+    before = strided.copy()
+    add_to_rows(strided, b[:3])
+    np.testing.assert_allclose(z[:, ::2], before + b[:3], rtol=1e-6)
 
 
 def test_flush_subnormals_zeroes_only_values_below_the_smallest_normal():
