@@ -327,6 +327,23 @@ def test_partial_fit_trains_one_epoch_per_call():
     assert model.n_iter_ == 3 and len(model.loss_curve_) == 3
     with pytest.raises(ValueError, match="labels not seen"):
         model.partial_fit(X, y + 5)
+    with pytest.raises(ValueError, match=r"labels not in classes: \[2\]"):
+        MLPClassifier((8,)).partial_fit(X, y, classes=[0, 1])
+
+
+@pytest.mark.parametrize("labels", [["b"], ["b", "a"], ["c", "a", "b", "d"], [3, -1, 7]])
+def test_targets_are_encoded_as_scikit_learns_label_binarizer_does(labels):
+    from sklearn.preprocessing import LabelBinarizer
+
+    y = np.array(labels * 5)[np.random.default_rng(0).permutation(5 * len(labels))]
+    model = MLPClassifier(dtype="float32")
+    model._prepare_y(y)
+    expected = LabelBinarizer().fit(y).transform(y)
+    if len(labels) == 1:  # LabelBinarizer gives a column of zeros there too
+        assert not expected.any()
+    Y = model._encode(y)
+    assert Y.dtype == np.float32
+    np.testing.assert_array_equal(Y, expected)
 
 
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
