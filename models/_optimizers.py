@@ -80,7 +80,7 @@ class Adagrad:
     def step(self, params: Arrays, grads: Arrays, lr: float) -> None:
         for p, g, s in zip(params, grads, self.sums, strict=True):
             for n, (p_, g_, s_) in _blocks(p, g, s):
-                t = np.multiply(g_, g_, out=self.scratch[:n])
+                t = np.square(g_, out=self.scratch[:n])
                 s_ += t
                 np.sqrt(s_, out=t)
                 t += self.epsilon
@@ -101,7 +101,7 @@ class RMSprop:
         rho = self.rho
         for p, g, a in zip(params, grads, self.averages, strict=True):
             for n, (p_, g_, a_) in _blocks(p, g, a):
-                t = np.multiply(g_, g_, out=self.scratch[:n])
+                t = np.square(g_, out=self.scratch[:n])
                 a_ *= rho
                 add_scaled(a_, t, 1 - rho)
                 np.sqrt(a_, out=t)
@@ -136,7 +136,8 @@ class Adam:
         eps = self.epsilon / root
         for p, g, m, v in zip(params, grads, self.m, self.v, strict=True):
             for n, (p_, g_, m_, v_) in _blocks(p, g, m, v):
-                t = np.multiply(g_, g_, out=self.scratch[:n])
+                # square, not multiply(g, g): that one's aliased inputs run twice as slow.
+                t = np.square(g_, out=self.scratch[:n])
                 v_ *= b2
                 v_ += t
                 m_ *= b1
