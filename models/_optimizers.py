@@ -1,10 +1,14 @@
 """Gradient-descent updates on lists of parameter arrays, applied in place.
 
 Each optimiser keeps only its state arrays; the learning rate is passed to every `step`
-so that schedules stay outside the optimisers.
+so that schedules stay outside the optimisers. Hyperparameters are held as Python floats:
+under NumPy 2's promotion rules a NumPy float64 scalar (what a sampler may hand over) turns
+an operation on a float32 array into a float64 one with casts, about 7 times slower.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -47,7 +51,7 @@ class SGD:
     """Plain, momentum or Nesterov-momentum gradient descent."""
 
     def __init__(self, params: Arrays, *, momentum: float = 0.0, nesterov: bool = False) -> None:
-        self.momentum, self.nesterov = momentum, nesterov
+        self.momentum, self.nesterov = float(momentum), nesterov
         self.velocities = [np.zeros_like(p) for p in params] if momentum > 0 else []
         self.state = self.velocities
 
@@ -72,7 +76,7 @@ class Adagrad:
     """Per-weight steps shrinking with the sum of squared gradients (Duchi et al., 2011)."""
 
     def __init__(self, params: Arrays, *, epsilon: float) -> None:
-        self.epsilon = epsilon
+        self.epsilon = float(epsilon)
         self.sums = [np.zeros_like(p) for p in params]
         self.state = self.sums
         self.scratch = np.empty(BLOCK, params[0].dtype)
@@ -92,7 +96,7 @@ class RMSprop:
     """Steps scaled by a running average of squared gradients (Tieleman & Hinton, 2012)."""
 
     def __init__(self, params: Arrays, *, rho: float, epsilon: float) -> None:
-        self.rho, self.epsilon = rho, epsilon
+        self.rho, self.epsilon = float(rho), float(epsilon)
         self.averages = [np.zeros_like(p) for p in params]
         self.state = self.averages
         self.scratch = np.empty(BLOCK, params[0].dtype)
@@ -119,7 +123,7 @@ class Adam:
     """
 
     def __init__(self, params: Arrays, *, beta_1: float, beta_2: float, epsilon: float) -> None:
-        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
         self.t = 0
         self.m = [np.zeros_like(p) for p in params]
         self.v = [np.zeros_like(p) for p in params]
@@ -131,7 +135,7 @@ class Adam:
         b1, b2 = self.beta_1, self.beta_2
         # p -= lr * m_hat / (sqrt(v_hat) + eps), with m_hat = (1-b1) m' / (1-b1^t) and
         # v_hat = (1-b2) v' / (1-b2^t), rewritten in terms of m' and v'.
-        root = np.sqrt((1 - b2) / (1 - b2**self.t))
+        root = math.sqrt((1 - b2) / (1 - b2**self.t))
         step = lr * (1 - b1) / (1 - b1**self.t) / root
         eps = self.epsilon / root
         for p, g, m, v in zip(params, grads, self.m, self.v, strict=True):
@@ -172,7 +176,7 @@ SCHEDULES = ("constant", "step", "exponential", "invscaling")
 
 def scheduled_rate(est, epoch: int) -> float:
     """Learning rate for ``epoch`` (0-based) under ``est.learning_rate``."""
-    lr0, schedule = est.learning_rate_init, est.learning_rate
+    lr0, schedule = float(est.learning_rate_init), est.learning_rate
     if schedule == "step":
         return lr0 * est.lr_decay ** (epoch // est.lr_step)
     if schedule == "exponential":

@@ -15,6 +15,7 @@ from models._optimizers import (
     Adam,
     RMSprop,
     flush_subnormals,
+    scheduled_rate,
 )
 
 
@@ -122,3 +123,21 @@ def test_float32_training_keeps_no_subnormal_weights_or_moments():
     tiny = np.finfo(np.float32).tiny
     for a in [*model.coefs_, *model._optimizer.state]:
         assert not ((a != 0) & (np.abs(a) < tiny)).any()
+
+
+def test_hyperparameters_given_as_numpy_scalars_are_held_as_python_floats():
+    # A sampler may hand over np.float64 values. Under NumPy 2's promotion rules such a
+    # scalar makes an in-place update of a float32 array run as a float64 loop with casts,
+    # about 7 times slower; a Python float keeps the float32 loop.
+    p = [np.zeros(4, np.float32)]
+    h = {k: np.float64(v) for k, v in dict(beta_1=0.9, beta_2=0.999, epsilon=1e-8).items()}
+    held = [
+        *vars(Adam(p, **h)).values(),
+        *vars(SGD(p, momentum=np.float64(0.9))).values(),
+        *vars(RMSprop(p, rho=np.float64(0.9), epsilon=np.float64(1e-8))).values(),
+        *vars(Adagrad(p, epsilon=np.float64(1e-8))).values(),
+    ]
+    scalars = [v for v in held if isinstance(v, (float, np.floating))]
+    assert len(scalars) == 7 and all(type(v) is float for v in scalars)
+    model = MLPClassifier(learning_rate_init=np.float64(0.01))
+    assert type(scheduled_rate(model, 3)) is float
