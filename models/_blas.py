@@ -30,10 +30,14 @@ def add_scaled(y: np.ndarray, x: np.ndarray, a: float) -> None:
         flat[...] = out
 
 
+GER_FROM = 8192  # elements: below this (an output layer of a few classes) NumPy's add wins
+
+
 def add_to_rows(z: np.ndarray, b: np.ndarray) -> None:
     """z += b on every row of the 2-D z, in place (BLAS rank-1 update b x ones on z's
     transpose): half the time of NumPy's broadcast add on a batch of hidden units."""
-    if not (z.flags.c_contiguous and z.dtype in _GER and b.dtype == z.dtype):
+    ours = z.flags.c_contiguous and z.dtype in _GER and b.dtype == z.dtype
+    if not ours or z.size < GER_FROM:
         z += b
         return
     target = z.T  # Fortran-ordered: what ger updates in place

@@ -7,7 +7,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from models import MLPClassifier
-from models._blas import add_scaled, add_to_rows
+from models._blas import GER_FROM, add_scaled, add_to_rows
 from models._optimizers import (
     BLOCK,
     SGD,
@@ -89,18 +89,21 @@ def test_add_scaled_updates_in_place_contiguous_or_not():
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_add_to_rows_adds_the_vector_to_every_row_in_place(dtype):
+@pytest.mark.parametrize("width", [100, 5])  # BLAS's way, NumPy's way (few elements)
+def test_add_to_rows_adds_the_vector_to_every_row_in_place(dtype, width):
     rng = np.random.default_rng(0)
-    z, b = rng.normal(size=(7, 5)).astype(dtype), rng.normal(size=5).astype(dtype)
+    z, b = rng.normal(size=(300, width)).astype(dtype), rng.normal(size=width).astype(dtype)
     original, expected = z.copy(), z + b
-    rows = z[2:6]  # a slice of rows, as a batch's share of the workspace is
+    rows = z[50:250]  # a slice of rows, as a batch's share of the workspace is
+    assert (rows.size >= GER_FROM) == (width == 100)
     add_to_rows(rows, b)
-    np.testing.assert_allclose(z[2:6], expected[2:6], rtol=1e-6)
-    np.testing.assert_array_equal(z[:2], original[:2])  # other rows untouched
+    np.testing.assert_allclose(z[50:250], expected[50:250], rtol=1e-6)
+    np.testing.assert_array_equal(z[:50], original[:50])  # other rows untouched
+    np.testing.assert_array_equal(z[250:], original[250:])
     strided = z[:, ::2]  # not contiguous: BLAS cannot take it in place
     before = strided.copy()
-    add_to_rows(strided, b[:3])
-    np.testing.assert_allclose(z[:, ::2], before + b[:3], rtol=1e-6)
+    add_to_rows(strided, b[::2])
+    np.testing.assert_allclose(z[:, ::2], before + b[::2], rtol=1e-6)
 
 
 def test_flush_subnormals_zeroes_only_values_below_the_smallest_normal():
