@@ -112,7 +112,7 @@ def use_write_ahead_log(db_path: Path, mounts: list[str] | None = None) -> bool:
     whether the store now uses it.
 
     In WAL mode a commit appends to the log with one fsync instead of the rollback
-    journal's several: MLflow's three transactions per trial cost 1 to 7 ms less on this
+    journal's several: MLflow's three transactions per trial cost 1 to 8 ms less on this
     machine's disk, depending on its fsync latency (`benchmarks/overhead.py` measures the
     floor both ways). And readers no longer block the writer, so the MLflow
     UI browsing the store during a sweep cannot hold the sweep's writes up. The mode is a
