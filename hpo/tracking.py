@@ -124,14 +124,16 @@ def use_write_ahead_log(db_path: Path, mounts: list[str] | None = None) -> bool:
 
     if _filesystem_type(db_path, mounts) in NETWORK_FILESYSTEMS:
         return False
-    connection = sqlite3.connect(db_path, timeout=1.0)
+    connection = None
     try:
+        connection = sqlite3.connect(db_path, timeout=1.0)
         return connection.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
-    except sqlite3.OperationalError as exc:  # another process is mid-write: keep its mode
+    except sqlite3.Error as exc:  # e.g. another process mid-write: the store keeps its mode
         log.info("kept the journal mode of %s (%s)", db_path, exc)
         return False
     finally:
-        connection.close()
+        if connection is not None:
+            connection.close()
 
 
 def _filesystem_type(path: Path, mounts: list[str] | None) -> str | None:

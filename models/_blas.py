@@ -46,9 +46,17 @@ def add_to_rows(z: np.ndarray, b: np.ndarray) -> None:
         target[...] = out
 
 
-@functools.lru_cache(maxsize=16)
+CACHED_ONES = 65536  # longest vector of ones kept: predictions on big inputs need not pin one
+
+
 def ones(n: int, dtype: np.dtype) -> np.ndarray:
-    """A read-only vector of n ones, shared: sums over rows or columns as BLAS products."""
+    """A read-only vector of n ones (sums over rows or columns as BLAS products), shared
+    between calls up to `CACHED_ONES` long."""
+    return _shared_ones(n, np.dtype(dtype)) if n <= CACHED_ONES else np.ones(n, dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _shared_ones(n: int, dtype: np.dtype) -> np.ndarray:
     vector = np.ones(n, dtype)
     vector.flags.writeable = False
     return vector

@@ -176,11 +176,13 @@ SCHEDULES = ("constant", "step", "exponential", "invscaling")
 
 def scheduled_rate(est, epoch: int) -> float:
     """Learning rate for ``epoch`` (0-based) under ``est.learning_rate``."""
-    lr0, schedule = float(est.learning_rate_init), est.learning_rate
+    lr0, schedule = est.learning_rate_init, est.learning_rate
     if schedule == "step":
-        return lr0 * est.lr_decay ** (epoch // est.lr_step)
-    if schedule == "exponential":
-        return lr0 * est.lr_decay**epoch
-    if schedule == "invscaling":
-        return lr0 / (epoch + 1) ** est.power_t
-    return lr0
+        rate = lr0 * est.lr_decay ** (epoch // est.lr_step)
+    elif schedule == "exponential":
+        rate = lr0 * est.lr_decay**epoch
+    elif schedule == "invscaling":
+        rate = lr0 / (epoch + 1) ** est.power_t
+    else:
+        rate = lr0
+    return float(rate)

@@ -7,7 +7,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from models import MLPClassifier
-from models._blas import GER_FROM, add_scaled, add_to_rows
+from models._blas import CACHED_ONES, GER_FROM, add_scaled, add_to_rows, ones
 from models._optimizers import (
     BLOCK,
     SGD,
@@ -142,5 +142,18 @@ def test_hyperparameters_given_as_numpy_scalars_are_held_as_python_floats():
     ]
     scalars = [v for v in held if isinstance(v, (float, np.floating))]
     assert len(scalars) == 7 and all(type(v) is float for v in scalars)
-    model = MLPClassifier(learning_rate_init=np.float64(0.01))
-    assert type(scheduled_rate(model, 3)) is float
+    for schedule in ("constant", "step", "exponential", "invscaling"):
+        model = MLPClassifier(
+            learning_rate_init=np.float64(0.01),
+            learning_rate=schedule,
+            lr_decay=np.float64(0.5),
+            power_t=np.float64(0.5),
+        )
+        assert type(scheduled_rate(model, 3)) is float, schedule
+
+
+def test_long_vectors_of_ones_are_not_kept_between_calls():
+    assert ones(10, np.float32) is ones(10, np.dtype(np.float32))  # shared
+    assert not ones(10, np.float32).flags.writeable
+    big = ones(CACHED_ONES + 1, np.float64)
+    assert big is not ones(CACHED_ONES + 1, np.float64) and big.sum() == CACHED_ONES + 1
