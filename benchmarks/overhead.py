@@ -163,20 +163,23 @@ def sweep(objective, n: int, workers: int, workdir: Path, name: str) -> tuple[fl
     return wall, ideal
 
 
+def repeats_row(label: str, values: list[float], fmt: str, target: str = "-") -> list[str]:
+    """A table row: the label, the median of the repeats, each repeat, the target."""
+    return [
+        label,
+        format(statistics.median(values), fmt),
+        ", ".join(format(v, fmt) for v in values),
+        target,
+    ]
+
+
 def peer_rows(overheads: list[float], peers: list[tuple[str, list]]) -> list[list[str]]:
     """A row per measured peer (ms per trial) and one for hpo's speed against it."""
     rows = []
     for label, costs in peers:
         if not costs or None in costs:
             continue
-        rows.append(
-            [
-                f"{label}, ms/trial",
-                f"{statistics.median(costs) * 1e3:.1f}",
-                ", ".join(f"{v * 1e3:.1f}" for v in costs),
-                "-",
-            ]
-        )
+        rows.append(repeats_row(f"{label}, ms/trial", [c * 1e3 for c in costs], ".1f"))
         # Medians only: the peers run after all of hpo's repeats, so repeat r of one is not
         # paired with repeat r of the other.
         rows.append(
@@ -252,43 +255,29 @@ def main() -> None:
         print(f"peers, repeat {r}: {peers or 'none measured'}", flush=True)
     ray.shutdown()
 
-    floor, overhead = statistics.median(floors), statistics.median(overheads)
-    ratios = [o / f for o, f in zip(overheads, floors, strict=True)]
-    wal_ratios = [o / f for o, f in zip(overheads, wal_floors, strict=True)]
+    ms = [[v * 1e3 for v in values] for values in (floors, wal_floors, overheads)]
     rows = [
         ["measure", "median", "all repeats", "target"],
-        [
-            "MLflow floor (minimal run, sqlite), ms/run",
-            f"{floor * 1e3:.1f}",
-            ", ".join(f"{v * 1e3:.1f}" for v in floors),
-            "-",
-        ],
-        [
-            "MLflow floor on a sqlite store in WAL mode (as hpo's), ms/run",
-            f"{statistics.median(wal_floors) * 1e3:.1f}",
-            ", ".join(f"{v * 1e3:.1f}" for v in wal_floors),
-            "-",
-        ],
-        [
+        repeats_row("MLflow floor (minimal run, sqlite), ms/run", ms[0], ".1f"),
+        repeats_row("MLflow floor on a sqlite store in WAL mode (as hpo's), ms/run", ms[1], ".1f"),
+        repeats_row(
             f"hpo overhead per trial ({args.trials} no-op trials, 10 reports, 2 workers), ms",
-            f"{overhead * 1e3:.1f}",
-            ", ".join(f"{v * 1e3:.1f}" for v in overheads),
-            "-",
-        ],
-        [
-            # Each repeat's sweep against the floor measured just before it, on the same
-            # machine state; the median of those pairs, not a ratio of two medians.
+            ms[2],
+            ".1f",
+        ),
+        # Each repeat's sweep against the floor measured just before it, on the same machine
+        # state; the median of those pairs, not a ratio of two medians.
+        repeats_row(
             "overhead / MLflow floor (median of each repeat's ratio)",
-            f"{statistics.median(ratios):.2f}",
-            ", ".join(f"{v:.2f}" for v in ratios),
+            [o / f for o, f in zip(overheads, floors, strict=True)],
+            ".2f",
             "<= 1.2",
-        ],
-        [
+        ),
+        repeats_row(
             "overhead / MLflow floor in WAL mode (median of each repeat's ratio)",
-            f"{statistics.median(wal_ratios):.2f}",
-            ", ".join(f"{v:.2f}" for v in wal_ratios),
-            "-",
-        ],
+            [o / f for o, f in zip(overheads, wal_floors, strict=True)],
+            ".2f",
+        ),
         *peer_rows(
             overheads,
             [
@@ -297,12 +286,9 @@ def main() -> None:
             ],
         ),
         *[
-            [
-                f"parallel efficiency ({n} trials of 0.5 s CPU, 2 workers)",
-                f"{statistics.median(v):.3f}",
-                ", ".join(f"{x:.3f}" for x in v),
-                ">= 0.9",
-            ]
+            repeats_row(
+                f"parallel efficiency ({n} trials of 0.5 s CPU, 2 workers)", v, ".3f", ">= 0.9"
+            )
             for n, v in effs.items()
         ],
         [

@@ -53,10 +53,14 @@ class Trial:
 
 
 def check_seconds(name: str, value: Any, *, optional: bool = True) -> None:
-    """A positive number of seconds (or None, when ``optional``)."""
+    """A positive, finite number of seconds (or None, when ``optional``)."""
     if value is None and optional:
         return
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not 0 < value < math.inf  # also refuses NaN
+    ):
         raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
 
 

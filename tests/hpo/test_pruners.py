@@ -162,7 +162,7 @@ def test_asha_on_seconds_places_its_rungs_from_the_first_completed_trials_second
 def test_asha_resource_options_are_checked():
     with pytest.raises(ValueError, match="resource must be 'step' or 'seconds', got 'epochs'"):
         ASHAPruner(resource="epochs")
-    for bad in (0, None, "1"):
+    for bad in (0, None, "1", math.inf, math.nan):
         with pytest.raises(
             ValueError, match=f"min_resource must be a number of seconds > 0, got {bad!r}"
         ):
