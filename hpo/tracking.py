@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 FLUSH_SECONDS = 0.25
+# A trial's reports come in bursts: woken from idle, the writer waits this long so that
+# each run's burst goes out as one batched call.
+BURST_SECONDS = 0.02
 # A tracking server that stops answering: everything stays buffered and is retried, with
 # back-off, for this long; then the sweep stops (and can be resumed).
 OUTAGE_LIMIT_SECONDS = 120.0
@@ -428,9 +431,12 @@ class Tracker:
     def _write_loop(self) -> None:
         try:
             while True:
+                # Set already: events came in while the last flush was writing, so the
+                # writer is behind and their bursts are in; pausing would add to its backlog.
+                behind = self._wake.is_set()
                 self._wake.wait(FLUSH_SECONDS)
-                # Let a burst of reports accumulate so each run gets one batched call.
-                time.sleep(0.02)
+                if not behind:  # let the burst that woke the writer accumulate
+                    time.sleep(BURST_SECONDS)
                 self._wake.clear()
                 # Read before flushing: close() sets it after its last write, so this flush
                 # then carries everything.

@@ -39,6 +39,30 @@ def test_artifacts_written_in_place_are_read_back_by_mlflow(tmp_path):
     assert client.get_run(run_id).info.status == "FINISHED"
 
 
+def test_the_writer_pauses_for_a_burst_only_when_woken_from_idle(tmp_path, monkeypatch):
+    # Woken from idle, it waits a moment so that a trial's reports go out in one call.
+    # Events that came in while it was writing mean it is behind: a pause would only add
+    # to its backlog.
+    import time
+    import types
+
+    import hpo.tracking as tracking
+
+    pauses: list[float] = []
+    clock = types.SimpleNamespace(sleep=pauses.append, monotonic=time.monotonic, time=time.time)
+    monkeypatch.setattr(tracking, "time", clock)
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "e")
+    tracker._closing = True  # one pass of the loop, then it returns
+
+    tracker._wake.set()  # as when events arrived during the last flush
+    tracker._write_loop()
+    assert pauses == [] and tracker._error is None
+
+    tracker._wake.clear()  # idle: nothing arrived since
+    tracker._write_loop()
+    assert pauses == [tracking.BURST_SECONDS] and tracker._error is None
+
+
 def _env_after_import(extra: dict[str, str]) -> list[str]:
     import os
     import subprocess
