@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from models._activations import ACTIVATIONS, log_softmax
-from models._blas import add_scaled, add_to_rows, ones
+from models._blas import add_scaled, add_to_rows, matmul_rows, matmul_summed, ones
 from models._optimizers import SCHEDULES, SOLVERS, flush_subnormals, make_optimizer, scheduled_rate
 from models._validation import check_params, is_int, is_real, one_of
 from models.exceptions import DivergenceError
@@ -356,7 +356,7 @@ class BaseMLP(BaseEstimator):
         outputs = [X]
         last = len(self.coefs_) - 1
         for i, (W, b) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
-            z = np.matmul(outputs[-1], W, out=ws.z[i][:m])
+            z = matmul_rows(outputs[-1], W, out=ws.z[i][:m])
             add_to_rows(z, b)
             if i < last:
                 if act.needs_input and ws.z_in:
@@ -426,7 +426,7 @@ class BaseMLP(BaseEstimator):
         delta = outputs[-1]
         for i in range(len(self.coefs_) - 1, -1, -1):
             W, g, scratch = self.coefs_[i], ws.coef_grads[i], ws.scratch[i]
-            np.matmul(outputs[i].T, delta, out=g)
+            matmul_summed(outputs[i], delta, out=g, scratch=scratch)
             if self.alpha:
                 add_scaled(g, W, self.alpha / m)
             if self.l1:

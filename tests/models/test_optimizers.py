@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from models import MLPClassifier
-from models._blas import CACHED_ONES, GER_FROM, add_scaled, add_to_rows, ones
+from models import MLPClassifier, _blas
+from models._blas import (
+    CACHED_ONES,
+    GER_FROM,
+    add_scaled,
+    add_to_rows,
+    matmul_rows,
+    matmul_summed,
+    ones,
+    pieces,
+)
 from models._optimizers import (
     BLOCK,
     SGD,
@@ -104,6 +113,34 @@ def test_add_to_rows_adds_the_vector_to_every_row_in_place(dtype, width):
     before = strided.copy()
     add_to_rows(strided, b[::2])
     np.testing.assert_allclose(z[:, ::2], before + b[::2], rtol=1e-6)
+
+
+def test_products_are_split_only_into_small_products_of_enough_rows(monkeypatch):
+    monkeypatch.setattr(_blas, "_small_kernels", lambda: True)
+    assert pieces(200, 64 * 100) == 2  # a digits batch's first layer: 1.28 M multiply-adds
+    assert pieces(1797, 64 * 100) == 12
+    assert pieces(150, 64 * 100) == 1  # small already
+    assert pieces(256, 64 * 256) == 1  # its pieces would be thinner than MIN_ROWS
+    assert pieces(128, 784 * 500) == 1  # an MNIST-sized layer: BLAS's general path
+    monkeypatch.setattr(_blas, "_small_kernels", lambda: False)  # a BLAS without them
+    assert pieces(200, 64 * 100) == 1
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("small_kernels", [True, False])
+@pytest.mark.parametrize("rows", [200, 197, 1797, 40])
+def test_products_in_pieces_equal_the_whole_product(monkeypatch, dtype, small_kernels, rows):
+    monkeypatch.setattr(_blas, "_small_kernels", lambda: small_kernels)
+    rng = np.random.default_rng(0)
+    a, w = rng.normal(size=(rows, 64)).astype(dtype), rng.normal(size=(64, 100)).astype(dtype)
+    delta = rng.normal(size=(rows, 100)).astype(dtype)
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    out = np.empty((rows, 100), dtype)
+    assert matmul_rows(a, w, out=out) is out
+    np.testing.assert_allclose(out, a @ w, rtol=rtol, atol=rtol)
+    grad, scratch = np.empty((64, 100), dtype), np.empty((64, 100), dtype)
+    assert matmul_summed(a, delta, out=grad, scratch=scratch) is grad
+    np.testing.assert_allclose(grad, a.T @ delta, rtol=rtol, atol=rtol * rows)
 
 
 def test_flush_subnormals_zeroes_only_values_below_the_smallest_normal():
