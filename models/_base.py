@@ -435,7 +435,7 @@ class BaseMLP(BaseEstimator):
             np.matmul(ones(m, delta.dtype), delta, out=ws.intercept_grads[i])
             if i == 0:
                 break
-            previous = np.matmul(delta, W.T, out=ws.delta[i - 1][:m])
+            previous = matmul_rows(delta, W.T, out=ws.delta[i - 1][:m])
             dropped = masks is not None and masks[i - 1] is not None
             if dropped:
                 previous *= masks[i - 1]
