@@ -126,6 +126,22 @@ def test_products_are_split_only_into_small_products_of_enough_rows(monkeypatch)
     assert pieces(200, 64 * 100) == 1
 
 
+def test_small_kernels_are_assumed_only_for_numpys_openblas_on_avx512(monkeypatch):
+    import threadpoolctl
+
+    detect = _blas._small_kernels.__wrapped__  # not the per-process cached answer
+    config = {"Build Dependencies": {"blas": {"name": "scipy-openblas"}}}
+    monkeypatch.setattr(np, "show_config", lambda mode=None: config)
+    for target, expected in (("SkylakeX", True), ("SapphireRapids", True), ("Haswell", False)):
+        found = [{"user_api": "blas", "internal_api": "openblas", "architecture": target}]
+        monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda found=found: found)
+        assert detect() is expected
+    config["Build Dependencies"]["blas"]["name"] = "mkl-rt"  # NumPy on MKL: not its kernels
+    assert detect() is False
+    monkeypatch.setattr(np, "show_config", lambda mode=None: {})  # a NumPy that does not say
+    assert detect() is False
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("small_kernels", [True, False])
 @pytest.mark.parametrize("rows", [200, 197, 1797, 40])
