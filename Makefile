@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/pip install -q "torch==2.13.0" greenlet optuna-integration
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/models.py
+	$(BIN)/python benchmarks/step_parts.py
 	$(BIN)/python benchmarks/optimizers.py
 	$(BIN)/python benchmarks/pruning.py
 
