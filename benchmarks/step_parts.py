@@ -27,14 +27,11 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # not the models package
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_{name}", HERE / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_report, _models = _load("_report"), _load("models")
+# The models benchmark's helpers (and the report writers it imports): its file name would
+# shadow the models package, so it is loaded from its path.
+_spec = importlib.util.spec_from_file_location("_models_benchmark", HERE / "models.py")
+_models = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_models)
 TARGETS = {"float64": 2.5, "float32": 4.0}
 BATCH = 200
 
@@ -158,20 +155,20 @@ def main() -> None:
             "## Where a digits epoch goes (`benchmarks/step_parts.py`)",
             "",
             f"Command: `.venv/bin/python benchmarks/step_parts.py --repeats {args.repeats}`; "
-            f"machine: {_report.machine()}. The calls of one training step of "
+            f"machine: {_models.machine()}. The calls of one training step of "
             "models.MLPClassifier (64-100-10, relu, softmax, Adam, batch 200, one BLAS thread), "
             "each timed alone on warm arrays (fastest of 5 rounds of 400 calls); per epoch, "
             f"{batches:.3f} batches and one shuffle. Epochs timed as in the models benchmark "
             f"(30 epochs, median of {args.repeats}).",
             "",
-            _report.table(summary),
+            _models.table(summary),
             "",
-            _report.table(calls),
+            _models.table(calls),
         ]
     )
     print(body)
     if not args.no_write:
-        _report.write_section("step_parts", body)
+        _models.write_section("step_parts", body)
 
 
 if __name__ == "__main__":
