@@ -58,40 +58,41 @@ def step_calls(X: np.ndarray, y: np.ndarray, dtype: str) -> tuple[dict[str, floa
     """Microseconds of each call of one training step, and of one epoch's shuffle."""
     from models import MLPClassifier
     from models._activations import ACTIVATIONS
-    from models._base import _softmax_cross_entropy
-    from models._blas import add_scaled, add_to_rows, matmul_rows, matmul_summed, ones
+    from models._base import _softmax_cross_entropy, with_ones
+    from models._blas import add_scaled, matmul_rows, matmul_summed
 
     model = MLPClassifier((100,), batch_size=BATCH, max_iter=1, dtype=dtype, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # max_iter reached
         model.fit(X, y)
-    Xp, Y = model._prepare_X(X, reset=False), model._encode(y)
+    # Training's inputs carry a column of ones, and each layer's weights and bias are one
+    # matrix [W; b]: a product adds the bias, a weight gradient yields the bias's.
+    Xp, Y = with_ones(model._prepare_X(X, reset=False)), model._encode(y)
     ws = model._workspace(BATCH)
-    (W1, W2), (b1, b2) = model.coefs_, model.intercepts_
-    (g1, g2), (gb1, gb2) = ws.coef_grads, ws.intercept_grads
-    Xb, Yb, z1, z2, d1 = Xp[:BATCH], Y[:BATCH], ws.z[0], ws.z[1], ws.delta[0]
-    relu, column = ACTIVATIONS["relu"], ones(BATCH, Xp.dtype)
-    matmul_rows(relu.forward(matmul_rows(Xb, W1, out=z1), 0.0), W2, out=z2)  # real values
     params, grads = [model._packed_parameters()], [ws.grads]
+    (W1, W2), (L1, L2) = model.coefs_, model._layer_weights()
+    (g1, g2), (lg1, lg2) = ws.coef_grads, ws.layer_grads
+    Xb, Yb, z1, z2, d1 = Xp[:BATCH], Y[:BATCH], ws.z[0], ws.z[1], ws.delta[0]
+    relu = ACTIVATIONS["relu"]
+    matmul_rows(Xb, L1, out=z1[:, :-1])  # real values in every array the calls read
+    matmul_rows(relu.forward(z1, 0.0), L2, out=z2)
     calls = {
-        "hidden layer product (200x64 @ 64x100)": lambda: matmul_rows(Xb, W1, out=z1),
-        "hidden bias": lambda: add_to_rows(z1, b1),
+        "hidden layer product with bias (200x65 @ 65x100)": lambda: matmul_rows(
+            Xb, L1, out=z1[:, :-1]
+        ),
         "relu": lambda: relu.forward(z1, 0.0),
-        "output layer product (200x100 @ 100x10)": lambda: matmul_rows(z1, W2, out=z2),
-        "output bias": lambda: add_to_rows(z2, b2),
+        "output layer product with bias (200x101 @ 101x10)": lambda: matmul_rows(z1, L2, out=z2),
         "softmax and cross-entropy": lambda: _softmax_cross_entropy(z2, Yb, BATCH),
         "output error (minus targets, over the batch)": lambda: output_error(z2, Yb),
-        "output weight gradient (100x200 @ 200x10)": lambda: matmul_summed(
-            z1, z2, out=g2, scratch=ws.scratch[1]
+        "output weight and bias gradient (101x200 @ 200x10)": lambda: matmul_summed(
+            z1, z2, out=lg2, scratch=ws.scratch[1]
         ),
-        "output bias gradient": lambda: np.matmul(column, z2, out=gb2),
-        "error back to the hidden layer (200x10 @ 10x100)": lambda: matmul_rows(z2, W2.T, out=d1),
+        "error back to the hidden layer (200x10 @ 10x101)": lambda: matmul_rows(z2, L2.T, out=d1),
         "relu derivative": lambda: relu.derivative(None, z1, 0.0, ws.derivative[0]),
         "error times derivative": lambda: np.multiply(d1, ws.derivative[0], out=d1),
-        "hidden weight gradient (64x200 @ 200x100)": lambda: matmul_summed(
-            Xb, d1, out=g1, scratch=ws.scratch[0]
+        "hidden weight and bias gradient (65x200 @ 200x100)": lambda: matmul_summed(
+            Xb, d1[:, :-1], out=lg1, scratch=ws.scratch[0]
         ),
-        "hidden bias gradient": lambda: np.matmul(column, d1, out=gb1),
         "L2 penalty's gradient (both layers)": lambda: [
             add_scaled(g, W, model.alpha / BATCH) for g, W in ((g1, W1), (g2, W2))
         ],

@@ -24,6 +24,9 @@ class Activation:
     forward: Callable[[Array, float], Array]
     derivative: Callable[[Array | None, Array, float, Array], Array]
     needs_input: bool  # whether derivative reads z (then the caller keeps a copy of it)
+    # Whether forward maps 1 to 1: a layer's column of ones (its bias input to the next
+    # layer) then survives the activation, and need not be written again on every batch.
+    keeps_one: bool
 
 
 def _relu(z: Array, _: float) -> Array:
@@ -89,13 +92,15 @@ def _identity_grad(z: Array | None, a: Array, _: float, out: Array) -> Array:
 
 
 _ALL = [
-    Activation("relu", _relu, _relu_grad, needs_input=False),
-    Activation("leaky_relu", _leaky_relu, _leaky_relu_grad, needs_input=True),
-    Activation("elu", _elu, _elu_grad, needs_input=True),
-    Activation("tanh", _tanh, _tanh_grad, needs_input=False),
-    Activation("sigmoid", _sigmoid, _sigmoid_grad, needs_input=False),
-    Activation("logistic", _sigmoid, _sigmoid_grad, needs_input=False),  # scikit-learn's name
-    Activation("identity", _identity, _identity_grad, needs_input=False),
+    Activation("relu", _relu, _relu_grad, needs_input=False, keeps_one=True),
+    Activation("leaky_relu", _leaky_relu, _leaky_relu_grad, needs_input=True, keeps_one=True),
+    Activation("elu", _elu, _elu_grad, needs_input=True, keeps_one=True),
+    Activation("tanh", _tanh, _tanh_grad, needs_input=False, keeps_one=False),
+    Activation("sigmoid", _sigmoid, _sigmoid_grad, needs_input=False, keeps_one=False),
+    Activation(
+        "logistic", _sigmoid, _sigmoid_grad, needs_input=False, keeps_one=False
+    ),  # scikit-learn's name
+    Activation("identity", _identity, _identity_grad, needs_input=False, keeps_one=True),
 ]
 ACTIVATIONS: dict[str, Activation] = {a.name: a for a in _ALL}
 

@@ -42,6 +42,19 @@ def packed(shapes: list[tuple[int, ...]], dtype: Any) -> tuple[np.ndarray, list[
     return flat, views
 
 
+def with_ones(X: np.ndarray) -> np.ndarray:
+    """X with a last column of ones: the input a layer's [W; b] multiplies in one product."""
+    Xa = np.empty((X.shape[0], X.shape[1] + 1), X.dtype)
+    Xa[:, :-1] = X
+    Xa[:, -1] = 1
+    return Xa
+
+
+def layer_shape(W: np.ndarray) -> tuple[int, int]:
+    """The shape of a layer's [W; b]: its weights with the bias as one more row."""
+    return W.shape[0] + 1, W.shape[1]
+
+
 def _hidden_sizes_ok(v: Any) -> bool:
     sizes = (v,) if isinstance(v, int) else v
     return isinstance(sizes, Sequence) and all(
@@ -80,7 +93,14 @@ def _softmax_cross_entropy(z: np.ndarray, Y: np.ndarray, m: int) -> float:
 
 class _Workspace:
     """Arrays reused by every batch of one size, so a training step allocates (almost)
-    nothing: fresh arrays of a few hundred kilobytes cost more than the arithmetic on them."""
+    nothing: fresh arrays of a few hundred kilobytes cost more than the arithmetic on them.
+
+    A hidden layer's outputs carry a last column of ones, and each layer's weights and bias
+    are one matrix [W; b] (see `BaseMLP._packed_parameters`): the next layer's product then
+    adds its bias, and its weight gradient yields the bias's, with no call of their own. The
+    arrays of the backward pass are as wide, so that each element-wise step is one pass over
+    a contiguous array; their last column is not used.
+    """
 
     def __init__(
         self,
@@ -94,26 +114,28 @@ class _Workspace:
         widths = [W.shape[1] for W in coefs]
         hidden = widths[:-1]
         self.batch = batch
-        self.z = [np.empty((batch, w), dtype) for w in widths]
+        self.z = [np.empty((batch, w + 1), dtype) for w in hidden]
+        for z in self.z:
+            z[:, -1] = 1
+        self.z.append(np.empty((batch, widths[-1]), dtype))
         if not training:  # a forward pass needs only the layer outputs
             self.z_in = self.before_dropout = []
             return
         self.z_in = (
-            [np.empty((batch, w), dtype) for w in hidden]
+            [np.empty((batch, w + 1), dtype) for w in hidden]
             if ACTIVATIONS[activation].needs_input
             else []
         )
         self.before_dropout = [
-            np.empty((batch, w), dtype) if p > 0 else None
+            np.empty((batch, w + 1), dtype) if p > 0 else None
             for w, p in zip(hidden, dropout, strict=True)
         ]
-        self.delta = [np.empty((batch, w), dtype) for w in hidden]
-        self.derivative = [np.empty((batch, w), dtype) for w in hidden]
-        self.grads, views = packed(
-            [*(W.shape for W in coefs), *((W.shape[1],) for W in coefs)], dtype
-        )
-        self.coef_grads, self.intercept_grads = views[: len(coefs)], views[len(coefs) :]
-        self.scratch = [np.empty_like(W) for W in coefs]
+        self.delta = [np.empty((batch, w + 1), dtype) for w in hidden]
+        self.derivative = [np.empty((batch, w + 1), dtype) for w in hidden]
+        self.grads, self.layer_grads = packed([layer_shape(W) for W in coefs], dtype)
+        self.coef_grads = [g[:-1] for g in self.layer_grads]
+        self.intercept_grads = [g[-1] for g in self.layer_grads]
+        self.scratch = [np.empty_like(g) for g in self.layer_grads]
 
 
 class BaseMLP(BaseEstimator):
@@ -287,22 +309,32 @@ class BaseMLP(BaseEstimator):
         state = super().__getstate__()
         # The flat copy would double a pickled model; it is rebuilt from coefs_ on training.
         state.pop("_flat_parameters", None)
+        state.pop("_layers", None)
         return state
 
-    def _packed_parameters(self) -> np.ndarray:
-        """The flat array whose views are `coefs_` and `intercepts_` (the layout of the
-        workspace's gradients), made anew when they are not its views any more (fresh
-        weights, best weights restored, a model loaded from a pickle)."""
-        arrays = [*self.coefs_, *self.intercepts_]
+    def _is_packed(self) -> bool:
         flat = getattr(self, "_flat_parameters", None)
-        if flat is None or not all(a.base is flat for a in arrays):
-            flat, views = packed([a.shape for a in arrays], arrays[0].dtype)
-            for view, a in zip(views, arrays, strict=True):
-                view[...] = a
-            n = len(self.coefs_)
-            self.coefs_, self.intercepts_ = views[:n], views[n:]
-            self._flat_parameters = flat
-        return flat
+        return flat is not None and all(a.base is flat for a in [*self.coefs_, *self.intercepts_])
+
+    def _packed_parameters(self) -> np.ndarray:
+        """The flat array of every layer's [W; b] (the layout of the workspace's gradients),
+        whose views are `coefs_` and `intercepts_`; made anew when they are not its views
+        any more (fresh weights, best weights restored, a model loaded from a pickle)."""
+        if not self._is_packed():
+            flat, layers = packed([layer_shape(W) for W in self.coefs_], self.coefs_[0].dtype)
+            for layer, W, b in zip(layers, self.coefs_, self.intercepts_, strict=True):
+                layer[:-1], layer[-1] = W, b
+            self.coefs_ = [layer[:-1] for layer in layers]
+            self.intercepts_ = [layer[-1] for layer in layers]
+            self._flat_parameters, self._layers = flat, layers
+        return self._flat_parameters
+
+    def _layer_weights(self) -> list[np.ndarray]:
+        """Each layer's [W; b]: views of the packed parameters, or stacked copies when the
+        parameters are not packed (set by hand, loaded), so that predicting changes nothing."""
+        if self._is_packed():
+            return self._layers
+        return [np.vstack([W, b]) for W, b in zip(self.coefs_, self.intercepts_, strict=True)]
 
     def _prepare_X(self, X: Any, *, reset: bool) -> np.ndarray:
         """Validated inputs in the model's dtype, standardised when asked."""
@@ -346,8 +378,9 @@ class BaseMLP(BaseEstimator):
     ) -> list[np.ndarray]:
         """Each layer's output for the batch X; the last is the output layer's pre-activation.
 
-        Hidden outputs are after dropout; ``ws`` keeps what the backward pass needs (z for
-        activations that read it, the activation before dropout).
+        X may carry a last column of ones (`with_ones`), as training's batches do; hidden
+        outputs always do, and are after dropout. ``ws`` keeps what the backward pass needs
+        (z for activations that read it, the activation before dropout).
         """
         ws = ws if ws is not None else self._workspace(X.shape[0], training=masks is not None)
         m = X.shape[0]
@@ -355,16 +388,24 @@ class BaseMLP(BaseEstimator):
         param = self._activation_parameter()
         outputs = [X]
         last = len(self.coefs_) - 1
-        for i, (W, b) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
-            z = matmul_rows(outputs[-1], W, out=ws.z[i][:m])
-            add_to_rows(z, b)
+        layers = self._layer_weights()
+        for i, (layer, W, b) in enumerate(zip(layers, self.coefs_, self.intercepts_, strict=True)):
+            a, z = outputs[-1], ws.z[i][:m]
+            product = z[:, :-1] if i < last else z
+            if a.shape[1] == layer.shape[0]:  # a has its ones: the bias comes in the product
+                matmul_rows(a, layer, out=product)
+            else:
+                matmul_rows(a, W, out=product)
+                add_to_rows(product, b)
             if i < last:
                 if act.needs_input and ws.z_in:
                     np.copyto(ws.z_in[i][:m], z)
                 act.forward(z, param)
+                if not act.keeps_one:
+                    z[:, -1] = 1
                 if masks is not None and masks[i] is not None:
                     np.copyto(ws.before_dropout[i][:m], z)
-                    z *= masks[i]  # inverted dropout: the mask is already scaled by 1/(1-p)
+                    product *= masks[i]  # inverted dropout: the mask is already 1/(1-p) scaled
             outputs.append(z)
         return outputs
 
@@ -414,8 +455,11 @@ class BaseMLP(BaseEstimator):
         penalty_loss: bool = True,
     ) -> tuple[float, list[np.ndarray]]:
         """Loss and gradients for one batch. The gradients live in the workspace: a fresh one
-        unless ``ws`` is given, so callers that keep them across calls pass none."""
+        unless ``ws`` is given, so callers that keep them across calls pass none. X is given
+        as the user's inputs or, as training passes it, already `with_ones`."""
         m = X.shape[0]
+        if X.shape[1] == self.coefs_[0].shape[0]:
+            X = with_ones(X)  # so that the first layer's gradient includes its bias's
         ws = ws if ws is not None else self._workspace(m)
         outputs = self._forward(X, masks, ws)
         loss = self._output_loss(outputs[-1], Y)  # outputs[-1] now holds d loss / d z
@@ -423,22 +467,24 @@ class BaseMLP(BaseEstimator):
             loss += self._penalty(m)
         act = ACTIVATIONS[self.activation]
         param = self._activation_parameter()
+        layers = self._layer_weights()
         delta = outputs[-1]
         for i in range(len(self.coefs_) - 1, -1, -1):
             W, g, scratch = self.coefs_[i], ws.coef_grads[i], ws.scratch[i]
-            matmul_summed(outputs[i], delta, out=g, scratch=scratch)
+            if i < len(self.coefs_) - 1:
+                delta = delta[:, :-1]  # a hidden layer's: its last column is not a unit's
+            # The gradient of [W; b]: the inputs' column of ones sums delta into the bias's.
+            matmul_summed(outputs[i], delta, out=ws.layer_grads[i], scratch=scratch)
             if self.alpha:
                 add_scaled(g, W, self.alpha / m)
             if self.l1:
-                add_scaled(g, np.sign(W, out=scratch), self.l1 / m)
-            # ones @ delta: BLAS sums the columns 3-4 times faster than np.sum(axis=0) here.
-            np.matmul(ones(m, delta.dtype), delta, out=ws.intercept_grads[i])
+                add_scaled(g, np.sign(W, out=scratch[:-1]), self.l1 / m)
             if i == 0:
                 break
-            previous = matmul_rows(delta, W.T, out=ws.delta[i - 1][:m])
+            previous = matmul_rows(delta, layers[i].T, out=ws.delta[i - 1][:m])
             dropped = masks is not None and masks[i - 1] is not None
             if dropped:
-                previous *= masks[i - 1]
+                previous[:, :-1] *= masks[i - 1]
             a = ws.before_dropout[i - 1][:m] if dropped else outputs[i]
             z = ws.z_in[i - 1][:m] if act.needs_input else None
             previous *= act.derivative(z, a, param, ws.derivative[i - 1][:m])
@@ -539,6 +585,7 @@ class BaseMLP(BaseEstimator):
         elif eval_set is not None:
             X_val, y_val = self._prepare_X(eval_set[0], reset=False), np.asarray(eval_set[1])
         Y = self._encode(y)
+        X = with_ones(X)  # once, so that every batch's rows carry their ones
         best_score, best_weights, stale = -np.inf, None, 0
         for _ in range(epochs):
             train_loss = self._epoch(X, Y)

@@ -91,6 +91,37 @@ def test_hand_worked_two_layer_example():
     assert model.predict([[1.0, 2.0]]) == pytest.approx([0.5])
 
 
+TEXTBOOK = {
+    "relu": lambda z: np.maximum(z, 0),
+    "leaky_relu": lambda z: np.where(z > 0, z, 0.1 * z),
+    "elu": lambda z: np.where(z > 0, z, 0.7 * np.expm1(z)),
+    "tanh": np.tanh,
+    "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+    "identity": lambda z: z,
+}
+
+
+@pytest.mark.parametrize("activation", list(TEXTBOOK))
+def test_training_and_prediction_compute_the_textbook_forward_pass(activation):
+    # Training multiplies each layer's [W; b] with inputs that carry a column of ones; both it
+    # and prediction must compute a = f(a_prev @ W + b), whatever f does to a one.
+    model = MLPClassifier(
+        (5, 4), activation=activation, leaky_relu_slope=0.1, elu_alpha=0.7, max_iter=3
+    ).fit(X_SMALL, Y3)
+    for b in model.intercepts_:
+        b += 0.5  # biases clearly off zero, so that a bias input other than one shows
+    a = X_SMALL
+    for W, b in zip(model.coefs_[:-1], model.intercepts_[:-1], strict=True):
+        a = TEXTBOOK[activation](a @ W + b)
+    logits = a @ model.coefs_[-1] + model.intercepts_[-1]
+    np.testing.assert_allclose(model._raw_output(X_SMALL), logits, rtol=1e-10)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    Y = model._encode(Y3)
+    loss, _ = model._loss_and_grads(X_SMALL, Y, penalty_loss=False)
+    assert loss == pytest.approx(-np.mean(np.sum(Y * log_p, axis=1)), rel=1e-10)
+
+
 def test_and_is_learned_faster_with_cross_entropy_than_squared_error():
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
     y = np.array([0, 0, 0, 1])
