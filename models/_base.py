@@ -527,9 +527,16 @@ class BaseMLP(BaseEstimator):
         rng, n = self._rng, X.shape[0]
         batch = min(200, n) if self.batch_size == "auto" else min(self.batch_size, n)
         if self.shuffle:  # one gather per epoch; batches are then slices
-            # Indexing gathers rows 2-3 times faster than np.take(..., out=buffer).
             order = rng.permutation(n)
-            X, Y = X[order], Y[order]
+            kept = getattr(self, "_shuffled", None)
+            if kept is None or kept[0].shape != X.shape:
+                kept = self._shuffled = np.empty_like(X), np.empty_like(Y)
+            # Into arrays kept for the fit: indexing would make the epoch's copy in fresh
+            # memory, whose pages cost about as much as the gather on large data (10k x 785
+            # rows: 22 ms against 12). mode="clip" gathers directly ("raise" buffers), and
+            # a permutation is always in range.
+            X = np.take(X, order, axis=0, out=kept[0], mode="clip")
+            Y = np.take(Y, order, axis=0, out=kept[1], mode="clip")
         lr = scheduled_rate(self, self.n_iter_)
         rates = self._dropout_rates()
         if self._ws is None or self._ws.batch != batch:
@@ -587,39 +594,40 @@ class BaseMLP(BaseEstimator):
         Y = self._encode(y)
         X = with_ones(X)  # once, so that every batch's rows carry their ones
         best_score, best_weights, stale = -np.inf, None, 0
-        for _ in range(epochs):
-            train_loss = self._epoch(X, Y)
-            self.n_iter_ += 1
-            self.loss_curve_.append(train_loss)
-            self._check_finite(train_loss)
-            metrics = {
-                "train_loss": train_loss,
-                "learning_rate": scheduled_rate(self, self.n_iter_ - 1),
-            }
-            if X_val is not None:
-                metrics.update(self._score_metrics(X_val, y_val))
-                self.validation_scores_.append(metrics["val_score"])
-            stop = bool(
-                self.epoch_callback is not None and self.epoch_callback(self.n_iter_, metrics)
-            )
-            # Patience: on the validation score with early stopping, else on the training loss.
-            if self.early_stopping:
-                score = metrics["val_score"]
-                if score > best_score + self.tol:
-                    best_score, stale = score, 0
-                    best_weights = (
-                        [W.copy() for W in self.coefs_],
-                        [b.copy() for b in self.intercepts_],
-                    )
+        try:
+            for _ in range(epochs):
+                train_loss = self._epoch(X, Y)
+                self.n_iter_ += 1
+                self.loss_curve_.append(train_loss)
+                self._check_finite(train_loss)
+                metrics = {
+                    "train_loss": train_loss,
+                    "learning_rate": scheduled_rate(self, self.n_iter_ - 1),
+                }
+                if X_val is not None:
+                    metrics.update(self._score_metrics(X_val, y_val))
+                    self.validation_scores_.append(metrics["val_score"])
+                stop = bool(
+                    self.epoch_callback is not None and self.epoch_callback(self.n_iter_, metrics)
+                )
+                # Patience: on the validation score with early stopping, else on the training loss.
+                if self.early_stopping:
+                    score = metrics["val_score"]
+                    if score > best_score + self.tol:
+                        best_score, stale = score, 0
+                        best_weights = (
+                            [W.copy() for W in self.coefs_],
+                            [b.copy() for b in self.intercepts_],
+                        )
+                    else:
+                        stale += 1
                 else:
-                    stale += 1
-            else:
-                stale = stale + 1 if train_loss > self.best_loss_ - self.tol else 0
-            self.best_loss_ = min(self.best_loss_, train_loss)
-            if stop or stale >= self.n_iter_no_change:
-                break
-        # Buffers are for training only; a fitted model does not carry them.
-        self._ws = None
+                    stale = stale + 1 if train_loss > self.best_loss_ - self.tol else 0
+                self.best_loss_ = min(self.best_loss_, train_loss)
+                if stop or stale >= self.n_iter_no_change:
+                    break
+        finally:  # buffers are for training only: a fitted or diverged model drops them
+            self._ws = self._shuffled = None
         if best_weights is not None:  # early stopping keeps the best epoch, not the last
             self.coefs_, self.intercepts_ = best_weights
             self.best_validation_score_ = best_score

@@ -432,6 +432,16 @@ def test_divergence_raises_a_clear_error():
     )
     with pytest.raises(DivergenceError, match=r"at epoch \d+ with learning_rate=1000000.0"):
         model.fit(X, y)
+    # Nor does the failed model keep its training buffers (a shuffled copy of the data).
+    assert model._ws is None and model._shuffled is None
+
+
+def test_a_fitted_model_keeps_no_copy_of_its_training_data():
+    X, y = load_iris(return_X_y=True)
+    model = MLPClassifier((5,), max_iter=3, random_state=0).fit(X, y)
+    assert model._ws is None and model._shuffled is None
+    model.partial_fit(X, y)
+    assert model._ws is None and model._shuffled is None
 
 
 @pytest.mark.parametrize(
