@@ -28,6 +28,9 @@ def _blocks(*arrays: np.ndarray):
     """
     flat = [a.reshape(-1) for a in arrays]  # views: parameters and state are contiguous
     n = flat[0].size
+    if n <= BLOCK:  # a small network's: one block, without slicing each array again
+        yield n, flat
+        return
     for start in range(0, n, BLOCK):
         stop = min(start + BLOCK, n)
         yield stop - start, [f[start:stop] for f in flat]

@@ -74,10 +74,10 @@ def ours(solver: str, params):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("solver", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"])
-def test_each_optimiser_follows_its_textbook_update(solver, dtype):
+@pytest.mark.parametrize("size", [BLOCK + 1000, 500])  # in blocks, and in one
+def test_each_optimiser_follows_its_textbook_update(solver, dtype, size):
     rng = np.random.default_rng(0)
-    # More elements than a block, so the blocked passes are covered too.
-    p = rng.normal(size=BLOCK + 1000).astype(dtype)
+    p = rng.normal(size=size).astype(dtype)
     expected = p.astype(np.float64)
     optimizer, reference = ours(solver, [p]), textbook(solver, **HYPER)
     for t in range(1, 6):
