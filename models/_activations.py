@@ -97,9 +97,8 @@ _ALL = [
     Activation("elu", _elu, _elu_grad, needs_input=True, keeps_one=True),
     Activation("tanh", _tanh, _tanh_grad, needs_input=False, keeps_one=False),
     Activation("sigmoid", _sigmoid, _sigmoid_grad, needs_input=False, keeps_one=False),
-    Activation(
-        "logistic", _sigmoid, _sigmoid_grad, needs_input=False, keeps_one=False
-    ),  # scikit-learn's name
+    # scikit-learn's name for the sigmoid
+    Activation("logistic", _sigmoid, _sigmoid_grad, needs_input=False, keeps_one=False),
     Activation("identity", _identity, _identity_grad, needs_input=False, keeps_one=True),
 ]
 ACTIVATIONS: dict[str, Activation] = {a.name: a for a in _ALL}
