@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from models._activations import ACTIVATIONS, log_softmax
-from models._blas import add_scaled, add_to_rows, matmul_rows, matmul_summed, ones
+from models._blas import add_scaled, matmul_rows, matmul_summed, ones
 from models._optimizers import SCHEDULES, SOLVERS, flush_subnormals, make_optimizer, scheduled_rate
 from models._validation import check_params, is_int, is_real, one_of
 from models.exceptions import DivergenceError
@@ -375,12 +375,14 @@ class BaseMLP(BaseEstimator):
         X: np.ndarray,
         masks: list[np.ndarray | None] | None = None,
         ws: _Workspace | None = None,
+        layers: list[np.ndarray] | None = None,
     ) -> list[np.ndarray]:
         """Each layer's output for the batch X; the last is the output layer's pre-activation.
 
         X may carry a last column of ones (`with_ones`), as training's batches do; hidden
         outputs always do, and are after dropout. ``ws`` keeps what the backward pass needs
-        (z for activations that read it, the activation before dropout).
+        (z for activations that read it, the activation before dropout); ``layers`` are
+        the `_layer_weights`, when the caller has them already.
         """
         ws = ws if ws is not None else self._workspace(X.shape[0], training=masks is not None)
         m = X.shape[0]
@@ -388,15 +390,15 @@ class BaseMLP(BaseEstimator):
         param = self._activation_parameter()
         outputs = [X]
         last = len(self.coefs_) - 1
-        layers = self._layer_weights()
+        layers = layers if layers is not None else self._layer_weights()
         for i, (layer, W, b) in enumerate(zip(layers, self.coefs_, self.intercepts_, strict=True)):
             a, z = outputs[-1], ws.z[i][:m]
             product = z[:, :-1] if i < last else z
             if a.shape[1] == layer.shape[0]:  # a has its ones: the bias comes in the product
                 matmul_rows(a, layer, out=product)
-            else:
+            else:  # the user's inputs, as given to predict
                 matmul_rows(a, W, out=product)
-                add_to_rows(product, b)
+                product += b
             if i < last:
                 if act.needs_input and ws.z_in:
                     np.copyto(ws.z_in[i][:m], z)
@@ -461,13 +463,13 @@ class BaseMLP(BaseEstimator):
         if X.shape[1] == self.coefs_[0].shape[0]:
             X = with_ones(X)  # so that the first layer's gradient includes its bias's
         ws = ws if ws is not None else self._workspace(m)
-        outputs = self._forward(X, masks, ws)
+        layers = self._layer_weights()
+        outputs = self._forward(X, masks, ws, layers)
         loss = self._output_loss(outputs[-1], Y)  # outputs[-1] now holds d loss / d z
         if penalty_loss:
             loss += self._penalty(m)
         act = ACTIVATIONS[self.activation]
         param = self._activation_parameter()
-        layers = self._layer_weights()
         delta = outputs[-1]
         for i in range(len(self.coefs_) - 1, -1, -1):
             W, g, scratch = self.coefs_[i], ws.coef_grads[i], ws.scratch[i]
