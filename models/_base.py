@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from models._activations import ACTIVATIONS, log_softmax
 from models._blas import add_scaled, matmul_rows, matmul_summed, ones
-from models._optimizers import SCHEDULES, SOLVERS, flush_subnormals, make_optimizer, scheduled_rate
+from models._optimizers import SCHEDULES, SOLVERS, flush_to_zero, make_optimizer, scheduled_rate
 from models._validation import check_params, is_int, is_real, one_of
 from models.exceptions import DivergenceError
 
@@ -563,7 +563,7 @@ class BaseMLP(BaseEstimator):
                 if self.max_norm is not None:
                     self._apply_max_norm()
                 self.t_ += len(Xb)
-            flush_subnormals([*params, *self._optimizer.state])
+            flush_to_zero([*params, *self._optimizer.state])
             # The penalty's share of the loss, once per epoch at the epoch's final weights
             # rather than on every batch: it only feeds the reported curve, not the gradients.
             return total / n + self._penalty(batch)
