@@ -14,6 +14,13 @@ from models._activations import log_softmax
 from models._base import BaseMLP
 
 
+def _integers(y: np.ndarray) -> bool:
+    """Whether y holds integer (or boolean) labels: scikit-learn's checks of class labels,
+    which refuse continuous values and mixed strings and numbers, cannot fail on them, and
+    cost a quarter of a digits epoch in every `fit` and `partial_fit` (0.6 of 0.7 ms)."""
+    return y.dtype.kind in "iub"
+
+
 class MLPClassifier(ClassifierMixin, BaseMLP):
     """Multilayer perceptron classifier.
 
@@ -118,10 +125,12 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     def _prepare_y(self, y: Any, reset: bool = True) -> np.ndarray:
         y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
+        if not _integers(y):  # integers are always class labels
+            check_classification_targets(y)
         hint = getattr(self, "_classes_hint", None) if reset else None
         if reset:  # sorted; mixed kinds of label (strings and numbers) are refused
-            self.classes_ = unique_labels(y if hint is None else hint)
+            labels = y if hint is None else hint
+            self.classes_ = np.unique(labels) if _integers(labels) else unique_labels(labels)
             self._output = "sigmoid" if len(self.classes_) == 2 else "softmax"
         if (hint is not None or not reset) and not np.isin(y, self.classes_).all():
             where = "in classes" if reset else "seen in the first partial_fit"

@@ -377,6 +377,37 @@ def test_targets_are_encoded_as_scikit_learns_label_binarizer_does(labels):
     np.testing.assert_array_equal(Y, expected)
 
 
+@pytest.mark.parametrize(
+    "y",
+    [
+        np.array([3, -1, 7, 3], np.int64),
+        np.array([2, 0, 2], np.uint8),
+        np.array([True, False, True]),
+        np.array([1.0, 0.0, 2.0]),
+        np.array(["b", "a", "b"]),
+        np.array(["b", "a"], dtype=object),
+    ],
+)
+def test_classes_are_scikit_learns_unique_labels_for_every_kind_of_label(y):
+    # Integer labels skip scikit-learn's checks (they cannot fail); the classes must not
+    # change for it, nor their dtype.
+    from sklearn.utils.multiclass import unique_labels
+
+    model = MLPClassifier()
+    model._prepare_y(y)
+    expected = unique_labels(y)
+    assert model.classes_.dtype == expected.dtype
+    np.testing.assert_array_equal(model.classes_, expected)
+
+
+def test_continuous_or_mixed_labels_are_refused():
+    X = np.zeros((3, 2))
+    with pytest.raises(ValueError, match="Unknown label type: continuous"):
+        MLPClassifier().fit(X, [0.5, 1.5, 2.0])
+    with pytest.raises(ValueError, match="Unknown label type: unknown"):  # str and int mixed
+        MLPClassifier().fit(X, np.array([1, "a", 2], dtype=object))
+
+
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
 def test_training_continues_the_same_across_a_pickle(solver):
     # The weights are views of one flat array the optimiser updates; a pickled model has
