@@ -46,8 +46,8 @@ def flush_to_zero(arrays: Arrays) -> None:
     float32 took 2.4 times as long by epoch 300. Flushing only subnormal values is not
     enough: the L2 gradient of a weight just above the smallest normal number (alpha / batch
     times it) is subnormal, and so is the Adam update computed from it. A value below this
-    threshold is lost in any sum with a term of normal size, and zero is what these values
-    are heading to anyway.
+    threshold is lost next to any term larger than about 1e-24 (2 tiny / eps**2 at float32),
+    and zero is what these values are heading to anyway.
     """
     for a in arrays:
         info = np.finfo(a.dtype)
