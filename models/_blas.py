@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import numpy as np
 from scipy.linalg import blas
@@ -27,13 +28,10 @@ def add_scaled(y: np.ndarray, x: np.ndarray, a: float) -> None:
         flat[...] = out
 
 
-CACHED_ONES = 65536  # longest vector of ones kept: predictions on big inputs need not pin one
-
-
-def ones(n: int, dtype: np.dtype) -> np.ndarray:
-    """A read-only vector of n ones (sums over rows or columns as BLAS products), shared
-    between calls up to `CACHED_ONES` long."""
-    return _shared_ones(n, np.dtype(dtype)) if n <= CACHED_ONES else np.ones(n, dtype)
+def ones(n: int, dtype: Any) -> np.ndarray:
+    """A read-only vector of n ones, shared between calls: the softmax's row sums over a
+    few classes as a BLAS product."""
+    return _shared_ones(n, np.dtype(dtype))  # one entry per dtype, however it is spelled
 
 
 @functools.lru_cache(maxsize=16)
