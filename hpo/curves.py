@@ -13,6 +13,8 @@ import io
 import math
 from collections.abc import Sequence
 
+from hpo.checks import better
+
 PANEL_W, PANEL_H = 460, 300
 LEFT, RIGHT, TOP, BOTTOM = 62, 14, 40, 38
 # matplotlib's tab10, so these match the sweep-level figures.
@@ -202,12 +204,13 @@ def history_png(numbers: Sequence[int], values: Sequence[float | None], directio
 
 def best_so_far_steps(done: list[tuple[int, float]], direction: str) -> list[tuple[int, float]]:
     """The best value after each (trial, value), as the corners of a step line."""
-    better = min if direction == "minimize" else max
     steps: list[tuple[int, float]] = []
     for n, v in done:
         if steps:
-            steps.append((n, steps[-1][1]))  # the old best holds up to this trial
-        steps.append((n, better(v, steps[-1][1]) if steps else v))
+            best = steps[-1][1]
+            steps.append((n, best))  # the old best holds up to this trial
+            v = v if better(v, best, direction) else best
+        steps.append((n, v))
     return steps
 
 

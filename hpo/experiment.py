@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpo.checks import check_direction
 from hpo.space import Space, as_space
-from hpo.strategies.base import check_direction
 
 MODULE_PREFIX = "hpo_experiment_"
 

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import bisect
 import math
-import numbers
 from typing import Any, ClassVar
 
-from hpo.strategies.base import check_direction, check_seconds
+from hpo.checks import better, check_direction, check_seconds, int_at_least, loss_sign
 
 
 class TrialPruned(Exception):
@@ -27,12 +26,6 @@ class TrialPruned(Exception):
     An objective that catches every exception should re-raise this one; if it does not, its
     next ``report`` raises it again.
     """
-
-
-def _int_at_least(name: str, value: Any, low: int) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
 
 
 class Pruner:
@@ -70,7 +63,7 @@ class Pruner:
         raise NotImplementedError
 
     def _better(self, a: float, b: float) -> bool:
-        return a < b if self.direction == "minimize" else a > b
+        return better(a, b, self.direction)
 
 
 class MedianPruner(Pruner):
@@ -96,8 +89,8 @@ class MedianPruner(Pruner):
         self, *, warmup_steps: int = 5, min_trials: int = 5, direction: str | None = None
     ) -> None:
         super().__init__(direction=direction)
-        self.warmup_steps = _int_at_least("warmup_steps", warmup_steps, 0)
-        self.min_trials = _int_at_least("min_trials", min_trials, 1)
+        self.warmup_steps = int_at_least("warmup_steps", warmup_steps, 0)
+        self.min_trials = int_at_least("min_trials", min_trials, 1)
         self._curves: dict[int, dict[int, float]] = {}
         self._best: dict[int, float] = {}
         self._completed_at: dict[int, list[float]] = {}  # step -> sorted values of completed
@@ -191,11 +184,11 @@ class ASHAPruner(Pruner):
         self.auto = min_resource == "auto"
         self.min_resource: float | None = None
         if not self.auto and resource == "step":
-            self.min_resource = _int_at_least("min_resource", min_resource, 1)
+            self.min_resource = int_at_least("min_resource", min_resource, 1)
         elif not self.auto:
             check_seconds("min_resource", min_resource, optional=False)
             self.min_resource = float(min_resource)
-        self.reduction_factor = _int_at_least("reduction_factor", reduction_factor, 2)
+        self.reduction_factor = int_at_least("reduction_factor", reduction_factor, 2)
         self._rungs: list[list[float]] = []  # scores recorded at rung k, sorted
         self._next_rung: dict[int, int] = {}  # trial -> index of the next rung it will reach
         self._curves: dict[int, dict[float, float]] = {}  # kept until the rungs are placed
@@ -242,7 +235,7 @@ class ASHAPruner(Pruner):
         while len(self._rungs) <= k:
             self._rungs.append([])
         rung = self._rungs[k]
-        score = -value if self.direction == "maximize" else value  # lower is better
+        score = loss_sign(self.direction) * value  # lower is better
         if math.isnan(score):
             score = math.inf  # NaN ranks last: it is never among the best
         bisect.insort(rung, score)

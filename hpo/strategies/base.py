@@ -8,18 +8,17 @@ one place, and a strategy can be restored by replaying trials into it.
 
 from __future__ import annotations
 
-import math
+import inspect
 import numbers
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
 import numpy as np
 
+from hpo.checks import better, check_direction, check_value
 from hpo.space import Space, as_space
-
-DIRECTIONS = ("minimize", "maximize")
 
 
 class TrialState(StrEnum):
@@ -49,25 +48,10 @@ class Trial:
     state: TrialState = TrialState.RUNNING
     value: float | None = None
     error: str | None = None
-    attrs: dict[str, Any] = field(default_factory=dict)
-
-
-def check_seconds(name: str, value: Any, *, optional: bool = True) -> None:
-    """A positive, finite number of seconds (or None, when ``optional``)."""
-    if value is None and optional:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0 < value < math.inf  # also refuses NaN
-    ):
-        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
-
-
-def check_direction(direction: str) -> str:
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
-    return direction
+    # For a pruned trial: (step, value) of the watched metric it was pruned on, when that
+    # metric is comparable to objective values (TPE ranks pruned trials by it).
+    intermediate: tuple[int, float] | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)  # free for the user's own notes
 
 
 def fresh_seed() -> int:
@@ -75,16 +59,28 @@ def fresh_seed() -> int:
     return int(np.random.SeedSequence().entropy % (2**31))
 
 
-def check_value(value: Any) -> float:
-    """The objective value as a float; ValueError/TypeError if it is not a finite real."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"the objective must return a real number, got {type(value).__name__}: {value!r:.200}"
-        )
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"the objective returned {value}, which is not a finite number")
-    return value
+def _check_options(configure: Any, options: dict[str, Any], owner: str) -> None:
+    """TypeError naming an option the strategy does not take, and the ones it does."""
+    parameters = inspect.signature(configure).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return  # passed on (to an Optuna sampler, which checks them)
+    unknown = sorted(set(options) - set(parameters))
+    if unknown:
+        known = ", ".join(parameters) or "none"
+        raise TypeError(f"{owner} has no option {unknown[0]!r} (its options: {known})")
+
+
+def best_of(trials: Iterable[Trial], direction: str) -> Trial | None:
+    """The completed trial with the best value; of equal values, the first issued."""
+    best = None
+    for t in trials:
+        if t.state is not TrialState.COMPLETE:
+            continue
+        if best is None or better(t.value, best.value, direction):
+            best = t
+        elif t.value == best.value and t.number < best.number:
+            best = t
+    return best
 
 
 class Strategy:
@@ -101,6 +97,8 @@ class Strategy:
     seed : int, optional
         Seed of the strategy's generator; a fresh one is drawn (and kept in ``seed``)
         when omitted.
+    **options
+        The strategy's own settings, taken by its `_configure`.
     """
 
     name: ClassVar[str] = "base"
@@ -111,6 +109,7 @@ class Strategy:
         *,
         direction: str = "minimize",
         seed: int | None = None,
+        **options: Any,
     ) -> None:
         self.space = as_space(space)
         self.direction = check_direction(direction)
@@ -124,6 +123,8 @@ class Strategy:
         self._next_number = 0
         # How to make this strategy again (resume): a `make_strategy` name and its options.
         self.recipe: dict[str, Any] = {"strategy": self.name, "options": {}}
+        _check_options(self._configure, options, type(self).__name__)
+        self._configure(**options)
 
     # -- the interface -------------------------------------------------------------------
     def ask(self, n: int = 1) -> list[Trial]:
@@ -140,8 +141,10 @@ class Strategy:
         failed: bool = False,
         pruned: bool = False,
         error: str | None = None,
+        intermediate: tuple[int, float] | None = None,
     ) -> None:
-        """Report the end of ``trial``: its value, or ``failed=True``, or ``pruned=True``."""
+        """Report the end of ``trial``: its value, or ``failed=True``, or ``pruned=True``
+        (with the ``intermediate`` (step, value) it was pruned on, when comparable)."""
         if self._by_number.get(trial.number) is not trial:
             raise ValueError(f"trial {trial.number} was not issued by this strategy")
         if trial.state.is_finished:
@@ -156,6 +159,7 @@ class Strategy:
         else:
             trial.state = TrialState.FAILED if failed else TrialState.PRUNED
             trial.error = error
+            trial.intermediate = intermediate if pruned else None
         self._on_tell(trial)
 
     def restore(
@@ -217,13 +221,13 @@ class Strategy:
         return [t for t in self.trials if t.state is TrialState.COMPLETE]
 
     def best_trial(self) -> Trial | None:
-        done = self.completed
-        if not done:
-            return None
-        pick = min if self.direction == "minimize" else max
-        return pick(done, key=lambda t: t.value)
+        return best_of(self.trials, self.direction)
 
     # -- for subclasses ------------------------------------------------------------------
+    def _configure(self) -> None:
+        """Take the strategy's own options (keyword arguments of the constructor) and set
+        up what it needs beyond the base class's state."""
+
     def _suggest(self, n: int) -> list[dict[str, Any]]:
         raise NotImplementedError
 

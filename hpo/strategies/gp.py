@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from hpo.checks import loss_sign
 from hpo.space import Choice, Float, Int, Space
 from hpo.strategies.base import Strategy, TrialState
 
@@ -285,17 +286,9 @@ class GPEI(Strategy):
 
     name = "gp"
 
-    def __init__(
-        self,
-        space: Space | Mapping[str, Any],
-        *,
-        direction: str = "minimize",
-        seed: int | None = None,
-        n_initial: int | None = None,
-        n_candidates: int = 1024,
-        n_polish: int = 10,
+    def _configure(
+        self, *, n_initial: int | None = None, n_candidates: int = 1024, n_polish: int = 10
     ) -> None:
-        super().__init__(space, direction=direction, seed=seed)
         self.encoding = _Encoding(self.space)
         default = default_initial_size(self.space)
         self.n_initial = default if n_initial is None else int(n_initial)
@@ -357,7 +350,7 @@ class GPEI(Strategy):
         return [self.encoding.decode(u) for u in points]
 
     def _data(self, told: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-        sign = 1.0 if self.direction == "minimize" else -1.0
+        sign = loss_sign(self.direction)
         values = [sign * t.value for t in told if t.state is TrialState.COMPLETE]
         worst = max(values)
         X = np.array([self.encoding.encode(t.assignment) for t in told])
@@ -464,7 +457,7 @@ class GPEI(Strategy):
         grid = np.linspace(0.0, 1.0, 300)[:, None]
         mean, std = posterior.predict(grid)
         ei = np.exp(log_expected_improvement(mean, std, float(np.min(posterior.observed))))
-        sign = 1.0 if self.direction == "minimize" else -1.0
+        sign = loss_sign(self.direction)
         dim = p.dim
         if dim.log:
             xs = np.exp(np.log(dim.low) + grid[:, 0] * (np.log(dim.high) - np.log(dim.low)))

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
 from typing import Any
 
-from hpo.space import Space
 from hpo.strategies.base import Strategy, Trial
 
 
@@ -26,14 +24,7 @@ class GridSearch(Strategy):
 
     name = "grid"
 
-    def __init__(
-        self,
-        space: Space | Mapping[str, Any],
-        *,
-        direction: str = "minimize",
-        seed: int | None = None,
-    ) -> None:
-        super().__init__(space, direction=direction, seed=seed)
+    def _configure(self) -> None:
         self.size = self.space.grid_size()  # raises now if a Float has no grid
         self._points = self.space.grid()
         self._issued: set[tuple[tuple[str, Any], ...]] = set()  # points issued, as `_point_key`

@@ -18,7 +18,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from hpo.space import Choice, Float, Int, Param, Space
+from hpo.checks import loss_sign
+from hpo.space import Choice, Float, Int, Param
 from hpo.strategies.base import Strategy, Trial, TrialState
 
 
@@ -35,14 +36,7 @@ class HyperoptTPE(Strategy):
 
     name = "hyperopt-tpe"
 
-    def __init__(
-        self,
-        space: Space | Mapping[str, Any],
-        *,
-        direction: str = "minimize",
-        seed: int | None = None,
-    ) -> None:
-        super().__init__(space, direction=direction, seed=seed)
+    def _configure(self) -> None:
         from hyperopt import Trials, base
 
         self._domain = base.Domain(lambda params: 0.0, self._expression(()))
@@ -130,8 +124,7 @@ class HyperoptTPE(Strategy):
 
         doc = self._docs.pop(trial.number)
         if trial.state is TrialState.COMPLETE:
-            sign = 1.0 if self.direction == "minimize" else -1.0
-            doc["result"] = {"loss": sign * trial.value, "status": STATUS_OK}
+            doc["result"] = {"loss": loss_sign(self.direction) * trial.value, "status": STATUS_OK}
             doc["state"] = JOB_STATE_DONE
         else:
             doc["result"] = {"status": STATUS_FAIL}

@@ -12,10 +12,9 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import warnings
-from collections.abc import Mapping
 from typing import Any
 
-from hpo.space import Choice, Float, Int, Param, Space
+from hpo.space import Choice, Float, Int, Param
 from hpo.strategies.base import Strategy, Trial, TrialState
 
 
@@ -69,16 +68,7 @@ class OptunaSampler(Strategy):
 
     name = "optuna"
 
-    def __init__(
-        self,
-        space: Space | Mapping[str, Any],
-        *,
-        direction: str = "minimize",
-        seed: int | None = None,
-        sampler: str = "tpe",
-        **sampler_options: Any,
-    ) -> None:
-        super().__init__(space, direction=direction, seed=seed)
+    def _configure(self, *, sampler: str = "tpe", **sampler_options: Any) -> None:
         import optuna
 
         classes = _sampler_classes()
@@ -105,7 +95,7 @@ class OptunaSampler(Strategy):
             # Optuna marks multivariate/group TPE "experimental"; they are what we want.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self._sampler = cls(**options)
-        self.study = optuna.create_study(direction=direction, sampler=self._sampler)
+        self.study = optuna.create_study(direction=self.direction, sampler=self._sampler)
         self._asked: dict[int, Any] = {}  # our trial number -> Optuna trial
 
     def _suggest(self, n: int) -> list[dict[str, Any]]:
@@ -160,8 +150,8 @@ class OptunaSampler(Strategy):
                 self.study.tell(optuna_trial, trial.value)
             elif trial.state is TrialState.PRUNED:
                 # TPE ranks pruned trials by how far they got and their last value there.
-                if "intermediate" in trial.attrs:
-                    step, value = trial.attrs["intermediate"]
+                if trial.intermediate is not None:
+                    step, value = trial.intermediate
                     optuna_trial.report(value, step)
                 self.study.tell(optuna_trial, state=OptunaState.PRUNED)
             else:
@@ -215,13 +205,5 @@ class TPE(OptunaSampler):
 
     name = "tpe"
 
-    def __init__(
-        self,
-        space: Space | Mapping[str, Any],
-        *,
-        direction: str = "minimize",
-        seed: int | None = None,
-        **sampler_options: Any,
-    ) -> None:
-        options = {**TPE_SETTINGS, **sampler_options}
-        super().__init__(space, direction=direction, seed=seed, sampler="tpe", **options)
+    def _configure(self, **sampler_options: Any) -> None:
+        super()._configure(sampler="tpe", **{**TPE_SETTINGS, **sampler_options})

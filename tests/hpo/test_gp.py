@@ -135,7 +135,7 @@ def test_strategy_options_reach_the_strategy_and_bad_ones_are_refused():
     import hpo
 
     assert hpo.make_strategy("gp", {"x": Float(0.0, 1.0)}, n_initial=2).n_initial == 2
-    with pytest.raises(ValueError, match="strategy 'gp': .*unexpected keyword argument 'bogus'"):
+    with pytest.raises(ValueError, match="strategy 'gp': GPEI has no option 'bogus'"):
         hpo.make_strategy("gp", {"x": Float(0.0, 1.0)}, bogus=1)
 
 

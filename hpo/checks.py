@@ -1,0 +1,73 @@
+"""Checks of user input and the few rules every module shares: what a direction means,
+which numbers are acceptable, how an error is told in one line.
+
+Each rule is written once here; its message states the rule and the value received.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+DIRECTIONS = ("minimize", "maximize")
+
+
+def check_direction(direction: str) -> str:
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
+    return direction
+
+
+def better(a: float, b: float, direction: str) -> bool:
+    """Whether ``a`` is strictly better than ``b`` in ``direction``."""
+    return a < b if direction == "minimize" else a > b
+
+
+def loss_sign(direction: str) -> float:
+    """1 for "minimize", -1 for "maximize": the sign that makes lower values better."""
+    return 1.0 if direction == "minimize" else -1.0
+
+
+def int_at_least(name: str, value: Any, low: int) -> int:
+    """``value`` as an int, if it is an integer (not a bool) of at least ``low``."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return int(value)
+
+
+def positive_int(name: str, value: Any) -> int | None:
+    """An int >= 1, or None when not given."""
+    return None if value is None else int_at_least(name, value, 1)
+
+
+def check_seconds(name: str, value: Any, *, optional: bool = True) -> None:
+    """A positive, finite number of seconds (or None, when ``optional``)."""
+    if value is None and optional:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not 0 < value < math.inf  # also refuses NaN
+    ):
+        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+
+
+def check_value(value: Any) -> float:
+    """The objective value as a float; ValueError/TypeError if it is not a finite real."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"the objective must return a real number, got {type(value).__name__}: {value!r:.200}"
+        )
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"the objective returned {value}, which is not a finite number")
+    return value
+
+
+def first_line(exc: BaseException, most: int = 300) -> str:
+    """``Type: first line of the message``, at most ``most`` characters of message."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:most] if text else ''}".rstrip(": ")
