@@ -11,6 +11,7 @@ that writer up.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import posixpath
@@ -24,6 +25,7 @@ from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+from hpo.checks import first_line
 from hpo.strategies.base import TrialState
 
 log = logging.getLogger(__name__)
@@ -224,6 +226,20 @@ class _RunBuffer:
             or self.end
         )
 
+    def take(self) -> _RunBuffer:
+        """A copy holding everything pending, which this buffer then no longer holds."""
+        item = dataclasses.replace(self)
+        self.params, self.tags, self.metrics, self.artifacts, self.end = {}, {}, [], [], None
+        return item
+
+    def put_back(self, item: _RunBuffer) -> None:
+        """Put the unwritten parts of ``item`` in front of whatever was added since."""
+        self.params = {**item.params, **self.params}
+        self.tags = {**item.tags, **self.tags}
+        self.metrics = item.metrics + self.metrics
+        self.artifacts = item.artifacts + self.artifacts
+        self.end = self.end or item.end
+
 
 class Tracker:
     """Writes one sweep to MLflow.
@@ -262,7 +278,7 @@ class Tracker:
             if not is_transient(exc):
                 raise
             raise TrackingUnavailable(
-                f"cannot reach the tracking server at {tracking_uri}: {_first_line(exc)}"
+                f"cannot reach the tracking server at {tracking_uri}: {first_line(exc)}"
             ) from exc
         db_path = sqlite_path(tracking_uri)
         if db_path is not None:  # the schema exists now: _experiment opened the store
@@ -460,14 +476,14 @@ class Tracker:
                 "the tracking server at %s does not answer (%s); results are buffered and "
                 "retried for up to %g s",
                 self.tracking_uri,
-                _first_line(cause),
+                first_line(cause),
                 self.outage_limit,
             )
         down = now - self._outage_since
         if down > self.outage_limit:
             raise TrackingUnavailable(
                 f"the tracking server at {self.tracking_uri} did not answer for {down:.0f} s "
-                f"(last error: {_first_line(cause)}); the sweep stopped. Once the server is "
+                f"(last error: {first_line(cause)}); the sweep stopped. Once the server is "
                 f"back, continue it with: hpo resume {self.sweep_id} --tracking-uri "
                 f"{self.tracking_uri}"
             ) from cause
@@ -478,26 +494,7 @@ class Tracker:
         """Write every dirty buffer; on a transient failure put the unwritten rest back in the
         buffers and raise `_Outage`."""
         with self._lock:
-            work = []
-            for buf in self._buffers.values():
-                if not buf.dirty():
-                    continue
-                work.append(
-                    _RunBuffer(
-                        number=buf.number,
-                        start_ms=buf.start_ms,
-                        run_name=buf.run_name,
-                        create_tags=buf.create_tags,
-                        run_id=buf.run_id,
-                        create_sent=buf.create_sent,
-                        params=buf.params,
-                        tags=buf.tags,
-                        metrics=buf.metrics,
-                        artifacts=buf.artifacts,
-                        end=buf.end,
-                    )
-                )
-                buf.params, buf.tags, buf.metrics, buf.artifacts, buf.end = {}, {}, [], [], None
+            work = [buf.take() for buf in self._buffers.values() if buf.dirty()]
         for i, item in enumerate(work):
             try:
                 self._write(item)
@@ -557,15 +554,9 @@ class Tracker:
         return found[0] if found else None
 
     def _requeue(self, items: list[_RunBuffer]) -> None:
-        """Put unwritten parts back in front of whatever the driver added since."""
         with self._lock:
             for item in items:
-                buf = self._buffers[item.number]
-                buf.params = {**item.params, **buf.params}
-                buf.tags = {**item.tags, **buf.tags}
-                buf.metrics = item.metrics + buf.metrics
-                buf.artifacts = item.artifacts + buf.artifacts
-                buf.end = buf.end or item.end
+                self._buffers[item.number].put_back(item)
 
     def _log_batch(
         self,
@@ -635,8 +626,3 @@ class _Outage(Exception):
     def __init__(self, cause: BaseException) -> None:
         super().__init__(str(cause))
         self.cause = cause
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
