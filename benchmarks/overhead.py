@@ -159,7 +159,7 @@ def sweep(objective, n: int, workers: int, workdir: Path, name: str) -> tuple[fl
     )
     wall = time.perf_counter() - start
     assert result.n_complete == n, result.summary()
-    ideal = sum(t.attrs["seconds"] for t in result.trials) / workers
+    ideal = sum(t.seconds for t in result.trials) / workers
     return wall, ideal
 
 

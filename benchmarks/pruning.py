@@ -58,7 +58,7 @@ def sweep(pruner: str, seed: int, trials: int, workdir: Path) -> dict[str, float
         prune_metric="val_loss",
     )
     return {
-        "compute": sum(t.attrs.get("seconds", 0.0) for t in result.trials),
+        "compute": sum((t.seconds or 0.0) for t in result.trials),
         "wall": time.perf_counter() - start,
         "best": result.best_value,
         "pruned": result.n_pruned,

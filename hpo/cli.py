@@ -10,7 +10,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hpo.tracking import TrackingUnavailable, artifact_root, resolve_tracking_uri
+from hpo.driver import DEFAULT_MAX_RETRIES
+from hpo.tracking import (
+    DEFAULT_TRACKING_URI,
+    OUTAGE_LIMIT_SECONDS,
+    TrackingUnavailable,
+    artifact_root,
+    resolve_tracking_uri,
+)
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 
@@ -28,10 +35,32 @@ def _parser() -> argparse.ArgumentParser:
     tracking = argparse.ArgumentParser(add_help=False)
     tracking.add_argument(
         "--tracking-uri",
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)",
+        help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI})",
     )
 
-    run = sub.add_parser("run", parents=[tracking], help="run a sweep from an experiment file")
+    # What running a sweep takes, whether it starts (run) or goes on (resume).
+    running = argparse.ArgumentParser(add_help=False)
+    running.add_argument(
+        "--workers", type=int, help="parallel trials (default: the cluster's CPUs)"
+    )
+    running.add_argument(
+        "--address", help="address of an existing Ray cluster (default: start a local one)"
+    )
+    running.add_argument(
+        "--timeout", type=float, help="seconds for this run of the sweep (default: no limit)"
+    )
+    running.add_argument(
+        "--tracking-patience",
+        type=float,
+        default=OUTAGE_LIMIT_SECONDS,
+        help="seconds an unreachable tracking server is waited for, results buffered "
+        f"(default: {OUTAGE_LIMIT_SECONDS:g}); then the sweep stops and can be resumed",
+    )
+    running.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    run = sub.add_parser(
+        "run", parents=[tracking, running], help="run a sweep from an experiment file"
+    )
     run.add_argument("file", help="experiment file (a .py module defining space and objective)")
     run.add_argument(
         "--strategy",
@@ -43,19 +72,14 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="budget (default: the file's, else the whole grid for grid search, 20 otherwise)",
     )
-    run.add_argument("--workers", type=int, help="parallel trials (default: the cluster's CPUs)")
     run.add_argument("--seed", type=int, help="strategy seed (default: drawn and recorded)")
-    run.add_argument(
-        "--address", help="address of an existing Ray cluster (default: start a local one)"
-    )
     run.add_argument("--experiment-name", help="MLflow experiment (default: the file's name)")
     run.add_argument(
         "--max-retries",
         type=int,
-        default=1,
-        help="re-runs of a trial whose worker process died (default: 1)",
+        default=DEFAULT_MAX_RETRIES,
+        help=f"re-runs of a trial whose worker process died (default: {DEFAULT_MAX_RETRIES})",
     )
-    run.add_argument("--timeout", type=float, help="seconds for the whole sweep")
     run.add_argument(
         "--trial-timeout",
         type=float,
@@ -77,36 +101,16 @@ def _parser() -> argparse.ArgumentParser:
         help="evaluate each configuration with seeds 0..K-1 in params['seed']; "
         "the value is the mean (default: the file's, else 1)",
     )
-    run.add_argument(
-        "--tracking-patience",
-        type=float,
-        default=120.0,
-        help="seconds an unreachable tracking server is waited for, results buffered "
-        "(default: 120); then the sweep stops and can be resumed",
-    )
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     resume = sub.add_parser(
         "resume",
-        parents=[tracking],
+        parents=[tracking, running],
         help="continue a sweep whose driver stopped (killed, interrupted, timed out)",
     )
     resume.add_argument("sweep_id", help="parent run id of the sweep")
     resume.add_argument(
         "--file", help="the sweep's experiment file (default: the path the sweep recorded)"
     )
-    resume.add_argument("--workers", type=int, help="parallel trials (default: the cluster's CPUs)")
-    resume.add_argument(
-        "--address", help="address of an existing Ray cluster (default: start a local one)"
-    )
-    resume.add_argument("--timeout", type=float, help="seconds for this run of the sweep")
-    resume.add_argument(
-        "--tracking-patience",
-        type=float,
-        default=120.0,
-        help="seconds an unreachable tracking server is waited for (default: 120)",
-    )
-    resume.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     show = sub.add_parser("show", parents=[tracking], help="list sweeps, or show one")
     show.add_argument("sweep_id", nargs="?", help="parent run id of a sweep (default: list all)")
@@ -121,8 +125,12 @@ def _parser() -> argparse.ArgumentParser:
 def _ui_hint(uri: str) -> str:
     if uri.startswith(("http://", "https://")):
         return f"browse it at {uri}"
-    flag = "" if uri == "sqlite:///mlflow.db" else f" --tracking-uri {uri}"
-    return f"browse it with: hpo ui{flag}   (then open http://127.0.0.1:5000)"
+    return f"browse it with: hpo ui{_uri_flag(uri)}   (then open http://127.0.0.1:5000)"
+
+
+def _uri_flag(uri: str) -> str:
+    """The ``--tracking-uri`` option a later command needs to find this store again."""
+    return "" if uri == DEFAULT_TRACKING_URI else f" --tracking-uri {uri}"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -194,8 +202,7 @@ def _sweep(start: Callable[[], Any], uri: str) -> int:
     print(result.summary())
     print(f"\nrecorded in {uri}; details: hpo show {result.sweep_id}")
     if result.interrupted or result.timed_out:
-        flag = "" if uri == "sqlite:///mlflow.db" else f" --tracking-uri {uri}"
-        print(f"to go on with it: hpo resume {result.sweep_id}{flag}")
+        print(f"to go on with it: hpo resume {result.sweep_id}{_uri_flag(uri)}")
     print(_ui_hint(uri))
     return EXIT_INTERRUPTED if result.interrupted else 0
 

@@ -8,55 +8,33 @@ its trial with it only as far as a retry: the trial runs again as the same run.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
-import math
-import numbers
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from hpo.executor import (
-    DONE,
-    ERROR,
-    PRUNED,
-    REPORT,
-    Running,
-    WorkerDied,
-    WorkerPool,
-    connect,
-    objective_arity,
-)
+from hpo.checks import check_seconds, int_at_least, positive_int
+from hpo.events import Outcome, Report
+from hpo.executor import Batch, WorkerDied, WorkerPool, connect, objective_arity
 from hpo.pruners import Pruner, make_pruner
 from hpo.result import SweepResult
-from hpo.space import Choice, Float, Int, Space
-from hpo.strategies import Strategy, make_strategy
-from hpo.strategies.base import Trial, TrialState, check_seconds
+from hpo.space import Space
+from hpo.strategies import Strategy, TrialState, make_strategy
+from hpo.summary import closing_artifacts, closing_tags, figure_specs, sweep_settings
 from hpo.tracking import (
     OUTAGE_LIMIT_SECONDS,
-    SWEEP,
     Tracker,
     TrackingUnavailable,
     check_name,
     resolve_tracking_uri,
-    truncated_params,
 )
+from hpo.trials import Lifecycle, Restored
 
 DEFAULT_TRIALS = 20
+DEFAULT_MAX_RETRIES = 1
 WAIT_SECONDS = 0.5
-BEST_CONFIGURATIONS = 20  # rows of the repeats table and figure
-HEATMAP_MAX_VALUES = 25  # more distinct values per axis than this is not a grid worth drawing
-
-
-def positive_int(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return int(value)
 
 
 def run(
@@ -72,7 +50,7 @@ def run(
     experiment_name: str = "hpo",
     address: str | None = None,
     data: Any = None,
-    max_retries: int = 1,
+    max_retries: int = DEFAULT_MAX_RETRIES,
     timeout: float | None = None,
     trial_timeout: float | None = None,
     progress: bool = True,
@@ -170,8 +148,7 @@ def run(
     check_seconds("timeout", timeout)
     check_seconds("trial_timeout", trial_timeout)
     check_seconds("tracking_patience", tracking_patience)
-    if not isinstance(max_retries, numbers.Integral) or max_retries < 0:
-        raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+    max_retries = int_at_least("max_retries", max_retries, 0)
     if not isinstance(experiment_name, str) or not experiment_name.strip():
         raise ValueError(f"experiment_name must be a non-empty string, got {experiment_name!r}")
     n_repeats = positive_int("repeats", repeats)
@@ -201,7 +178,7 @@ def run(
     recipe = {
         **strat.recipe,
         "n_trials": budget,
-        "max_retries": int(max_retries),
+        "max_retries": max_retries,
         "timeout": timeout,
         "trial_timeout": trial_timeout,
         "pruner": None if prune is None else prune.recipe(),
@@ -213,35 +190,29 @@ def run(
         "hpo.recipe": json.dumps(recipe, default=str),
         "hpo.space_digest": space_digest(strat.space),
     }
-    return execute(
+    options = SweepOptions(
+        budget=budget,
+        max_retries=max_retries,
+        timeout=timeout,
+        trial_timeout=trial_timeout,
+        pruner=prune,
+        prune_metric=prune_metric,
+        repeats=n_repeats,
+        progress=progress,
+    )
+    sweep = open_sweep(
         strat,
         objective,
         arity,
         data,
-        budget=budget,
+        options,
         workers=n_workers,
         address=address,
         tracking_uri=resolve_tracking_uri(tracking_uri),
         experiment_name=experiment_name,
-        progress=progress,
         tracking_patience=tracking_patience,
-        options=dict(
-            max_retries=int(max_retries),
-            timeout=timeout,
-            trial_timeout=trial_timeout,
-            pruner=prune,
-            prune_metric=prune_metric,
-            repeats=n_repeats,
-        ),
-        start=lambda sweep: sweep.run(run_name or f"{experiment_name}-{strat.name}", tags),
     )
-
-
-def _plain(value: Any) -> Any:
-    """NumPy scalars as Python numbers, for JSON."""
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"cannot record {value!r} ({type(value).__name__}) as JSON")
+    return sweep.run(run_name or f"{experiment_name}-{strat.name}", tags)
 
 
 def space_digest(space: Space) -> str:
@@ -249,23 +220,34 @@ def space_digest(space: Space) -> str:
     return hashlib.sha256(repr(space).encode()).hexdigest()[:16]
 
 
-def execute(
+@dataclass
+class SweepOptions:
+    """How a sweep runs, beyond its strategy (checked by `run`, or read back by `resume`)."""
+
+    budget: int
+    max_retries: int = DEFAULT_MAX_RETRIES
+    timeout: float | None = None
+    trial_timeout: float | None = None
+    pruner: Pruner | None = None
+    prune_metric: str | None = None
+    repeats: int = 1
+    progress: bool = True
+
+
+def open_sweep(
     strategy: Strategy,
     objective: Callable[..., Any],
     arity: int,
     data: Any,
+    options: SweepOptions,
     *,
-    budget: int,
     workers: int | None,
     address: str | None,
     tracking_uri: str,
     experiment_name: str,
-    progress: bool,
-    options: dict[str, Any],
-    start: Callable[[_Sweep], SweepResult],
     tracking_patience: float = OUTAGE_LIMIT_SECONDS,
-) -> SweepResult:
-    """Connect to Ray, start the workers and the tracker, and run (or resume) the sweep."""
+) -> Sweep:
+    """Connect to Ray, start the workers and the tracker: a sweep ready to run or resume."""
     resources = connect(address)
     cpus = int(resources.get("CPU", 0))
     if workers is None:
@@ -274,110 +256,71 @@ def execute(
         raise ValueError(
             f"workers must not exceed the cluster's CPUs ({cpus}), got workers={workers}"
         )
-    pool = WorkerPool(objective, arity, data, workers, repeats=options["repeats"])
+    pool = WorkerPool(objective, arity, data, workers, repeats=options.repeats)
     try:
         tracker = Tracker(tracking_uri, experiment_name, outage_limit=tracking_patience)
     except BaseException:
         pool.shutdown()
         raise
-    return start(_Sweep(strategy, pool, tracker, budget=budget, progress=progress, **options))
+    return Sweep(strategy, pool, tracker, options)
 
 
-@dataclass
-class Restored:
-    """A trial of an earlier run of the sweep, as read back from its MLflow child run."""
+class Sweep:
+    """The driver's loop: it decides when trials start, when events are handled, when
+    trials time out and when the sweep ends; `hpo.trials.Lifecycle` does each step.
 
-    trial: Trial
-    run_id: str
-    artifact_uri: str
-    attempts: int
-    logged: set[tuple[str, int]] = field(default_factory=set)  # (metric, step) already there
-    why_again: str = "driver lost"  # for a trial to run again: why its last attempt ended
-    start_ms: int = 0  # its run's start time: a pruner on seconds reads reports against it
+    ``pool`` is a `WorkerPool` (or a fake with its methods), ``tracker`` a `Tracker`.
+    """
 
-
-class _Sweep:
     def __init__(
-        self,
-        strategy: Strategy,
-        pool: WorkerPool,
-        tracker: Tracker,
-        *,
-        budget: int,
-        max_retries: int,
-        progress: bool,
-        timeout: float | None = None,
-        trial_timeout: float | None = None,
-        pruner: Pruner | None = None,
-        prune_metric: str | None = None,
-        repeats: int = 1,
+        self, strategy: Strategy, pool: WorkerPool, tracker: Tracker, options: SweepOptions
     ) -> None:
-        self.strategy, self.pool, self.tracker = strategy, pool, tracker
-        self.pruner, self.prune_metric, self.repeats = pruner, prune_metric, repeats
-        self.timeout, self.trial_timeout, self.timed_out = timeout, trial_timeout, False
-        self.budget, self.workers, self.max_retries = budget, len(pool.idle), max_retries
-        self.retries: list[Trial] = []
-        self.logged: dict[int, set[tuple[str, int]]] = {}
-        self.finished = self.n_failed = self.n_pruned = 0
-        self.best: float | None = None
-        self.interrupted = False
+        self.strategy, self.pool, self.tracker, self.options = strategy, pool, tracker, options
+        self.workers = len(pool.idle)
+        self.trials = Lifecycle(
+            strategy,
+            tracker,
+            pruner=options.pruner,
+            prune_metric=options.prune_metric,
+            max_retries=options.max_retries,
+        )
+        self.interrupted = self.timed_out = False
         self.started = time.monotonic()
-        self.bar = _progress_bar(budget) if progress else None
+        self.progress = _Progress(options) if options.progress else None
 
-    # -- main loop -----------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
-        s = self.strategy
-        settings = {**s.settings(), "n_trials": self.budget, "workers": self.workers}
-        if self.pruner is not None:
-            settings.update(
-                self.pruner.settings(), prune_metric=self.prune_metric or "first reported"
-            )
-        if self.repeats > 1:
-            settings["repeats"] = self.repeats
-        return settings
+        o = self.options
+        return sweep_settings(
+            self.strategy.settings(),
+            budget=o.budget,
+            workers=self.workers,
+            pruner=o.pruner,
+            prune_metric=self.trials.prune_metric,
+            repeats=o.repeats,
+        )
 
+    # -- start or go on --------------------------------------------------------------------
     def run(self, run_name: str, tags: dict[str, str]) -> SweepResult:
         s = self.strategy
         self.tracker.start_sweep(
             run_name=run_name,
-            tags={
-                "hpo.strategy": s.name,
-                "hpo.direction": s.direction,
-                "hpo.seed": str(s.seed),
-                **tags,
-            },
+            tags={"hpo.strategy": s.name, "hpo.direction": s.direction, "hpo.seed": str(s.seed)}
+            | tags,
             params=self.settings(),
         )
         return self._loop()
 
     def resume(self, sweep_id: str, restored: list[Restored]) -> SweepResult:
         """Go on with a sweep whose earlier driver stopped: ``restored`` are its child runs,
-        already put back into the strategy. Runs left RUNNING are run again as the same
-        trial in the same run, as a retry after a dead worker is ("driver lost")."""
+        already put back into the strategy. Those left RUNNING run again as the same trial
+        in the same run, as after a dead worker ("driver lost")."""
         self.tracker.resume_sweep(sweep_id)
         for r in sorted(restored, key=lambda r: r.trial.number):
-            trial = r.trial
-            self.tracker.adopt_trial(trial.number, r.run_id, r.artifact_uri)
-            self.logged[trial.number] = r.logged
-            trial.attrs.update(attempts=r.attempts, last_metrics={})
-            if trial.state is TrialState.RUNNING:
-                trial.attrs["attempts"] = r.attempts + 1
-                self.tracker.set_tags(
-                    trial.number,
-                    {
-                        "hpo.attempt": str(r.attempts + 1),
-                        f"hpo.attempt_{r.attempts}_error": r.why_again,
-                    },
-                )
-                self.retries.append(trial)
-            else:
-                self._count(trial)
-        if self.bar is not None:
-            self.bar.update(self.finished)
+            self.trials.restore(r)
         return self._loop()
 
+    # -- the loop --------------------------------------------------------------------------
     def _loop(self) -> SweepResult:
-        s = self.strategy
         status = "FINISHED"
         try:
             while True:
@@ -385,20 +328,22 @@ class _Sweep:
                 self._fill()
                 if not self.pool.running:
                     break
-                for event in self.pool.wait(WAIT_SECONDS):
-                    if isinstance(event, WorkerDied):
-                        self._worker_died(event)
+                for item in self.pool.wait(WAIT_SECONDS):
+                    if isinstance(item, WorkerDied):
+                        self.trials.lost(item.running.record, item.reason)
                     else:
-                        self._handle(*event)
+                        self._handle(item)
                 self._enforce_timeouts()
+                if self.progress is not None:
+                    self.progress.show(self.trials.tally)
         except KeyboardInterrupt:
             self.interrupted, status = True, "KILLED"
             self._cancel_running("interrupted by the user (Ctrl-C)")
         except TrackingUnavailable:
             # Nothing more can be recorded: stop the workers; the runs left RUNNING are what
             # `hpo resume` runs again.
-            if self.bar is not None:
-                self.bar.close()
+            if self.progress is not None:
+                self.progress.close()
             self.pool.shutdown()
             raise
         except BaseException as exc:
@@ -410,374 +355,111 @@ class _Sweep:
             sweep_id=self.tracker.sweep_id or "",
             experiment_id=self.tracker.experiment_id,
             tracking_uri=self.tracker.tracking_uri,
-            direction=s.direction,
-            trials=list(s.trials),
+            direction=self.strategy.direction,
+            trials=[self.trials.records[t.number] for t in self.strategy.trials],
             interrupted=self.interrupted,
             timed_out=self.timed_out,
             settings=self.settings(),
         )
 
-    def _enforce_timeouts(self) -> None:
-        now = time.monotonic()
-        if self.trial_timeout is not None:
-            for running in list(self.pool.running.values()):
-                since = self.pool.running_since(running)
-                if since is not None and now - since > self.trial_timeout:
-                    self.pool.kill(running)
-                    reason = f"timeout after {self.trial_timeout:g} s"
-                    self.strategy.tell(running.trial, failed=True, error=reason)
-                    self._end(running.trial)
-        if self.timeout is not None and not self.timed_out and now - self.started > self.timeout:
-            self.timed_out = True
-            self._cancel_running(
-                f"cancelled: the sweep's timeout of {self.timeout:g} s was reached"
-            )
-
     def _fill(self) -> None:
-        """Give every idle worker a trial: retries first, then new ones from the strategy."""
+        """Give every idle worker a trial: lost trials first, then new ones."""
         if self.timed_out:
             return
-        while self.pool.idle and self.retries:
-            self.pool.submit(self.retries.pop(0))
-        room = min(len(self.pool.idle), self.budget - len(self.strategy.trials))
+        retries = self.trials.retries
+        while self.pool.idle and retries:
+            self.pool.submit(retries.pop(0))
+        room = min(len(self.pool.idle), self.options.budget - len(self.strategy.trials))
         if room <= 0 or self.strategy.exhausted:
             return
         for trial in self.strategy.ask(room):
-            trial.attrs.update(attempts=1, last_metrics={})
-            tags = {
-                "hpo.attempt": "1",
-                # The strategy's own view of the trial, for a resume to put it back exactly.
-                "hpo.assignment": json.dumps(trial.assignment, default=_plain),
-                **truncated_params(trial.flat_params),
-            }
-            self.tracker.start_trial(trial.number, trial.flat_params, tags)
-            self.pool.submit(trial)
+            self.pool.submit(self.trials.start(trial))
 
-    # -- events --------------------------------------------------------------------------
-    def _handle(self, running: Running, batch: list[Any]) -> None:
-        trial = running.trial
-        for event in batch:
-            kind = event[0]
-            if kind == REPORT:
-                self._report(running, *event[1:])
-            elif kind == DONE:
-                _, value, seconds, curves, values = event
-                trial.attrs["seconds"] = seconds
-                if self.repeats > 1:
-                    trial.attrs["repeat_values"] = values
-                self.strategy.tell(trial, value)
-                if self.pruner is not None:
-                    self.pruner.complete(trial.number)
-                self._end(trial, artifacts={"learning_curves.png": curves})
-            elif kind == PRUNED:
-                _, seconds, curves = event
-                trial.attrs["seconds"] = seconds
-                # An objective may also prune itself by raising TrialPruned.
-                last_step = max((s for s, _ in trial.attrs["last_metrics"].values()), default=0)
-                step, reason = trial.attrs.get(
-                    "pruned", (last_step, "the objective raised TrialPruned")
-                )
-                self.strategy.tell(trial, pruned=True, error=reason)
-                tags = {
-                    "hpo.pruner": self.pruner.name if "pruned" in trial.attrs else "objective",
-                    "hpo.pruned_step": str(step),
-                    "hpo.prune_reason": reason,
-                }
-                self._end(trial, artifacts={"learning_curves.png": curves}, tags=tags)
-            elif kind == ERROR:
-                _, reason, trace, seconds, curves = event
-                trial.attrs["seconds"] = seconds
-                self.strategy.tell(trial, failed=True, error=reason)
-                self._end(
-                    trial,
-                    artifacts={"learning_curves.png": curves, "traceback.txt": trace.encode()},
-                )
+    def _handle(self, batch: Batch) -> None:
+        record = batch.running.record
+        for event in batch.events:
+            if isinstance(event, Report):
+                if self.trials.report(record, event):
+                    self.pool.stop(batch.running)  # it raises TrialPruned at its next report
+            else:
+                self.trials.finish(record, event)
 
-    def _report(
-        self, running: Running, step: int, metrics: dict[str, float], seconds: float
-    ) -> None:
-        trial = running.trial
-        # A retried trial reports its early steps again; each (metric, step) is logged once.
-        seen = self.logged.setdefault(trial.number, set())
-        fresh = {k: v for k, v in metrics.items() if (k, step) not in seen}
-        seen.update((k, step) for k in fresh)
-        if fresh:
-            self.tracker.log_metrics(trial.number, step, fresh)
-        last = trial.attrs["last_metrics"]
-        for k, v in metrics.items():
-            if step >= last.get(k, (-1, 0.0))[0]:
-                last[k] = (step, v)
-        if self.pruner is not None and "pruned" not in trial.attrs:
-            self._judge(running, step, metrics, seconds)
-
-    def _judge(
-        self, running: Running, step: int, metrics: dict[str, float], seconds: float
-    ) -> None:
-        """Feed the pruner the watched metric; stop the trial at its next report if told."""
-        if self.prune_metric is None:
-            self.prune_metric = next(iter(metrics))
-            # Recorded now, so that a resume after a crash watches the same metric.
-            self.tracker.set_tags(SWEEP, {"hpo.prune_metric": self.prune_metric})
-        value = metrics.get(self.prune_metric)
-        if value is None:
-            return
-        reason = self.pruner.report(running.trial.number, step, value, seconds=seconds)
-        if reason is not None:
-            trial = running.trial
-            trial.attrs["pruned"] = (step, f"{reason} ({self.prune_metric})")
-            if self.pruner.direction == self.strategy.direction:  # comparable to objectives
-                trial.attrs["intermediate"] = (step, value)
-            # The objective stops at its next report; trial metrics until then still count.
-            self.pool.stop(running)
-
-    def _worker_died(self, event: WorkerDied) -> None:
-        trial = event.running.trial
-        attempts = trial.attrs["attempts"]
-        if attempts <= self.max_retries:
-            trial.attrs["attempts"] = attempts + 1
-            self.tracker.set_tags(
-                trial.number,
-                {"hpo.attempt": str(attempts + 1), f"hpo.attempt_{attempts}_error": event.reason},
-            )
-            self.retries.append(trial)
-            return
-        reason = f"the worker process died ({attempts} attempts): {event.reason}"
-        self.strategy.tell(trial, failed=True, error=reason)
-        self._end(trial)
-
-    def _end(
-        self,
-        trial: Trial,
-        *,
-        artifacts: dict[str, bytes | None] | None = None,
-        status: str | None = None,
-        tags: dict[str, str] | None = None,
-    ) -> None:
-        kept = {k: v for k, v in (artifacts or {}).items() if v is not None}
-        self.tracker.end_trial(
-            trial.number,
-            trial.state,
-            value=trial.value,
-            error=None if trial.state is TrialState.PRUNED else trial.error,
-            artifacts=kept,
-            status=status,
-            tags=tags,
-        )
-        self._count(trial)
-        if self.best is not None:
-            self.tracker.log_sweep_metrics(self.finished, {"best_objective": self.best})
-        if self.bar is not None:
-            best = "-" if self.best is None else f"{self.best:.4g}"
-            counts = {"failed": self.n_failed}
-            if self.pruner is not None:
-                counts["pruned"] = self.n_pruned
-            self.bar.set_postfix(**counts, best=best, refresh=False)
-            self.bar.update(1)
-
-    def _count(self, trial: Trial) -> None:
-        # Running counts: rescanning every trial here would make a sweep quadratic.
-        self.finished += 1
-        self.n_failed += trial.state is TrialState.FAILED
-        self.n_pruned += trial.state is TrialState.PRUNED
-        if trial.value is not None and (self.best is None or self._better(trial.value, self.best)):
-            self.best = trial.value
-
-    def _better(self, a: float, b: float) -> bool:
-        return a < b if self.strategy.direction == "minimize" else a > b
+    def _enforce_timeouts(self) -> None:
+        now = time.monotonic()
+        limit = self.options.trial_timeout
+        if limit is not None:
+            for running in list(self.pool.running.values()):
+                since = self.pool.running_since(running)
+                if since is not None and now - since > limit:
+                    self.pool.kill(running)
+                    self.trials.finish(running.record, Outcome.failed(f"timeout after {limit:g} s"))
+        timeout = self.options.timeout
+        if timeout is not None and not self.timed_out and now - self.started > timeout:
+            self.timed_out = True
+            self._cancel_running(f"cancelled: the sweep's timeout of {timeout:g} s was reached")
 
     def _cancel_running(self, reason: str) -> None:
-        """Stop the workers of running trials and end those trials FAILED with ``reason``."""
-        stopped = [r.trial for r in self.pool.cancel_all()] + self.retries
-        self.retries = []
-        for trial in stopped:
-            if trial.state is TrialState.RUNNING:
-                self.strategy.tell(trial, failed=True, error=reason)
-                # Not the configuration's fault: `hpo resume` runs a cancelled trial again.
-                self._end(trial, status="KILLED", tags={"hpo.cancelled": "true"})
+        """Stop the workers of running trials and end those trials (and the lost ones
+        waiting for a retry) as cancelled, with ``reason``."""
+        stopped = [r.record for r in self.pool.cancel_all()] + self.trials.retries
+        self.trials.retries = []
+        for record in stopped:
+            if not record.state.is_finished:
+                self.trials.finish(record, Outcome.failed(reason), cancelled=True)
 
-    # -- the end -------------------------------------------------------------------------
+    # -- the end ---------------------------------------------------------------------------
     def _close(self, *, status: str, error: str | None = None) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        if self.progress is not None:
+            self.progress.close(self.trials.tally)
+        s, o = self.strategy, self.options
+        records = [self.trials.records[t.number] for t in s.trials]
         # Drawn on an idle worker while the writer drains its backlog: in this process the
         # drawing would compete with the writer for the interpreter.
-        figures = self.pool.render(self._figure_specs())
+        figures = self.pool.render(figure_specs(records, s.space, s.direction, repeats=o.repeats))
         try:
             self.tracker.close()  # every trial written: all run ids are known from here on
             figures = figures()
         finally:  # no worker outlives its sweep, whatever the tracker did
             self.pool.shutdown()
-        trials = self.strategy.trials
-        for trial in trials:
-            trial.attrs["run_id"] = self.tracker.run_id(trial.number)
-        tags = {
-            f"hpo.n_{state.value.lower()}": str(sum(t.state is state for t in trials))
-            for state in (TrialState.COMPLETE, TrialState.FAILED, TrialState.PRUNED)
-        }
-        tags["hpo.elapsed_seconds"] = f"{time.monotonic() - self.started:.1f}"
-        best = self.strategy.best_trial()
-        if best is not None:
-            tags.update(
-                {
-                    "hpo.best_value": repr(best.value),
-                    "hpo.best_trial": str(best.number),
-                    "hpo.best_run_id": best.attrs["run_id"] or "",
-                }
-            )
-        if self.prune_metric is not None:
-            tags["hpo.prune_metric"] = self.prune_metric
-        if self.interrupted:
-            tags["hpo.interrupted"] = "true"
-        if self.timed_out:
-            tags["hpo.timed_out"] = "true"
-        if error is not None:
-            tags["hpo.error"] = error[:5000]
+        for record in records:
+            record.run_id = self.tracker.run_id(record.number)
+        tags = closing_tags(
+            records,
+            s.direction,
+            elapsed=time.monotonic() - self.started,
+            prune_metric=self.trials.prune_metric,
+            interrupted=self.interrupted,
+            timed_out=self.timed_out,
+            error=error,
+        )
         artifacts = {
-            "trials.csv": trials_csv(trials).encode(),
-            "space.txt": repr(self.strategy.space).encode(),
-            **(
-                {"best_configurations.csv": repeats_csv(trials, self.strategy.direction).encode()}
-                if self.repeats > 1
-                else {}
-            ),
+            **closing_artifacts(records, s.space, s.direction, repeats=o.repeats),
             **figures,
-            **self.strategy.artifacts(),
+            **s.artifacts(),
         }
         self.tracker.end_sweep(status=status, tags=tags, artifacts=artifacts)
 
-    def _figure_specs(self) -> list[tuple[str, str, dict[str, Any]]]:
-        """What the closing figures show, as plain data for `hpo.plots.render`."""
-        trials = self.strategy.trials
-        specs: list[tuple[str, str, dict[str, Any]]] = []
-        if trials:
-            specs.append(
-                (
-                    "optimization_history.png",
-                    "history",
-                    {
-                        "numbers": [t.number for t in trials],
-                        "values": [t.value for t in trials],
-                        "direction": self.strategy.direction,
-                    },
-                )
-            )
-        repeated = ranked_by_mean(trials, self.strategy.direction)[:BEST_CONFIGURATIONS]
-        if self.repeats > 1 and repeated:
-            specs.append(
-                (
-                    "repeats.png",
-                    "repeats",
-                    {
-                        "labels": [_short_label(t) for t in repeated],
-                        "values": [t.attrs["repeat_values"] for t in repeated],
-                        "direction": self.strategy.direction,
-                    },
-                )
-            )
-        axes = heatmap_axes(self.strategy.space, trials)
-        if axes is not None:
-            x, y = axes
-            cell = {t.number: (t.flat_params[x], t.flat_params[y]) for t in trials}
-            panels = {"objective": {cell[t.number]: t.value for t in trials}}
-            for name in heatmap_metrics(trials):
-                panels[f"final {name}"] = {
-                    cell[t.number]: t.attrs["last_metrics"].get(name, (0, None))[1] for t in trials
-                }
-            specs.append(("heatmap.png", "heatmap", {"x_name": x, "y_name": y, "panels": panels}))
-        return specs
 
+class _Progress:
+    """The progress bar: trials finished, failed (and pruned), the best value so far."""
 
-def heatmap_axes(space: Space, trials: list[Trial]) -> tuple[str, str] | None:
-    """The two parameter names to draw a heatmap over, when the space has exactly two."""
-    params = space.params
-    if len(params) != 2 or any(p.condition for p in params):
-        return None
-    if any(isinstance(p.dim, Choice) and p.dim.is_conditional for p in params):
-        return None
-    if not all(isinstance(p.dim, Float | Int | Choice) for p in params):
-        return None
-    names = (params[0].name, params[1].name)
-    for name in names:
-        if len({t.flat_params[name] for t in trials}) > HEATMAP_MAX_VALUES:
-            return None
-    return names
+    def __init__(self, options: SweepOptions) -> None:
+        from tqdm.auto import tqdm
 
+        self.show_pruned = options.pruner is not None
+        self.bar = tqdm(total=options.budget, unit="trial", dynamic_ncols=True, smoothing=0.1)
 
-def heatmap_metrics(trials: list[Trial], most: int = 2) -> list[str]:
-    """Reported metrics worth a heatmap panel: not a copy of the objective, accuracies first."""
-    names = sorted(
-        {k for t in trials for k in t.attrs.get("last_metrics", {})}, key=lambda n: ("loss" in n, n)
-    )
-    done = [t for t in trials if t.value is not None]
+    def show(self, tally: Any) -> None:
+        if tally.finished == self.bar.n:
+            return
+        counts = {"failed": tally.counts[TrialState.FAILED]}
+        if self.show_pruned:
+            counts["pruned"] = tally.counts[TrialState.PRUNED]
+        best = "-" if tally.best is None else f"{tally.best:.4g}"
+        self.bar.set_postfix(**counts, best=best, refresh=False)
+        self.bar.update(tally.finished - self.bar.n)
 
-    def copies_objective(name: str) -> bool:
-        return all(t.attrs["last_metrics"].get(name, (0, None))[1] == t.value for t in done)
-
-    return [n for n in names if not copies_objective(n)][:most]
-
-
-def _short_label(trial: Trial, most: int = 40) -> str:
-    """``#4 hidden_units=3, activation=tanh``, cut to ``most`` characters."""
-    text = f"#{trial.number} " + ", ".join(f"{k}={v}" for k, v in trial.flat_params.items())
-    return text if len(text) <= most else text[: most - 1] + "…"
-
-
-def ranked_by_mean(trials: list[Trial], direction: str) -> list[Trial]:
-    """Completed trials that ran repeats, best mean first."""
-    done = [t for t in trials if t.value is not None and "repeat_values" in t.attrs]
-    return sorted(done, key=lambda t: t.value, reverse=direction == "maximize")
-
-
-def repeats_csv(trials: list[Trial], direction: str) -> str:
-    """The best configurations with the mean ± standard deviation of their repeats."""
-    ranked = ranked_by_mean(trials, direction)[:BEST_CONFIGURATIONS]
-    names = list(dict.fromkeys(k for t in ranked for k in t.flat_params))
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["rank", "trial", "mean", "std", "values", *names])
-    for rank, t in enumerate(ranked, start=1):
-        values, mean = t.attrs["repeat_values"], t.value  # the trial's value is their mean
-        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-        writer.writerow(
-            [
-                rank,
-                t.number,
-                f"{mean:.6g}",
-                f"{std:.6g}",
-                " ".join(f"{v:.6g}" for v in values),
-                *[t.flat_params.get(n, "") for n in names],
-            ]
-        )
-    return out.getvalue()
-
-
-def trials_csv(trials: list[Trial]) -> str:
-    names: list[str] = []
-    for t in trials:
-        names.extend(k for k in t.flat_params if k not in names)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
-        ["trial", "state", "objective", "seconds", "attempts", "run_id", "error", *names]
-    )
-    for t in trials:
-        seconds = t.attrs.get("seconds")
-        writer.writerow(
-            [
-                t.number,
-                t.state.value,
-                "" if t.value is None else repr(t.value),
-                "" if seconds is None or not math.isfinite(seconds) else f"{seconds:.3f}",
-                t.attrs.get("attempts", ""),
-                t.attrs.get("run_id") or "",
-                t.error or "",
-                *[t.flat_params.get(n, "") for n in names],
-            ]
-        )
-    return out.getvalue()
-
-
-def _progress_bar(total: int):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="trial", dynamic_ncols=True, smoothing=0.1)
+    def close(self, tally: Any = None) -> None:
+        if tally is not None:
+            self.show(tally)
+        self.bar.close()

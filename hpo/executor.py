@@ -24,18 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from hpo.checks import check_value, first_line
+from hpo.events import Event, Outcome, Report
 from hpo.pruners import TrialPruned
-from hpo.strategies.base import check_value
+from hpo.strategies.base import TrialState
+from hpo.summary import repeats_std
 from hpo.tracking import check_name
 
 log = logging.getLogger(__name__)
-
-# Events a trial sends to the driver. Plain tuples keep the stream cheap to serialise.
-REPORT = "report"  # (REPORT, step, {metric: value}, seconds since the trial began)
-DONE = "done"  # (DONE, value, seconds, curve_png | None, repeat_values)
-ERROR = "error"  # (ERROR, reason, traceback_text, seconds, curve_png | None)
-PRUNED = "pruned"  # (PRUNED, seconds, curve_png | None)
-FINAL = (DONE, ERROR, PRUNED)
 
 
 class ClusterConnectionError(RuntimeError):
@@ -114,7 +110,7 @@ class _Reporter:
             key = name + self._suffix
             clean[key] = float(value)
             self.history.setdefault(key, []).append((int(step), float(value)))
-        self._events.put((REPORT, int(step), clean, time.perf_counter() - self._began))
+        self._events.put(Report(int(step), clean, time.perf_counter() - self._began))
 
 
 def _render_curves(history: dict[str, list[tuple[int, float]]]) -> bytes | None:
@@ -134,7 +130,7 @@ def run_objective(
     stop: threading.Event | None = None,
     repeats: int = 1,
 ) -> None:
-    """Run one trial and put its events on ``events``; the last is DONE, ERROR or PRUNED.
+    """Run one trial and put its events on ``events``: `Report`s, then one `Outcome`.
 
     With ``repeats`` > 1 the objective runs once per seed 0..repeats-1 (``params["seed"]``),
     its metrics suffixed ``/repeat_R``; each value is reported as ``objective_repeat`` at
@@ -155,22 +151,38 @@ def run_objective(
             raw = objective(run_params, report, *([data] if arity == 3 else []))
             values.append(check_value(raw))
             if repeats > 1:
-                events.put(
-                    (REPORT, r, {"objective_repeat": values[-1]}, time.perf_counter() - start)
-                )
+                seconds = time.perf_counter() - start
+                events.put(Report(r, {"objective_repeat": values[-1]}, seconds))
         value = sum(values) / len(values)
         if repeats > 1:
-            std = (sum((v - value) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-            events.put((REPORT, 0, {"objective_std": std}, time.perf_counter() - start))
-        events.put((DONE, value, time.perf_counter() - start, _render_curves(history), values))
+            std = repeats_std(values)
+            events.put(Report(0, {"objective_std": std}, time.perf_counter() - start))
+        events.put(
+            Outcome(
+                TrialState.COMPLETE,
+                value=value,
+                seconds=time.perf_counter() - start,
+                curves=_render_curves(history),
+                repeat_values=values if repeats > 1 else None,
+            )
+        )
     except TrialPruned:
-        events.put((PRUNED, time.perf_counter() - start, _render_curves(history)))
+        seconds = time.perf_counter() - start
+        events.put(Outcome(TrialState.PRUNED, seconds=seconds, curves=_render_curves(history)))
     except BaseException as exc:  # noqa: BLE001 - every failure becomes the trial's reason
         seconds = time.perf_counter() - start
         reason = f"{type(exc).__name__}: {exc}"
         if repeats > 1:
             reason = f"repeat {r} (seed {r}): {reason}"
-        events.put((ERROR, reason, traceback.format_exc(), seconds, _render_curves(history)))
+        events.put(
+            Outcome(
+                TrialState.FAILED,
+                error=reason,
+                traceback=traceback.format_exc(),
+                seconds=seconds,
+                curves=_render_curves(history),
+            )
+        )
 
 
 # How long a report may wait for others to go in the same message to the driver. A short
@@ -180,11 +192,11 @@ def run_objective(
 BATCH_SECONDS = 0.01
 
 
-def _collect(events: queue.Queue, first: Any) -> list[Any]:
-    """``first`` and the events that follow it within `BATCH_SECONDS`, up to the final one."""
+def _collect(events: queue.Queue, first: Event) -> list[Event]:
+    """``first`` and the events that follow it within `BATCH_SECONDS`, up to the outcome."""
     batch = [first]
     deadline = time.monotonic() + BATCH_SECONDS
-    while batch[-1][0] not in FINAL:
+    while not isinstance(batch[-1], Outcome):
         left = deadline - time.monotonic()
         try:
             batch.append(events.get(timeout=left) if left > 0 else events.get_nowait())
@@ -226,7 +238,7 @@ class TrialWorker:
 
     def run(
         self, trial_number: int, params: dict[str, Any], repeats: int = 1
-    ) -> Iterator[list[Any]]:
+    ) -> Iterator[list[Event]]:
         events: queue.Queue = queue.Queue()
         stop = threading.Event()
         self._current = (trial_number, stop)
@@ -240,23 +252,32 @@ class TrialWorker:
         while True:
             batch = _collect(events, events.get())
             yield batch
-            if batch[-1][0] in FINAL:
+            if isinstance(batch[-1], Outcome):
                 return
 
 
 @dataclass
 class Running:
-    """A trial in flight on a worker."""
+    """A trial in flight on a worker (``record``: anything with a ``number`` and ``params``,
+    the driver's record of the trial)."""
 
-    trial: Any
+    record: Any
     worker: Any
     stream: Any  # ray.ObjectRefGenerator
     started: float = field(default_factory=time.monotonic)  # moved on once its worker is up
 
 
 @dataclass
+class Batch:
+    """Events of one running trial that arrived together, in order."""
+
+    running: Running
+    events: list[Event]
+
+
+@dataclass
 class WorkerDied:
-    """The worker running ``running.trial`` died (killed, out of memory, node lost)."""
+    """The worker running ``running.record`` died (killed, out of memory, node lost)."""
 
     running: Running
     reason: str
@@ -304,14 +325,14 @@ class WorkerPool:
             running.started = max(running.started, time.monotonic())
         return running.started
 
-    def submit(self, trial: Any) -> Running:
+    def submit(self, record: Any) -> Running:
         worker = self.idle.pop()
-        stream = worker.run.remote(trial.number, trial.params, self._repeats)
-        running = Running(trial, worker, stream)
+        stream = worker.run.remote(record.number, record.params, self._repeats)
+        running = Running(record, worker, stream)
         self.running[stream] = running
         return running
 
-    def wait(self, timeout: float) -> list[tuple[Running, list[Any]] | WorkerDied]:
+    def wait(self, timeout: float) -> list[Batch | WorkerDied]:
         """Event batches that arrived within ``timeout`` seconds, per running trial."""
         ray = self._ray
         if not self.running:
@@ -320,12 +341,12 @@ class WorkerPool:
         ready, _ = ray.wait(streams, num_returns=1, timeout=timeout)
         if ready:  # then take every other stream that is ready too
             ready, _ = ray.wait(streams, num_returns=len(streams), timeout=0)
-        out: list[tuple[Running, list[Any]] | WorkerDied] = []
+        out: list[Batch | WorkerDied] = []
         for stream in ready:
             running = self.running[stream]
             try:
                 batch = ray.get(next(stream))
-            except StopIteration:  # cannot happen after DONE/ERROR; guard so none is left running
+            except StopIteration:  # a stream ends after its outcome; guard so none is left running
                 del self.running[stream]
                 self._replace(running.worker)
                 out.append(WorkerDied(running, "the trial's stream ended without a result"))
@@ -337,12 +358,12 @@ class WorkerPool:
                     ) from None
                 del self.running[stream]
                 self._replace(running.worker)
-                out.append(WorkerDied(running, _first_line(exc)))
+                out.append(WorkerDied(running, first_line(exc)))
                 continue
-            if batch and batch[-1][0] in FINAL:
+            if batch and isinstance(batch[-1], Outcome):
                 del self.running[stream]
                 self.idle.append(running.worker)
-            out.append((running, batch))
+            out.append(Batch(running, batch))
         return out
 
     def _replace(self, dead: Any) -> None:
@@ -376,7 +397,7 @@ class WorkerPool:
 
     def stop(self, running: Running) -> None:
         """Ask a trial to stop at its next report (pruning); its events keep arriving."""
-        running.worker.stop.remote(running.trial.number)
+        running.worker.stop.remote(running.record.number)
 
     def kill(self, running: Running) -> None:
         """Stop one trial now by killing its worker (a hanging objective cannot be
@@ -394,7 +415,7 @@ class WorkerPool:
 
     def shutdown(self) -> None:
         for running in self.cancel_all():
-            log.debug("killed the worker of trial %s", running.trial.number)
+            log.debug("killed the worker of trial %s", running.record.number)
         for worker in self.idle:
             self._ray.kill(worker, no_restart=True)
         self.idle.clear()
@@ -417,11 +438,6 @@ def _cause(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     errors = [ln for ln in lines if "Error:" in ln and not ln.startswith("ray.exceptions")]
     return errors[-1] if errors else (lines[0] if lines else type(exc).__name__)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def connect(address: str | None) -> dict[str, float]:

@@ -5,49 +5,47 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpo.strategies.base import Trial, TrialState
+from hpo.strategies.base import TrialState, best_of
+from hpo.trials import TrialRecord, count_states
 
 
 @dataclass
 class SweepResult:
     """The outcome of `hpo.run`.
 
-    ``trials`` are the strategy's trials in issue order; each carries ``attrs["run_id"]``
-    (its MLflow child run), ``attrs["seconds"]`` (objective time) and
-    ``attrs["attempts"]``.
+    ``trials`` are the sweep's `hpo.trials.TrialRecord`s in issue order: each has the
+    trial's ``number``, ``params``, ``flat_params``, ``state``, ``value`` and ``error``,
+    and ``run_id`` (its MLflow child run), ``seconds`` (objective time) and ``attempts``.
     """
 
     sweep_id: str
     experiment_id: str
     tracking_uri: str
     direction: str
-    trials: list[Trial]
+    trials: list[TrialRecord]
     interrupted: bool = False
     timed_out: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
 
-    def _count(self, state: TrialState) -> int:
-        return sum(t.state is state for t in self.trials)
+    @property
+    def counts(self) -> dict[TrialState, int]:
+        return count_states(self.trials)
 
     @property
     def n_complete(self) -> int:
-        return self._count(TrialState.COMPLETE)
+        return self.counts[TrialState.COMPLETE]
 
     @property
     def n_failed(self) -> int:
-        return self._count(TrialState.FAILED)
+        return self.counts[TrialState.FAILED]
 
     @property
     def n_pruned(self) -> int:
-        return self._count(TrialState.PRUNED)
+        return self.counts[TrialState.PRUNED]
 
     @property
-    def best_trial(self) -> Trial | None:
-        done = [t for t in self.trials if t.state is TrialState.COMPLETE]
-        if not done:
-            return None
-        pick = min if self.direction == "minimize" else max
-        return pick(done, key=lambda t: t.value)
+    def best_trial(self) -> TrialRecord | None:
+        return best_of(self.trials, self.direction)
 
     @property
     def best_value(self) -> float | None:

@@ -15,14 +15,16 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hpo.driver import Restored, execute, positive_int, space_digest
+from hpo.checks import check_seconds, positive_int
+from hpo.driver import SweepOptions, open_sweep, space_digest
 from hpo.executor import objective_arity
 from hpo.pruners import make_pruner
 from hpo.result import SweepResult
 from hpo.space import Space, as_space
 from hpo.strategies import make_strategy
-from hpo.strategies.base import TrialState, check_seconds
+from hpo.strategies.base import Trial, TrialState
 from hpo.tracking import OUTAGE_LIMIT_SECONDS, RUN_STATUS, resolve_tracking_uri
+from hpo.trials import Restored
 
 PAGE = 1000
 
@@ -102,34 +104,33 @@ def resume(
     if pruner is not None and prune_metric is not None:
         _replay_pruner(client, pruner, prune_metric, restored)
 
-    return execute(
+    options = SweepOptions(
+        budget=budget,
+        max_retries=int(recipe["max_retries"]),
+        timeout=timeout,
+        trial_timeout=recipe["trial_timeout"],
+        pruner=pruner,
+        prune_metric=prune_metric,
+        repeats=int(recipe["repeats"]),
+        progress=progress,
+    )
+    sweep = open_sweep(
         strategy,
         objective,
         arity,
         data,
-        budget=budget,
+        options,
         workers=workers,
         address=address,
         tracking_uri=uri,
         experiment_name=client.get_experiment(parent.info.experiment_id).name,
-        progress=progress,
         tracking_patience=tracking_patience,
-        options=dict(
-            max_retries=int(recipe["max_retries"]),
-            timeout=timeout,
-            trial_timeout=recipe["trial_timeout"],
-            pruner=pruner,
-            prune_metric=prune_metric,
-            repeats=int(recipe["repeats"]),
-        ),
-        start=lambda sweep: sweep.resume(sweep_id, restored),
     )
+    return sweep.resume(sweep_id, restored)
 
 
 def _read_trials(client: Any, experiment_id: str, sweep_id: str) -> list[Restored]:
     """Every child run of the sweep as a `Restored` (trial not yet in a strategy)."""
-    from hpo.strategies.base import Trial
-
     runs, token = [], None
     while True:
         page = client.search_runs(

@@ -90,14 +90,14 @@ def test_asha_prunes_a_real_models_training_mid_fit_and_tpe_is_told(
         if trial.state.value == "PRUNED":
             assert "ASHA" in trial.error and len(epochs) < 30
             step = int(runs[trial.number].data.tags["hpo.pruned_step"])
-            assert trial.attrs["intermediate"][0] == step
+            assert trial.intermediate[0] == step
         else:
             assert trial.state.value == "COMPLETE" and len(epochs) == 30
     # TPE's study holds the pruned trials as pruned, with the value they were pruned on.
     studied = {t.number: t for t in strategy.study.trials}
     for trial in result.trials:
         if trial.state.value == "PRUNED":
-            step, value = trial.attrs["intermediate"]
+            step, value = trial.intermediate
             assert studied[trial.number].state.name == "PRUNED"
             assert studied[trial.number].intermediate_values == {step: value}
 

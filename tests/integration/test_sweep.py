@@ -51,7 +51,7 @@ def test_every_trial_is_a_terminal_child_run_with_params_curves_and_artifacts(
     assert sorted(runs) == list(range(6))
     for trial in result.trials:
         run = runs[trial.number]
-        assert run.info.run_id == trial.attrs["run_id"]
+        assert run.info.run_id == trial.run_id
         assert run.info.status == "FINISHED" and run.data.tags["hpo.state"] == "COMPLETE"
         assert float(run.data.params["x"]) == trial.params["x"]
         assert run.data.metrics["objective"] == trial.value
@@ -118,7 +118,7 @@ def test_a_diverging_model_fails_its_trial_with_the_reason(ray_cluster, tracking
         r"learning_rate=1000000.0",
         large.error,
     )
-    run = client.get_run(large.attrs["run_id"])
+    run = client.get_run(large.run_id)
     assert run.data.tags["hpo.error"] == large.error
     assert len(client.get_metric_history(run.info.run_id, "train_loss")) >= 2
 
@@ -141,7 +141,7 @@ def test_data_is_shipped_once_per_worker_and_blas_uses_one_thread(ray_cluster, t
     client = MlflowClient(tracking_uri)
     seen: dict[int, set[int]] = {}
     for trial in result.trials:
-        m = client.get_run(trial.attrs["run_id"]).data.metrics
+        m = client.get_run(trial.run_id).data.metrics
         assert m["blas_threads"] == 1
         assert m["data_sum"] == float(data.sum())
         seen.setdefault(int(m["pid"]), set()).add(int(m["data_id"]))
@@ -189,7 +189,7 @@ def test_a_trial_whose_worker_keeps_dying_ends_failed(ray_cluster, tracking_uri,
     assert result.n_failed == 2
     for trial in result.trials:
         assert trial.error.startswith("the worker process died (2 attempts)")
-        run = client.get_run(trial.attrs["run_id"])
+        run = client.get_run(trial.run_id)
         assert run.info.status == "FAILED" and run.data.tags["hpo.attempt"] == "2"
 
 
@@ -294,7 +294,7 @@ def test_a_hanging_trial_is_stopped_by_the_trial_timeout(ray_cluster, tracking_u
     )
     assert time.monotonic() - started < 60  # nothing waited for the hung objectives
     for trial in result.trials:
-        run = client.get_run(trial.attrs["run_id"])
+        run = client.get_run(trial.run_id)
         if trial.params["hang"]:
             assert trial.error == "timeout after 3 s" and run.data.tags["hpo.state"] == "FAILED"
             assert run.data.tags["hpo.error"] == "timeout after 3 s"

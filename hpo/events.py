@@ -1,0 +1,42 @@
+"""What a trial's worker sends to the driver: reports while it runs, then one outcome.
+
+Named tuples: the stream stays cheap to pickle, and both sides read fields by name.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from hpo.strategies.base import TrialState
+
+
+class Report(NamedTuple):
+    """One ``report(step, **metrics)`` call of the objective."""
+
+    step: int
+    metrics: dict[str, float]
+    seconds: float  # since the trial began, timed in the worker
+
+
+class Outcome(NamedTuple):
+    """How a trial's attempt ended: the last event of its stream.
+
+    Made by the worker (COMPLETE, FAILED, PRUNED) or by the driver for a trial it ended
+    itself (a timeout, a dead worker out of retries, a cancellation): then only ``state``
+    and ``error`` are set.
+    """
+
+    state: TrialState
+    value: float | None = None  # COMPLETE: the objective (the mean of the repeats)
+    error: str | None = None  # FAILED: the reason, one line
+    traceback: str | None = None  # FAILED in the objective: the full traceback
+    seconds: float | None = None  # the objective's time
+    curves: bytes | None = None  # the learning-curve PNG
+    repeat_values: list[float] | None = None  # each repeat's value, with repeats > 1
+
+    @classmethod
+    def failed(cls, reason: str) -> Outcome:
+        return cls(TrialState.FAILED, error=reason)
+
+
+Event = Report | Outcome

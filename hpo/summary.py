@@ -1,0 +1,223 @@
+"""The sweep's closing report, as pure functions of its trial records.
+
+What the parent run records about a sweep (its settings, its closing tags, `trials.csv`,
+`best_configurations.csv`, the specs of its figures) is computed here from the trials,
+the space and the direction alone, so each piece is tested without a sweep.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+from hpo.pruners import Pruner
+from hpo.space import Choice, Float, Int, Space
+from hpo.strategies.base import TrialState, best_of
+from hpo.trials import TrialRecord, count_states
+
+BEST_CONFIGURATIONS = 20  # rows of the repeats table and figure
+HEATMAP_MAX_VALUES = 25  # more distinct values per axis than this is not a grid worth drawing
+FigureSpec = tuple[str, str, dict[str, Any]]  # (file name, kind, arguments): `hpo.plots.render`
+
+
+def sweep_settings(
+    strategy_settings: dict[str, Any],
+    *,
+    budget: int,
+    workers: int,
+    pruner: Pruner | None,
+    prune_metric: str | None,
+    repeats: int,
+) -> dict[str, Any]:
+    """The parent run's params: the strategy's settings and the sweep's own."""
+    settings = {**strategy_settings, "n_trials": budget, "workers": workers}
+    if pruner is not None:
+        settings.update(pruner.settings(), prune_metric=prune_metric or "first reported")
+    if repeats > 1:
+        settings["repeats"] = repeats
+    return settings
+
+
+def closing_tags(
+    records: Sequence[TrialRecord],
+    direction: str,
+    *,
+    elapsed: float,
+    prune_metric: str | None = None,
+    interrupted: bool = False,
+    timed_out: bool = False,
+    error: str | None = None,
+) -> dict[str, str]:
+    """The parent run's tags at the end: counts by state, the best trial, how it ended."""
+    counts = count_states(records)
+    tags = {
+        f"hpo.n_{state.value.lower()}": str(counts[state])
+        for state in (TrialState.COMPLETE, TrialState.FAILED, TrialState.PRUNED)
+    }
+    tags["hpo.elapsed_seconds"] = f"{elapsed:.1f}"
+    best = best_of(records, direction)
+    if best is not None:
+        tags.update(
+            {
+                "hpo.best_value": repr(best.value),
+                "hpo.best_trial": str(best.number),
+                "hpo.best_run_id": best.run_id or "",
+            }
+        )
+    if prune_metric is not None:
+        tags["hpo.prune_metric"] = prune_metric
+    if interrupted:
+        tags["hpo.interrupted"] = "true"
+    if timed_out:
+        tags["hpo.timed_out"] = "true"
+    if error is not None:
+        tags["hpo.error"] = error[:5000]
+    return tags
+
+
+def repeats_std(values: Sequence[float]) -> float:
+    """The sample standard deviation of a configuration's repeated values."""
+    return statistics.stdev(values)
+
+
+def ranked_by_mean(records: Sequence[TrialRecord], direction: str) -> list[TrialRecord]:
+    """Completed trials that ran repeats, best mean first (ties: the first issued)."""
+    done = [r for r in records if r.value is not None and r.repeat_values is not None]
+    return sorted(done, key=lambda r: (r.value if direction == "minimize" else -r.value, r.number))
+
+
+def repeats_csv(records: Sequence[TrialRecord], direction: str) -> str:
+    """The best configurations with the mean ± standard deviation of their repeats."""
+    ranked = ranked_by_mean(records, direction)[:BEST_CONFIGURATIONS]
+    names = list(dict.fromkeys(k for r in ranked for k in r.flat_params))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["rank", "trial", "mean", "std", "values", *names])
+    for rank, r in enumerate(ranked, start=1):
+        values = r.repeat_values
+        writer.writerow(
+            [
+                rank,
+                r.number,
+                f"{r.value:.6g}",  # the trial's value is the mean of its repeats
+                f"{repeats_std(values):.6g}",
+                " ".join(f"{v:.6g}" for v in values),
+                *[r.flat_params.get(n, "") for n in names],
+            ]
+        )
+    return out.getvalue()
+
+
+def trials_csv(records: Sequence[TrialRecord]) -> str:
+    """One row per trial: number, state, objective, seconds, attempts, run, error, params."""
+    names = list(dict.fromkeys(k for r in records for k in r.flat_params))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["trial", "state", "objective", "seconds", "attempts", "run_id", "error", *names]
+    )
+    for r in records:
+        seconds = r.seconds
+        writer.writerow(
+            [
+                r.number,
+                r.state.value,
+                "" if r.value is None else repr(r.value),
+                "" if seconds is None or not math.isfinite(seconds) else f"{seconds:.3f}",
+                r.attempts,
+                r.run_id or "",
+                r.error or "",
+                *[r.flat_params.get(n, "") for n in names],
+            ]
+        )
+    return out.getvalue()
+
+
+def heatmap_axes(space: Space, records: Sequence[TrialRecord]) -> tuple[str, str] | None:
+    """The two parameter names to draw a heatmap over, when the space has exactly two
+    (and there are trials to draw)."""
+    params = space.params
+    if not records or len(params) != 2 or any(p.condition for p in params):
+        return None
+    if any(isinstance(p.dim, Choice) and p.dim.is_conditional for p in params):
+        return None
+    if not all(isinstance(p.dim, Float | Int | Choice) for p in params):
+        return None
+    names = (params[0].name, params[1].name)
+    for name in names:
+        if len({r.flat_params[name] for r in records}) > HEATMAP_MAX_VALUES:
+            return None
+    return names
+
+
+def heatmap_metrics(records: Sequence[TrialRecord], most: int = 2) -> list[str]:
+    """Reported metrics worth a heatmap panel: not a copy of the objective, accuracies first."""
+    names = sorted({k for r in records for k in r.last_metrics}, key=lambda n: ("loss" in n, n))
+    done = [r for r in records if r.value is not None]
+
+    def copies_objective(name: str) -> bool:
+        return all(r.last(name) == r.value for r in done)
+
+    return [n for n in names if not copies_objective(n)][:most]
+
+
+def short_label(record: TrialRecord, most: int = 40) -> str:
+    """``#4 hidden_units=3, activation=tanh``, cut to ``most`` characters."""
+    text = f"#{record.number} " + ", ".join(f"{k}={v}" for k, v in record.flat_params.items())
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def figure_specs(
+    records: Sequence[TrialRecord], space: Space, direction: str, *, repeats: int = 1
+) -> list[FigureSpec]:
+    """What the closing figures show, as plain data for `hpo.plots.render`."""
+    specs: list[FigureSpec] = []
+    if records:
+        specs.append(
+            (
+                "optimization_history.png",
+                "history",
+                {
+                    "numbers": [r.number for r in records],
+                    "values": [r.value for r in records],
+                    "direction": direction,
+                },
+            )
+        )
+    repeated = ranked_by_mean(records, direction)[:BEST_CONFIGURATIONS]
+    if repeats > 1 and repeated:
+        specs.append(
+            (
+                "repeats.png",
+                "repeats",
+                {
+                    "labels": [short_label(r) for r in repeated],
+                    "values": [r.repeat_values for r in repeated],
+                    "direction": direction,
+                },
+            )
+        )
+    axes = heatmap_axes(space, records)
+    if axes is not None:
+        x, y = axes
+        cell = {r.number: (r.flat_params[x], r.flat_params[y]) for r in records}
+        panels = {"objective": {cell[r.number]: r.value for r in records}}
+        for name in heatmap_metrics(records):
+            panels[f"final {name}"] = {cell[r.number]: r.last(name) for r in records}
+        specs.append(("heatmap.png", "heatmap", {"x_name": x, "y_name": y, "panels": panels}))
+    return specs
+
+
+def closing_artifacts(
+    records: Sequence[TrialRecord], space: Space, direction: str, *, repeats: int = 1
+) -> dict[str, bytes]:
+    """The parent run's files that are not figures: trials.csv, space.txt and, with
+    repeats, best_configurations.csv."""
+    files = {"trials.csv": trials_csv(records).encode(), "space.txt": repr(space).encode()}
+    if repeats > 1:
+        files["best_configurations.csv"] = repeats_csv(records, direction).encode()
+    return files

@@ -1,0 +1,280 @@
+"""A trial's life, from the strategy's ask to its one end, in four steps.
+
+- `Lifecycle.start`: a trial the strategy issued gets its record and its MLflow run.
+- `Lifecycle.report`: each report of the running trial is logged once per (metric, step)
+  and shown to the pruner, which may decide to stop the trial.
+- `Lifecycle.finish`: the only way a trial ends. The strategy is told, the pruner is told,
+  the run is ended with the trial's state, and the sweep's tally of counts and best moves.
+- `Lifecycle.lost`: the trial's attempt ended without an outcome (its worker died, or the
+  driver of an earlier run of the sweep did). The only place a retry is decided and tagged:
+  the trial runs again as the same run, or it finishes FAILED once it is out of retries.
+
+The sweep driver (`hpo.driver`) decides when each step happens; this module decides what
+it does. It talks to the strategy, the pruner and the tracker only, never to Ray, so its
+tests drive it with fakes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpo.checks import better
+from hpo.events import Outcome, Report
+from hpo.pruners import Pruner
+from hpo.strategies.base import Strategy, Trial, TrialState
+from hpo.tracking import SWEEP, truncated_params
+
+CURVES = "learning_curves.png"
+TRACEBACK = "traceback.txt"
+
+
+@dataclass
+class Pruning:
+    """Why and where a trial was pruned; ``by`` is the pruner's name, or "objective"
+    for an objective that raised `hpo.TrialPruned` itself."""
+
+    step: int
+    reason: str
+    by: str
+
+
+@dataclass
+class TrialRecord:
+    """Everything the sweep knows about one trial: the strategy's `Trial` and its life.
+
+    The trial's own fields (``number``, ``params``, ``state``, ``value``, ...) are read
+    through; ``run_id`` is its MLflow child run, ``seconds`` the objective's time of its
+    last attempt, ``attempts`` how many times it was started.
+    """
+
+    trial: Trial
+    run_id: str | None = None
+    attempts: int = 1
+    logged: set[tuple[str, int]] = field(default_factory=set)  # (metric, step) in MLflow
+    last_metrics: dict[str, tuple[int, float]] = field(default_factory=dict)  # at latest step
+    seconds: float | None = None
+    repeat_values: list[float] | None = None
+    pruning: Pruning | None = None  # set when the pruner decided to stop the trial
+
+    number = property(lambda self: self.trial.number)
+    params = property(lambda self: self.trial.params)
+    flat_params = property(lambda self: self.trial.flat_params)
+    state = property(lambda self: self.trial.state)
+    value = property(lambda self: self.trial.value)
+    error = property(lambda self: self.trial.error)
+    intermediate = property(lambda self: self.trial.intermediate)
+
+    def last(self, metric: str) -> float | None:
+        """The value of ``metric`` at the latest step it was reported, or None."""
+        found = self.last_metrics.get(metric)
+        return None if found is None else found[1]
+
+
+@dataclass
+class Restored:
+    """A trial of an earlier run of the sweep, as read back from its MLflow child run."""
+
+    trial: Trial
+    run_id: str
+    artifact_uri: str
+    attempts: int
+    logged: set[tuple[str, int]] = field(default_factory=set)  # (metric, step) already there
+    why_again: str = "driver lost"  # for a trial to run again: why its last attempt ended
+    start_ms: int = 0  # its run's start time: a pruner on seconds reads reports against it
+
+
+def count_states(trials: Iterable[Any]) -> Counter[TrialState]:
+    """How many of ``trials`` (anything with a ``state``) are in each state."""
+    return Counter(t.state for t in trials)
+
+
+@dataclass
+class Tally:
+    """The sweep's running account of finished trials: counts by state and the best value.
+
+    Kept as trials finish, so the progress bar and the parent's ``best_objective`` metric
+    cost nothing per trial; `count_states` derives the same counts from the records.
+    """
+
+    direction: str
+    counts: Counter[TrialState] = field(default_factory=Counter)
+    best: float | None = None
+
+    @property
+    def finished(self) -> int:
+        return sum(self.counts.values())
+
+    def add(self, trial: Trial) -> None:
+        self.counts[trial.state] += 1
+        value = trial.value
+        if value is not None and (self.best is None or better(value, self.best, self.direction)):
+            self.best = value
+
+
+class Lifecycle:
+    """The steps of every trial of one sweep (see the module's docstring).
+
+    Parameters
+    ----------
+    strategy : Strategy
+        Told of every trial that ends.
+    tracker : hpo.tracking.Tracker
+        Or anything with its trial methods (`start_trial`, `adopt_trial`, `log_metrics`,
+        `set_tags`, `end_trial`, `log_sweep_metrics`).
+    pruner : Pruner, optional
+    prune_metric : str, optional
+        The metric the pruner watches; the first one reported when None.
+    max_retries : int
+        How often a lost trial runs again before it finishes FAILED.
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        tracker: Any,
+        *,
+        pruner: Pruner | None = None,
+        prune_metric: str | None = None,
+        max_retries: int = 1,
+    ) -> None:
+        self.strategy, self.tracker = strategy, tracker
+        self.pruner, self.prune_metric, self.max_retries = pruner, prune_metric, max_retries
+        self.records: dict[int, TrialRecord] = {}
+        self.retries: list[TrialRecord] = []  # lost trials waiting to run again, in order
+        self.tally = Tally(strategy.direction)
+
+    # -- start -----------------------------------------------------------------------------
+    def start(self, trial: Trial) -> TrialRecord:
+        """A new trial from the strategy: its record, and its run in MLflow."""
+        record = self.records[trial.number] = TrialRecord(trial)
+        tags = {
+            "hpo.attempt": "1",
+            # The strategy's own view of the trial, for a resume to put it back exactly.
+            "hpo.assignment": json.dumps(trial.assignment, default=_plain),
+            **truncated_params(trial.flat_params),
+        }
+        self.tracker.start_trial(trial.number, trial.flat_params, tags)
+        return record
+
+    def restore(self, restored: Restored) -> TrialRecord:
+        """A trial of an earlier run of the sweep (resume), already back in the strategy:
+        a finished one counts in the tally; one left running was lost with its driver."""
+        trial = restored.trial
+        record = self.records[trial.number] = TrialRecord(
+            trial, run_id=restored.run_id, attempts=restored.attempts, logged=restored.logged
+        )
+        self.tracker.adopt_trial(trial.number, restored.run_id, restored.artifact_uri)
+        if trial.state is TrialState.RUNNING:
+            # Not the configuration's fault: it runs again whatever its retries.
+            self.lost(record, restored.why_again, counts_as_retry=False)
+        else:
+            self.tally.add(trial)
+        return record
+
+    # -- report ----------------------------------------------------------------------------
+    def report(self, record: TrialRecord, report: Report) -> bool:
+        """Log a report of a running trial; True when the pruner says to stop the trial."""
+        step, metrics = report.step, report.metrics
+        # A retried trial reports its early steps again; each (metric, step) is logged once.
+        fresh = {k: v for k, v in metrics.items() if (k, step) not in record.logged}
+        if fresh:
+            record.logged.update((k, step) for k in fresh)
+            self.tracker.log_metrics(record.number, step, fresh)
+        for k, v in metrics.items():
+            if step >= record.last_metrics.get(k, (-1, 0.0))[0]:
+                record.last_metrics[k] = (step, v)
+        if self.pruner is None or record.pruning is not None:
+            return False
+        return self._judge(record, report)
+
+    def _judge(self, record: TrialRecord, report: Report) -> bool:
+        if self.prune_metric is None:
+            self.prune_metric = next(iter(report.metrics))
+            # Recorded now, so that a resume after a crash watches the same metric.
+            self.tracker.set_tags(SWEEP, {"hpo.prune_metric": self.prune_metric})
+        value = report.metrics.get(self.prune_metric)
+        if value is None:
+            return False
+        reason = self.pruner.report(record.number, report.step, value, seconds=report.seconds)
+        if reason is None:
+            return False
+        # The objective stops at its next report; its metrics until then still count.
+        record.pruning = Pruning(report.step, f"{reason} ({self.prune_metric})", self.pruner.name)
+        if self.pruner.direction == self.strategy.direction:  # comparable to objectives
+            record.trial.intermediate = (report.step, value)
+        return True
+
+    # -- finish ----------------------------------------------------------------------------
+    def finish(self, record: TrialRecord, outcome: Outcome, *, cancelled: bool = False) -> None:
+        """End the trial with ``outcome``: tell the strategy and the pruner, end its run,
+        count it. A ``cancelled`` trial (an interrupt, the sweep's timeout) ends FAILED for
+        the strategy, and its run KILLED and tagged so that `hpo resume` runs it again."""
+        trial = record.trial
+        if outcome.seconds is not None:
+            record.seconds = outcome.seconds
+        record.repeat_values = outcome.repeat_values
+        tags: dict[str, str] = {}
+        if outcome.state is TrialState.COMPLETE:
+            self.strategy.tell(trial, outcome.value)
+            if self.pruner is not None:
+                self.pruner.complete(trial.number)
+        elif outcome.state is TrialState.PRUNED:
+            pruning = record.pruning or Pruning(
+                max((step for step, _ in record.last_metrics.values()), default=0),
+                "the objective raised TrialPruned",
+                "objective",
+            )
+            self.strategy.tell(
+                trial, pruned=True, error=pruning.reason, intermediate=trial.intermediate
+            )
+            tags = {
+                "hpo.pruner": pruning.by,
+                "hpo.pruned_step": str(pruning.step),
+                "hpo.prune_reason": pruning.reason,
+            }
+        else:
+            self.strategy.tell(trial, failed=True, error=outcome.error)
+        if cancelled:
+            tags["hpo.cancelled"] = "true"
+        artifacts = {CURVES: outcome.curves}
+        if outcome.traceback is not None:
+            artifacts[TRACEBACK] = outcome.traceback.encode()
+        self.tracker.end_trial(
+            trial.number,
+            trial.state,
+            value=trial.value,
+            error=None if trial.state is TrialState.PRUNED else trial.error,
+            artifacts={k: v for k, v in artifacts.items() if v is not None},
+            status="KILLED" if cancelled else None,
+            tags=tags,
+        )
+        self.tally.add(trial)
+        if self.tally.best is not None:
+            self.tracker.log_sweep_metrics(self.tally.finished, {"best_objective": self.tally.best})
+
+    # -- lost ------------------------------------------------------------------------------
+    def lost(self, record: TrialRecord, reason: str, *, counts_as_retry: bool = True) -> None:
+        """The trial's attempt ended without an outcome. It runs again as the same run
+        (queued in `retries`) while it has retries left, else it finishes FAILED."""
+        attempts = record.attempts
+        if counts_as_retry and attempts > self.max_retries:
+            why = f"the worker process died ({attempts} attempts): {reason}"
+            self.finish(record, Outcome.failed(why))
+            return
+        record.attempts = attempts + 1
+        self.tracker.set_tags(
+            record.number,
+            {"hpo.attempt": str(attempts + 1), f"hpo.attempt_{attempts}_error": reason},
+        )
+        self.retries.append(record)
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars as Python numbers, for JSON."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot record {value!r} ({type(value).__name__}) as JSON")

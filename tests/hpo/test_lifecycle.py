@@ -1,0 +1,287 @@
+"""The sweep driver and the trial lifecycle through every path, with a fake pool and a fake
+tracker: no Ray, no MLflow (both are made unimportable for these tests)."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import pytest
+from fakes import (
+    DIE,
+    HANG,
+    INTERRUPT,
+    FakePool,
+    FakeTracker,
+    TellingStrategy,
+    complete,
+    reports,
+)
+
+from hpo.driver import Sweep, SweepOptions
+from hpo.events import Outcome, Report
+from hpo.pruners import MedianPruner
+from hpo.space import Float
+from hpo.strategies.base import TrialState
+from hpo.trials import Lifecycle, Restored, TrialRecord
+
+SPACE = {"x": Float(0.0, 1.0)}
+
+
+@pytest.fixture(autouse=True)
+def no_ray_no_mlflow(monkeypatch):
+    # `import ray` / `import mlflow` now raise ImportError: these paths must not need them.
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setitem(sys.modules, "mlflow", None)
+
+
+def sweep(script, *, n_trials=4, workers=2, seed=0, **options):
+    strategy = TellingStrategy(SPACE, seed=seed)
+    pool, tracker = FakePool(workers, script), FakeTracker()
+    s = Sweep(strategy, pool, tracker, SweepOptions(budget=n_trials, progress=False, **options))
+    return s, strategy, pool, tracker
+
+
+def metric_points(run, key):
+    return [(step, value) for k, step, value in run.metrics if k == key]
+
+
+def test_complete_trials_are_told_ended_and_counted_once():
+    s, strategy, pool, tracker = sweep(
+        lambda r, a: [*reports("loss", [3.0, 2.0]), complete(r.params["x"])]
+    )
+    result = s.run("r", {})
+    assert result.n_complete == 4 and result.n_failed == result.n_pruned == 0
+    assert sorted(n for n, *_ in strategy.told) == [0, 1, 2, 3]
+    assert all(state is TrialState.COMPLETE for _, state, _, _ in strategy.told)
+    for record in result.trials:
+        run = tracker.runs[record.number]
+        assert run.ends == 1 and run.status == "FINISHED"
+        assert run.tags["hpo.state"] == "COMPLETE" and run.tags["hpo.attempt"] == "1"
+        assert metric_points(run, "loss") == [(0, 3.0), (1, 2.0)]
+        assert metric_points(run, "objective") == [(0, record.value)]
+        assert run.artifacts == {"learning_curves.png": b"png"}
+        assert record.run_id == f"run-{record.number}" and record.seconds == 0.5
+        assert record.last("loss") == 2.0
+    best = min(result.trials, key=lambda r: r.value)
+    tags = tracker.sweep.tags
+    assert tags["hpo.n_complete"] == "4" and tags["hpo.n_failed"] == "0"
+    assert tags["hpo.best_trial"] == str(best.number) and tags["hpo.best_run_id"] == best.run_id
+    assert tracker.sweep.status == "FINISHED" and tracker.sweep.ends == 1
+    # best_objective after each finished trial, at steps 1..4, never getting worse.
+    best_curve = metric_points(tracker.sweep, "best_objective")
+    assert [step for step, _ in best_curve] == [1, 2, 3, 4]
+    assert all(b <= a for (_, a), (_, b) in zip(best_curve, best_curve[1:], strict=False))
+    assert set(tracker.sweep.artifacts) >= {"trials.csv", "space.txt", "optimization_history.png"}
+    assert pool.shut
+
+
+def test_a_failed_trial_keeps_its_reason_and_traceback_and_the_sweep_goes_on():
+    def script(record, attempt):
+        if record.number == 1:
+            return [Outcome(TrialState.FAILED, error="ValueError: bad", traceback="Trace\n")]
+        return [complete(1.0)]
+
+    s, strategy, _, tracker = sweep(script)
+    result = s.run("r", {})
+    assert result.n_failed == 1 and result.n_complete == 3
+    run = tracker.runs[1]
+    assert run.status == "FAILED" and run.tags["hpo.error"] == "ValueError: bad"
+    assert run.artifacts["traceback.txt"] == b"Trace\n"
+    assert (1, TrialState.FAILED, None, "ValueError: bad") in strategy.told
+    assert tracker.sweep.tags["hpo.n_failed"] == "1"
+
+
+def test_the_pruner_stops_a_trial_at_its_next_report_and_tags_why():
+    # Trials 0 and 1 complete with low losses; 2 and 3 report high ones and are pruned.
+    def script(record, attempt):
+        level = 1.0 if record.number < 2 else 9.0
+        return [*reports("loss", [level] * 6), complete(level)]
+
+    s, strategy, pool, tracker = sweep(
+        script, workers=1, pruner=MedianPruner(warmup_steps=1, min_trials=2)
+    )
+    s.options.pruner.bind("minimize")
+    result = s.run("r", {})
+    assert [r.state for r in result.trials] == [TrialState.COMPLETE] * 2 + [TrialState.PRUNED] * 2
+    for number in (2, 3):
+        run = tracker.runs[number]
+        assert run.status == "KILLED" and "objective" not in dict(metric_points(run, "loss"))
+        assert run.tags["hpo.pruner"] == "median" and run.tags["hpo.pruned_step"] == "1"
+        assert "median" in run.tags["hpo.prune_reason"] and "(loss)" in run.tags["hpo.prune_reason"]
+        assert "hpo.error" not in run.tags
+        # Pruned at step 1: the report of step 2 was in flight and became the outcome.
+        assert [step for step, _ in metric_points(run, "loss")] == [0, 1]
+        assert result.trials[number].intermediate == (1, 9.0)
+    assert tracker.sweep.tags["hpo.prune_metric"] == "loss"
+    assert tracker.sweep.tags["hpo.n_pruned"] == "2"
+    assert [(n, st) for n, st, _, _ in strategy.told][2:] == [
+        (2, TrialState.PRUNED),
+        (3, TrialState.PRUNED),
+    ]
+
+
+def test_an_objective_that_prunes_itself_is_tagged_as_such():
+    s, _, _, tracker = sweep(
+        lambda r, a: [*reports("loss", [1.0, 0.5]), Outcome(TrialState.PRUNED, seconds=0.1)],
+        n_trials=1,
+    )
+    result = s.run("r", {})
+    tags = tracker.runs[0].tags
+    assert result.n_pruned == 1 and tags["hpo.pruner"] == "objective"
+    assert tags["hpo.pruned_step"] == "1" and "raised TrialPruned" in tags["hpo.prune_reason"]
+
+
+def test_a_lost_worker_retries_the_trial_as_the_same_run_logging_each_step_once():
+    def script(record, attempt):
+        if attempt == 1:
+            return [*reports("loss", [5.0, 4.0]), DIE]
+        return [*reports("loss", [5.0, 4.0, 3.0]), complete(3.0)]
+
+    s, strategy, pool, tracker = sweep(script, n_trials=1)
+    result = s.run("r", {})
+    [record] = result.trials
+    run = tracker.runs[0]
+    assert record.state is TrialState.COMPLETE and record.attempts == 2 and pool.attempts[0] == 2
+    assert run.tags["hpo.attempt"] == "2" and "died" in run.tags["hpo.attempt_1_error"]
+    assert metric_points(run, "loss") == [(0, 5.0), (1, 4.0), (2, 3.0)]
+    assert run.ends == 1 and len(strategy.told) == 1
+
+
+def test_a_trial_out_of_retries_fails_with_the_reason():
+    s, strategy, pool, tracker = sweep(lambda r, a: [DIE], n_trials=1, max_retries=1)
+    result = s.run("r", {})
+    [record] = result.trials
+    assert record.state is TrialState.FAILED and pool.attempts[0] == 2
+    assert record.error.startswith("the worker process died (2 attempts): ActorDiedError")
+    assert tracker.runs[0].tags["hpo.error"] == record.error
+    assert tracker.runs[0].ends == 1 and strategy.told == [
+        (0, TrialState.FAILED, None, record.error)
+    ]
+
+
+def test_no_retries_means_the_first_loss_fails_the_trial():
+    s, _, pool, _ = sweep(lambda r, a: [DIE], n_trials=1, max_retries=0)
+    assert s.run("r", {}).trials[0].state is TrialState.FAILED and pool.attempts[0] == 1
+
+
+def test_a_restored_running_trial_runs_again_and_skips_what_it_had_logged():
+    strategy = TellingStrategy(SPACE, seed=0)
+    done = strategy.restore(0, {"x": 0.2}, TrialState.COMPLETE, value=0.2)
+    lost = strategy.restore(1, {"x": 0.7}, TrialState.RUNNING)
+    restored = [
+        Restored(done, run_id="old-0", artifact_uri="", attempts=1),
+        Restored(lost, run_id="old-1", artifact_uri="", attempts=1, logged={("loss", 0)}),
+    ]
+    pool, tracker = (
+        FakePool(1, lambda r, a: [*reports("loss", [8.0, 7.0]), complete(0.7)]),
+        FakeTracker(),
+    )
+    s = Sweep(strategy, pool, tracker, SweepOptions(budget=2, progress=False))
+    result = s.resume("sweep", restored)
+    assert pool.attempts == {1: 1}  # the finished trial is not run again
+    run = tracker.runs[1]
+    assert run.tags["hpo.attempt"] == "2" and run.tags["hpo.attempt_1_error"] == "driver lost"
+    assert metric_points(run, "loss") == [(1, 7.0)]
+    assert result.n_complete == 2 and tracker.sweep.tags["hpo.n_complete"] == "2"
+    assert strategy.told == [(1, TrialState.COMPLETE, 0.7, None)]
+
+
+def test_a_restored_trial_runs_again_even_when_it_used_up_its_retries():
+    strategy = TellingStrategy(SPACE, seed=0)
+    lost = strategy.restore(0, {"x": 0.5}, TrialState.RUNNING)
+    restored = [Restored(lost, run_id="old", artifact_uri="", attempts=2, why_again="cancelled")]
+    pool, tracker = FakePool(1, lambda r, a: [complete(0.5)]), FakeTracker()
+    result = Sweep(strategy, pool, tracker, SweepOptions(budget=1, progress=False)).resume(
+        "sweep", restored
+    )
+    assert result.trials[0].state is TrialState.COMPLETE and result.trials[0].attempts == 3
+    assert tracker.runs[0].tags["hpo.attempt_2_error"] == "cancelled"
+
+
+def test_a_trial_past_its_timeout_is_killed_and_fails_without_retry():
+    def script(record, attempt):
+        return [HANG] if record.number == 0 else [complete(0.1)]
+
+    s, strategy, pool, tracker = sweep(script, n_trials=3, trial_timeout=0.05)
+    result = s.run("r", {})
+    assert pool.killed == [0] and pool.attempts[0] == 1
+    assert result.trials[0].error == "timeout after 0.05 s"
+    assert tracker.runs[0].status == "FAILED" and result.n_complete == 2
+
+
+def test_the_sweep_timeout_cancels_running_trials_and_starts_no_more():
+    s, strategy, pool, tracker = sweep(lambda r, a: [HANG], n_trials=10, timeout=0.05)
+    result = s.run("r", {})
+    assert result.timed_out and len(result.trials) == 2  # the first two; none after
+    for number in (0, 1):
+        run = tracker.runs[number]
+        assert run.status == "KILLED" and run.tags["hpo.cancelled"] == "true"
+        assert "timeout of 0.05 s" in run.tags["hpo.error"] and run.ends == 1
+    assert tracker.sweep.tags["hpo.timed_out"] == "true" and tracker.sweep.status == "FINISHED"
+    assert sorted(n for n, *_ in strategy.told) == [0, 1]
+
+
+def test_an_interrupt_cancels_running_and_waiting_trials_and_kills_the_sweep():
+    def script(record, attempt):
+        if record.number == 0:
+            return [DIE] if attempt == 1 else [complete(0.5)]
+        return [*reports("loss", [1.0]), INTERRUPT]  # Ctrl-C at the second wait
+
+    # Trial 0's worker dies at the first wait; its retry is running when Ctrl-C comes.
+    s, strategy, pool, tracker = sweep(script, n_trials=4, workers=2)
+    result = s.run("r", {})
+    assert pool.attempts == {0: 2, 1: 1} and len(result.trials) == 2
+    assert result.interrupted and tracker.sweep.status == "KILLED"
+    assert tracker.sweep.tags["hpo.interrupted"] == "true"
+    for record in result.trials:
+        run = tracker.runs[record.number]
+        assert run.ends == 1 and record.state.is_finished
+        if record.state is TrialState.FAILED:
+            assert run.tags["hpo.cancelled"] == "true" and "Ctrl-C" in run.tags["hpo.error"]
+    assert len(strategy.told) == len(result.trials)
+
+
+def test_an_error_in_the_driver_closes_the_sweep_failed_and_ends_every_run():
+    class Broken(TellingStrategy):
+        def _suggest(self, n):
+            if len(self.trials) >= 2:
+                raise RuntimeError("the model broke")
+            return super()._suggest(n)
+
+    strategy = Broken(SPACE, seed=0)
+    # Trial 0 runs on while trial 1 completes; the next ask then fails.
+    script = lambda r, a: [HANG] if r.number == 0 else [complete(1.0)]  # noqa: E731
+    pool, tracker = FakePool(2, script), FakeTracker()
+    s = Sweep(strategy, pool, tracker, SweepOptions(budget=4, progress=False))
+    with pytest.raises(RuntimeError, match="the model broke"):
+        s.run("r", {})
+    assert tracker.sweep.status == "FAILED" and "the model broke" in tracker.sweep.tags["hpo.error"]
+    assert all(run.ends == 1 for run in tracker.runs.values()) and len(tracker.runs) == 2
+    assert tracker.runs[0].tags["hpo.cancelled"] == "true" and tracker.runs[1].status == "FINISHED"
+    assert "driver stopped on an error" in tracker.runs[0].tags["hpo.error"] and pool.shut
+
+
+def test_lifecycle_report_logs_each_metric_and_step_once_and_keeps_the_latest():
+    strategy = TellingStrategy(SPACE, seed=0)
+    tracker = FakeTracker()
+    life = Lifecycle(strategy, tracker)
+    [trial] = strategy.ask(1)
+    record = life.start(trial)
+    for report in [Report(0, {"a": 1.0}, 0.1), Report(1, {"a": 2.0, "b": 5.0}, 0.2)]:
+        assert life.report(record, report) is False
+    life.report(record, Report(0, {"a": 1.0, "b": 4.0}, 0.3))  # a retry's early step
+    assert tracker.runs[0].metrics == [("a", 0, 1.0), ("a", 1, 2.0), ("b", 1, 5.0), ("b", 0, 4.0)]
+    assert record.last("a") == 2.0 and record.last("b") == 5.0 and record.last("c") is None
+
+
+def test_the_tally_counts_and_keeps_the_best_in_the_sweeps_direction():
+    strategy = TellingStrategy(SPACE, seed=0, direction="maximize")
+    life = Lifecycle(strategy, FakeTracker())
+    records = [life.start(t) for t in strategy.ask(3)]
+    life.finish(records[0], complete(0.2))
+    life.finish(records[1], Outcome.failed("nan"))
+    life.finish(records[2], complete(0.9))
+    assert life.tally.finished == 3 and life.tally.best == 0.9
+    assert life.tally.counts[TrialState.FAILED] == 1
+    assert isinstance(records[0], TrialRecord) and not math.isnan(records[0].value)
