@@ -1,9 +1,9 @@
 """The training engine shared by `MLPClassifier` and `MLPRegressor`.
 
 Subclasses choose the output layer and loss (`_output`: "softmax", "sigmoid" or
-"identity") and how targets are encoded and scored; everything else (layers, activations,
-optimisers, schedules, penalties, dropout, max-norm, early stopping, callbacks, divergence)
-lives here.
+"identity", a class attribute or a property of what was learned) and how targets are
+encoded and scored; everything else (layers, activations, optimisers, schedules,
+penalties, dropout, max-norm, early stopping, callbacks, divergence) lives here.
 """
 
 from __future__ import annotations
@@ -138,11 +138,41 @@ class _Workspace:
         self.scratch = [np.empty_like(g) for g in self.layer_grads]
 
 
+class _Patience:
+    """When training stops for lack of progress: after ``n_iter_no_change`` epochs in a row
+    without an improvement of ``tol``, on the validation score (keeping the best epoch's
+    weights) when ``on_validation``, else on the training loss."""
+
+    def __init__(self, model: BaseMLP, *, on_validation: bool) -> None:
+        self.model, self.on_validation = model, on_validation
+        self.best_score = -np.inf
+        self.best_weights: tuple[list[np.ndarray], list[np.ndarray]] | None = None
+        self.stale = 0  # epochs since the last improvement
+
+    def exhausted(self, train_loss: float, val_score: float | None) -> bool:
+        """Account for one more epoch; True when patience has run out."""
+        model = self.model
+        if self.on_validation:
+            if val_score > self.best_score + model.tol:
+                self.best_score, self.stale = val_score, 0
+                self.best_weights = (
+                    [W.copy() for W in model.coefs_],
+                    [b.copy() for b in model.intercepts_],
+                )
+            else:
+                self.stale += 1
+        else:
+            self.stale = self.stale + 1 if train_loss > model.best_loss_ - model.tol else 0
+        model.best_loss_ = min(model.best_loss_, train_loss)
+        return self.stale >= model.n_iter_no_change
+
+
 class BaseMLP(BaseEstimator):
     """Parameters shared by the MLP estimators; see `MLPClassifier` for their meaning."""
 
     _output = "identity"
     _multi_output = True
+    _regression = True  # numeric targets
     _rules = {
         "hidden_layer_sizes": (_hidden_sizes_ok, "a tuple of positive ints"),
         "activation": (one_of(*ACTIVATIONS), f"one of {sorted(ACTIVATIONS)}"),
@@ -350,7 +380,7 @@ class BaseMLP(BaseEstimator):
             reset=reset,
             dtype=[np.float64, np.float32],
             multi_output=self._multi_output,
-            y_numeric=self._output == "identity",
+            y_numeric=self._regression,
         )
         return self._standardize(X.astype(self.dtype, copy=False), reset), y
 
@@ -515,7 +545,7 @@ class BaseMLP(BaseEstimator):
         self._dropout_rates()  # validates the per-layer list now, not mid-training
         self._init_weights([X.shape[1], *self._sizes, n_outputs], rng)
         self._flat_parameters = None
-        self._optimizer = make_optimizer(self, [self._packed_parameters()])
+        self._optimizer = self._new_optimizer()
         self._rng = rng
         self.loss_curve_: list[float] = []
         self.validation_scores_: list[float] = []
@@ -539,7 +569,7 @@ class BaseMLP(BaseEstimator):
             # a permutation is always in range.
             X = np.take(X, order, axis=0, out=kept[0], mode="clip")
             Y = np.take(Y, order, axis=0, out=kept[1], mode="clip")
-        lr = scheduled_rate(self, self.n_iter_)
+        lr = self._rate(self.n_iter_)
         rates = self._dropout_rates()
         if self._ws is None or self._ws.batch != batch:
             self._ws = self._workspace(batch)
@@ -584,56 +614,72 @@ class BaseMLP(BaseEstimator):
             f"(solver={self.solver!r}, alpha={self.alpha})"
         )
 
+    def _new_optimizer(self):
+        return make_optimizer(
+            self.solver,
+            [self._packed_parameters()],
+            momentum=self.momentum,
+            nesterovs_momentum=self.nesterovs_momentum,
+            beta_1=self.beta_1,
+            beta_2=self.beta_2,
+            rho=self.rho,
+            epsilon=self.epsilon,
+        )
+
+    def _rate(self, epoch: int) -> float:
+        return scheduled_rate(
+            self.learning_rate,
+            self.learning_rate_init,
+            epoch,
+            lr_decay=self.lr_decay,
+            lr_step=self.lr_step,
+            power_t=self.power_t,
+        )
+
     def _train(
-        self, X: np.ndarray, y: np.ndarray, eval_set: tuple[Any, Any] | None, epochs: int
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        eval_set: tuple[Any, Any] | None,
+        epochs: int,
+        *,
+        incremental: bool = False,
     ) -> None:
-        """Run up to ``epochs`` epochs with callbacks, early stopping and divergence checks."""
+        """Run up to ``epochs`` epochs with callbacks, early stopping and divergence checks.
+
+        ``incremental`` (`partial_fit`): no validation split is held out, whatever
+        ``early_stopping`` says; one epoch cannot be judged against the next.
+        """
+        early_stopping = self.early_stopping and not incremental
         X_val = y_val = None
-        if self.early_stopping:
+        if early_stopping:
             X, y, X_val, y_val = self._validation_split(X, y, self._rng)
         elif eval_set is not None:
             X_val, y_val = self._prepare_X(eval_set[0], reset=False), np.asarray(eval_set[1])
         Y = self._encode(y)
         X = with_ones(X)  # once, so that every batch's rows carry their ones
-        best_score, best_weights, stale = -np.inf, None, 0
+        patience = _Patience(self, on_validation=early_stopping)
         try:
             for _ in range(epochs):
                 train_loss = self._epoch(X, Y)
                 self.n_iter_ += 1
                 self.loss_curve_.append(train_loss)
                 self._check_finite(train_loss)
-                metrics = {
-                    "train_loss": train_loss,
-                    "learning_rate": scheduled_rate(self, self.n_iter_ - 1),
-                }
+                metrics = {"train_loss": train_loss, "learning_rate": self._rate(self.n_iter_ - 1)}
                 if X_val is not None:
                     metrics.update(self._score_metrics(X_val, y_val))
                     self.validation_scores_.append(metrics["val_score"])
                 stop = bool(
                     self.epoch_callback is not None and self.epoch_callback(self.n_iter_, metrics)
                 )
-                # Patience: on the validation score with early stopping, else on the training loss.
-                if self.early_stopping:
-                    score = metrics["val_score"]
-                    if score > best_score + self.tol:
-                        best_score, stale = score, 0
-                        best_weights = (
-                            [W.copy() for W in self.coefs_],
-                            [b.copy() for b in self.intercepts_],
-                        )
-                    else:
-                        stale += 1
-                else:
-                    stale = stale + 1 if train_loss > self.best_loss_ - self.tol else 0
-                self.best_loss_ = min(self.best_loss_, train_loss)
-                if stop or stale >= self.n_iter_no_change:
+                if patience.exhausted(train_loss, metrics.get("val_score")) or stop:
                     break
         finally:  # buffers are for training only: a fitted or diverged model drops them
             self._ws = self._shuffled = None
-        if best_weights is not None:  # early stopping keeps the best epoch, not the last
-            self.coefs_, self.intercepts_ = best_weights
-            self.best_validation_score_ = best_score
-            self._optimizer = make_optimizer(self, [self._packed_parameters()])
+        if patience.best_weights is not None:  # early stopping keeps the best epoch's weights
+            self.coefs_, self.intercepts_ = patience.best_weights
+            self.best_validation_score_ = patience.best_score
+            self._optimizer = self._new_optimizer()
 
     def _fit(self, X: Any, y: Any, eval_set: tuple[Any, Any] | None) -> BaseMLP:
         X, y = self._prepare_Xy(X, y, reset=True)
@@ -648,11 +694,7 @@ class BaseMLP(BaseEstimator):
         y = self._prepare_y(y, reset=first)
         if first:
             self._start(X, self._n_outputs(y), np.random.default_rng(self.random_state))
-        early_stopping, self.early_stopping = self.early_stopping, False
-        try:
-            self._train(X, y, None, 1)
-        finally:
-            self.early_stopping = early_stopping
+        self._train(X, y, None, 1, incremental=True)
         return self
 
     def _checked_X(self, X: Any) -> np.ndarray:

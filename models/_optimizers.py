@@ -164,34 +164,52 @@ class Adam:
 SOLVERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 
 
-def make_optimizer(est, params: Arrays):
-    """The optimiser named by ``est.solver``, configured from the estimator's parameters."""
-    solver = est.solver
+def make_optimizer(
+    solver: str,
+    params: Arrays,
+    *,
+    momentum: float = 0.9,
+    nesterovs_momentum: bool = True,
+    beta_1: float = 0.9,
+    beta_2: float = 0.999,
+    rho: float = 0.9,
+    epsilon: float = 1e-8,
+):
+    """The optimiser named ``solver`` over ``params``, with the settings it uses."""
     if solver == "sgd":  # scikit-learn's: momentum and nesterovs_momentum apply
-        return SGD(params, momentum=est.momentum, nesterov=est.nesterovs_momentum)
+        return SGD(params, momentum=momentum, nesterov=nesterovs_momentum)
     if solver == "momentum":
-        return SGD(params, momentum=est.momentum, nesterov=False)
+        return SGD(params, momentum=momentum, nesterov=False)
     if solver == "nesterov":
-        return SGD(params, momentum=est.momentum, nesterov=True)
+        return SGD(params, momentum=momentum, nesterov=True)
     if solver == "adagrad":
-        return Adagrad(params, epsilon=est.epsilon)
+        return Adagrad(params, epsilon=epsilon)
     if solver == "rmsprop":
-        return RMSprop(params, rho=est.rho, epsilon=est.epsilon)
-    return Adam(params, beta_1=est.beta_1, beta_2=est.beta_2, epsilon=est.epsilon)
+        return RMSprop(params, rho=rho, epsilon=epsilon)
+    if solver == "adam":
+        return Adam(params, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
+    raise ValueError(f"solver must be one of {list(SOLVERS)}, got {solver!r}")
 
 
 SCHEDULES = ("constant", "step", "exponential", "invscaling")
 
 
-def scheduled_rate(est, epoch: int) -> float:
-    """Learning rate for ``epoch`` (0-based) under ``est.learning_rate``."""
-    lr0, schedule = est.learning_rate_init, est.learning_rate
+def scheduled_rate(
+    schedule: str,
+    lr0: float,
+    epoch: int,
+    *,
+    lr_decay: float = 0.5,
+    lr_step: int = 10,
+    power_t: float = 0.5,
+) -> float:
+    """Learning rate for ``epoch`` (0-based) under ``schedule``, from the initial ``lr0``."""
     if schedule == "step":
-        rate = lr0 * est.lr_decay ** (epoch // est.lr_step)
+        rate = lr0 * lr_decay ** (epoch // lr_step)
     elif schedule == "exponential":
-        rate = lr0 * est.lr_decay**epoch
+        rate = lr0 * lr_decay**epoch
     elif schedule == "invscaling":
-        rate = lr0 / (epoch + 1) ** est.power_t
+        rate = lr0 / (epoch + 1) ** power_t
     else:
         rate = lr0
     return float(rate)

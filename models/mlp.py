@@ -110,8 +110,14 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     True
     """
 
-    _output = "softmax"
     _multi_output = False
+    _regression = False
+
+    @property
+    def _output(self) -> str:
+        # Two classes need one sigmoid unit; more (or one, or none known yet) a softmax.
+        classes = getattr(self, "classes_", None)
+        return "sigmoid" if classes is not None and len(classes) == 2 else "softmax"
 
     def fit(self, X: Any, y: Any, *, eval_set: tuple[Any, Any] | None = None) -> MLPClassifier:
         """Train on ``(X, y)``; ``eval_set=(X_val, y_val)`` adds validation metrics per epoch."""
@@ -131,7 +137,6 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         if reset:  # sorted; mixed kinds of label (strings and numbers) are refused
             labels = y if hint is None else hint
             self.classes_ = np.unique(labels) if _integers(labels) else unique_labels(labels)
-            self._output = "sigmoid" if len(self.classes_) == 2 else "softmax"
         if (hint is not None or not reset) and not np.isin(y, self.classes_).all():
             where = "in classes" if reset else "seen in the first partial_fit"
             raise ValueError(f"y has labels not {where}: {np.setdiff1d(y, self.classes_).tolist()}")

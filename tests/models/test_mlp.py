@@ -492,3 +492,29 @@ def test_bad_parameters_are_refused_in_fit(param, value, rule):
     X, y = load_iris(return_X_y=True)
     with pytest.raises(ValueError, match=rule):
         MLPClassifier(**{param: value}).fit(X, y)
+
+
+def test_partial_fit_leaves_the_early_stopping_setting_alone_even_when_training_fails():
+    X, y = load_iris(return_X_y=True)
+    seen = []
+
+    def callback(epoch, metrics):
+        seen.append(model.early_stopping)
+        if epoch == 2:
+            raise RuntimeError("stopped from the callback")
+
+    model = MLPClassifier((4,), early_stopping=True, epoch_callback=callback)
+    model.partial_fit(X, y, classes=[0, 1, 2])  # one epoch on all of X: no held-out split
+    assert seen == [True] and model.validation_scores_ == []
+    with pytest.raises(RuntimeError, match="from the callback"):
+        model.partial_fit(X, y)
+    assert seen == [True, True] and model.early_stopping is True
+
+
+def test_the_output_layer_is_derived_from_the_classes_not_stored_per_instance():
+    X, y = load_iris(return_X_y=True)
+    binary = MLPClassifier((4,), max_iter=5, random_state=0).fit(X, y == 2)
+    multi = MLPClassifier((4,), max_iter=5, random_state=0).fit(X, y)
+    assert "_output" not in vars(binary) and "_output" not in vars(multi)
+    assert binary._output == "sigmoid" and multi._output == "softmax"
+    assert binary.predict_proba(X).shape == (150, 2) and multi.predict_proba(X).shape == (150, 3)

@@ -184,13 +184,12 @@ def test_hyperparameters_given_as_numpy_scalars_are_held_as_python_floats():
     scalars = [v for v in held if isinstance(v, (float, np.floating))]
     assert len(scalars) == 7 and all(type(v) is float for v in scalars)
     for schedule in ("constant", "step", "exponential", "invscaling"):
-        model = MLPClassifier(
-            learning_rate_init=np.float64(0.01),
-            learning_rate=schedule,
-            lr_decay=np.float64(0.5),
-            power_t=np.float64(0.5),
+        rate = scheduled_rate(
+            schedule, np.float64(0.01), 3, lr_decay=np.float64(0.5), power_t=np.float64(0.5)
         )
-        assert type(scheduled_rate(model, 3)) is float, schedule
+        assert type(rate) is float, schedule
+        model = MLPClassifier(learning_rate_init=np.float64(0.01), learning_rate=schedule)
+        assert type(model._rate(3)) is float, schedule
 
 
 def test_vectors_of_ones_are_shared_and_read_only():
