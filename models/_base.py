@@ -211,6 +211,10 @@ class BaseMLP(BaseEstimator):
         "leaky_relu_slope": (is_real(0.0), "a real number >= 0"),
         "elu_alpha": (is_real(0.0, open_low=True), "a real number > 0"),
         "dtype": (one_of("float32", "float64"), "'float32' or 'float64'"),
+        "divergence_factor": (
+            lambda v: v is None or is_real(1.0, open_low=True)(v),
+            "None or a real number > 1",
+        ),
     }
 
     def __init__(
@@ -249,6 +253,7 @@ class BaseMLP(BaseEstimator):
         elu_alpha: float = 1.0,
         standardize: bool = False,
         dtype: str = "float64",
+        divergence_factor: float | None = 10.0,
         epoch_callback: EpochCallback | None = None,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -284,6 +289,7 @@ class BaseMLP(BaseEstimator):
         self.elu_alpha = elu_alpha
         self.standardize = standardize
         self.dtype = dtype
+        self.divergence_factor = divergence_factor
         self.epoch_callback = epoch_callback
 
     # -- hooks for the subclasses --------------------------------------------------------
@@ -553,6 +559,7 @@ class BaseMLP(BaseEstimator):
         self.n_iter_ = 0
         self.t_ = 0
         self._ws = None
+        self._initial_loss: float | None = None  # before any update: the divergence rule's base
 
     def _epoch(self, X: np.ndarray, Y: np.ndarray) -> float:
         """One pass over the data in mini-batches; the mean training loss."""
@@ -588,6 +595,8 @@ class BaseMLP(BaseEstimator):
                         for size, p in zip(self._sizes, rates, strict=True)
                     ]
                 loss, _ = self._loss_and_grads(Xb, Yb, masks, ws, penalty_loss=False)
+                if self._initial_loss is None:  # the untrained model's loss, on one batch
+                    self._initial_loss = loss + self._penalty(len(Xb))
                 total += loss * len(Xb)
                 self._optimizer.step(params, grads, lr)
                 if self.max_norm is not None:
@@ -605,13 +614,28 @@ class BaseMLP(BaseEstimator):
             if too_big.any():
                 W[:, too_big] *= self.max_norm / norms[too_big]
 
-    def _check_finite(self, loss: float) -> None:
-        if np.isfinite(loss) and all(np.isfinite(W).all() for W in self.coefs_):
+    def _check_diverged(self, loss: float) -> None:
+        """Raise `DivergenceError` when the epoch's loss or a weight is not finite, or the
+        loss exceeds ``divergence_factor`` times the untrained model's (and the factor
+        itself: a loss below 1 times 10 is no divergence, as in the source material's rule
+        of an error above 10): a diverging network would otherwise return chance-level
+        results as if it had trained."""
+        finite = np.isfinite(loss) and all(np.isfinite(W).all() for W in self.coefs_)
+        factor, initial = self.divergence_factor, self._initial_loss
+        if finite and (factor is None or initial is None or loss <= factor * max(initial, 1.0)):
             return
-        what = f"loss became {loss}" if not np.isfinite(loss) else "a weight became non-finite"
+        if not np.isfinite(loss):
+            what = f"the training loss became {loss}"
+        elif not finite:
+            what = "a weight became non-finite"
+        else:
+            what = (
+                f"the training loss {loss:.4g} exceeds {factor:g} times the untrained "
+                f"model's {initial:.4g} (or 1)"
+            )
         raise DivergenceError(
-            f"{what} at epoch {self.n_iter_} with learning_rate={self.learning_rate_init} "
-            f"(solver={self.solver!r}, alpha={self.alpha})"
+            f"diverged at epoch {self.n_iter_}: {what} (learning_rate_init="
+            f"{self.learning_rate_init:g}, solver={self.solver!r}, alpha={self.alpha:g})"
         )
 
     def _new_optimizer(self):
@@ -664,7 +688,7 @@ class BaseMLP(BaseEstimator):
                 train_loss = self._epoch(X, Y)
                 self.n_iter_ += 1
                 self.loss_curve_.append(train_loss)
-                self._check_finite(train_loss)
+                self._check_diverged(train_loss)
                 metrics = {"train_loss": train_loss, "learning_rate": self._rate(self.n_iter_ - 1)}
                 if X_val is not None:
                     metrics.update(self._score_metrics(X_val, y_val))

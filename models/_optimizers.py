@@ -168,14 +168,15 @@ def make_optimizer(
     solver: str,
     params: Arrays,
     *,
-    momentum: float = 0.9,
-    nesterovs_momentum: bool = True,
-    beta_1: float = 0.9,
-    beta_2: float = 0.999,
-    rho: float = 0.9,
-    epsilon: float = 1e-8,
+    momentum: float,
+    nesterovs_momentum: bool,
+    beta_1: float,
+    beta_2: float,
+    rho: float,
+    epsilon: float,
 ):
-    """The optimiser named ``solver`` over ``params``, with the settings it uses."""
+    """The optimiser named ``solver`` over ``params``, with the settings it uses (the
+    estimator's parameters of the same names, whose defaults are the estimator's)."""
     if solver == "sgd":  # scikit-learn's: momentum and nesterovs_momentum apply
         return SGD(params, momentum=momentum, nesterov=nesterovs_momentum)
     if solver == "momentum":

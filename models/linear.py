@@ -166,6 +166,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             tol=self.tol,
             init="normal",
             init_std=1e-3,
+            divergence_factor=None,  # a convex loss may oscillate high and still converge
             random_state=self.random_state,
         ).fit(X, y)
         self.classes_ = self._net.classes_

@@ -85,6 +85,11 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     standardize : bool, default=False
         Standardise inputs with the training data's mean and standard deviation.
     dtype : {"float64", "float32"}, default="float64"
+    divergence_factor : float or None, default=10
+        Training stops with `models.DivergenceError` when an epoch's loss exceeds this
+        many times the untrained model's loss (measured on the first batch, before any
+        update; 1 when that is smaller), as well as when the loss or a weight stops being
+        finite. None keeps only the finiteness check.
     epoch_callback : callable, optional
         ``epoch_callback(epoch, metrics)`` after every epoch; ``metrics`` has
         ``train_loss`` and ``learning_rate``, and with a validation set (``eval_set`` or
@@ -99,7 +104,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     Raises
     ------
     models.DivergenceError
-        From ``fit`` when the loss or a weight stops being finite.
+        From ``fit`` when training diverges (see ``divergence_factor``); its message
+        starts "diverged at epoch N" and gives the losses.
 
     Examples
     --------

@@ -461,7 +461,9 @@ def test_divergence_raises_a_clear_error():
         n_iter_no_change=50,
         random_state=0,
     )
-    with pytest.raises(DivergenceError, match=r"at epoch \d+ with learning_rate=1000000.0"):
+    with pytest.raises(
+        DivergenceError, match=r"diverged at epoch \d+: .*learning_rate_init=1e\+06"
+    ):
         model.fit(X, y)
     # Nor does the failed model keep its training buffers (a shuffled copy of the data).
     assert model._ws is None and model._shuffled is None
@@ -518,3 +520,32 @@ def test_the_output_layer_is_derived_from_the_classes_not_stored_per_instance():
     assert "_output" not in vars(binary) and "_output" not in vars(multi)
     assert binary._output == "sigmoid" and multi._output == "softmax"
     assert binary.predict_proba(X).shape == (150, 2) and multi.predict_proba(X).shape == (150, 3)
+
+
+def test_a_loss_far_above_the_untrained_models_stops_training_as_diverged():
+    # The source material aborts training when the error exceeds a bound; a finite but
+    # exploding loss (1e10 here) must not come back as a chance-level result.
+    X, y = load_digits(return_X_y=True)
+    model = MLPClassifier((50,), learning_rate_init=1e4, max_iter=20, random_state=0)
+    with pytest.raises(DivergenceError) as caught:
+        model.fit(X / 16, y)
+    message = str(caught.value)
+    assert message.startswith("diverged at epoch 1: the training loss ")
+    assert "exceeds 10 times the untrained model's 2." in message  # about log(10) = 2.3
+    # The same network at a sane rate trains; without the rule the bad one runs to the end.
+    assert (
+        MLPClassifier((50,), learning_rate_init=0.01, max_iter=20, random_state=0)
+        .fit(X / 16, y)
+        .score(X / 16, y)
+        > 0.9
+    )
+    unguarded = MLPClassifier(
+        (50,), learning_rate_init=1e4, max_iter=5, random_state=0, divergence_factor=None
+    ).fit(X / 16, y)
+    assert unguarded.n_iter_ == 5 and unguarded.loss_curve_[0] > 1e6
+
+
+def test_divergence_factor_is_validated():
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match="divergence_factor"):
+        MLPClassifier(divergence_factor=0.5).fit(X, y)
