@@ -57,6 +57,35 @@ class SweepResult:
         best = self.best_trial
         return None if best is None else best.params
 
+    def to_dataframe(self) -> Any:
+        """One row per trial: ``number``, ``state``, ``value``, ``duration`` (the
+        objective's seconds), ``attempts``, ``run_id``, ``error``, then ``params.NAME``
+        for every flat parameter and ``metrics.NAME`` for the last value of every
+        reported metric (MLflow's column names). A pandas DataFrame.
+
+        Examples
+        --------
+        >>> df = result.to_dataframe()  # doctest: +SKIP
+        >>> df.sort_values("value").head(3)  # doctest: +SKIP
+        """
+        import pandas as pd
+
+        rows = []
+        for t in self.trials:
+            row = {
+                "number": t.number,
+                "state": t.state.value,
+                "value": t.value,
+                "duration": t.seconds,
+                "attempts": t.attempts,
+                "run_id": t.run_id,
+                "error": t.error,
+            }
+            row.update({f"params.{k}": v for k, v in t.flat_params.items()})
+            row.update({f"metrics.{k}": t.last(k) for k in sorted(t.last_metrics)})
+            rows.append(row)
+        return pd.DataFrame(rows, columns=list(dict.fromkeys(k for r in rows for k in r)) or None)
+
     def summary(self) -> str:
         lines = [
             f"sweep {self.sweep_id}: {len(self.trials)} trials, {self.n_complete} complete, "

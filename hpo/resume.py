@@ -21,12 +21,11 @@ from hpo.executor import objective_arity
 from hpo.pruners import make_pruner
 from hpo.result import SweepResult
 from hpo.space import Space, as_space
+from hpo.store import child_runs, sweep_run
 from hpo.strategies import make_strategy
 from hpo.strategies.base import Trial, TrialState
 from hpo.tracking import OUTAGE_LIMIT_SECONDS, RUN_STATUS, resolve_tracking_uri
 from hpo.trials import Restored
-
-PAGE = 1000
 
 
 def resume(
@@ -54,7 +53,6 @@ def resume(
     --------
     >>> result = hpo.resume(sweep_id, space, objective)  # doctest: +SKIP
     """
-    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     space = as_space(space)
@@ -64,12 +62,9 @@ def resume(
     check_seconds("tracking_patience", tracking_patience)
     uri = resolve_tracking_uri(tracking_uri)
     client = MlflowClient(uri)
-    try:
-        parent = client.get_run(sweep_id)
-    except MlflowException as exc:
-        raise ValueError(f"no sweep {sweep_id!r} in {uri}: {exc.message}") from None
+    parent = sweep_run(client, sweep_id, uri)
     tags = parent.data.tags
-    if tags.get("hpo.sweep") != "true" or "hpo.recipe" not in tags:
+    if "hpo.recipe" not in tags:
         raise ValueError(f"run {sweep_id!r} is not an hpo sweep that can be resumed")
     if tags.get("hpo.space_digest") != space_digest(space):
         raise ValueError(
@@ -113,6 +108,7 @@ def resume(
         prune_metric=prune_metric,
         repeats=int(recipe["repeats"]),
         progress=progress,
+        register_model=recipe.get("register_model"),
     )
     sweep = open_sweep(
         strategy,
@@ -131,20 +127,8 @@ def resume(
 
 def _read_trials(client: Any, experiment_id: str, sweep_id: str) -> list[Restored]:
     """Every child run of the sweep as a `Restored` (trial not yet in a strategy)."""
-    runs, token = [], None
-    while True:
-        page = client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{sweep_id}'",
-            max_results=PAGE,
-            page_token=token,
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            break
     restored: dict[int, Restored] = {}
-    for run in runs:
+    for run in child_runs(client, experiment_id, sweep_id):
         tags, metrics = run.data.tags, run.data.metrics
         number = int(tags["hpo.trial"])
         if number in restored:

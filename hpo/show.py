@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hpo.checks import loss_sign
+from hpo.store import child_runs, sweep_run
+
 
 def _sweeps(client: Any, experiment_ids: list[str], max_results: int = 20) -> list[Any]:
     return client.search_runs(
@@ -36,18 +39,13 @@ def list_sweeps(client: Any) -> str:
 
 
 def show_sweep(client: Any, sweep_id: str, top: int = 10) -> str:
-    parent = client.get_run(sweep_id)
+    parent = sweep_run(client, sweep_id, "this tracking store")
     t = parent.data.tags
-    if t.get("hpo.sweep") != "true":
-        raise ValueError(f"run {sweep_id!r} is not an hpo sweep (it has no hpo.sweep tag)")
-    children = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{sweep_id}'",
-        max_results=50000,
-    )
-    maximize = t.get("hpo.direction") == "maximize"
+    children = child_runs(client, parent.info.experiment_id, sweep_id)
+    sign = loss_sign(t.get("hpo.direction", "minimize"))
     done = [r for r in children if "objective" in r.data.metrics]
-    done.sort(key=lambda r: r.data.metrics["objective"], reverse=maximize)
+    # Best first; of equal values the first trial, as the sweep's own summary names it.
+    done.sort(key=lambda r: (sign * r.data.metrics["objective"], int(r.data.tags["hpo.trial"])))
     states: dict[str, int] = {}
     for r in children:
         state = r.data.tags.get("hpo.state", "?")
