@@ -3,7 +3,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean system-packages
+
+# Debian packages some tests use beyond Python: Chromium for the UI tests (driven through
+# Playwright's Python package; nothing downloads a browser). Installed when missing and
+# this runs as root on Debian, as CI does; elsewhere those tests skip, naming the package.
+DEBIAN_PACKAGES := chromium
 
 # Re-install only when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -15,8 +20,18 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/hpo run experiments/digits_grid.py
 
-test: $(STAMP) lint
+test: $(STAMP) lint system-packages
 	$(BIN)/python -m pytest -q
+
+system-packages:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		missing=""; \
+		for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+		if [ -n "$$missing" ]; then \
+			echo "installing Debian packages:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		fi; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check hpo models experiments tests benchmarks

@@ -15,10 +15,12 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+from hpo.best_model import load_best_model  # noqa: E402
 from hpo.driver import run  # noqa: E402
 from hpo.pruners import ASHAPruner, MedianPruner, TrialPruned  # noqa: E402
 from hpo.result import SweepResult  # noqa: E402
 from hpo.resume import resume  # noqa: E402
+from hpo.store import load_sweep  # noqa: E402
 from hpo.strategies import make_strategy  # noqa: E402
 
 __version__ = "0.1.0"
@@ -27,6 +29,8 @@ __all__ = [
     "MedianPruner",
     "SweepResult",
     "TrialPruned",
+    "load_best_model",
+    "load_sweep",
     "make_strategy",
     "resume",
     "run",

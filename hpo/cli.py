@@ -96,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
         help="reported metric the pruner watches (default: the file's, else the first reported)",
     )
     run.add_argument(
+        "--register-model",
+        metavar="NAME",
+        help="register the best trial's model (report.model) in MLflow's Model Registry "
+        "as a new version of NAME (default: the file's, else none)",
+    )
+    run.add_argument(
         "--repeats",
         type=int,
         help="evaluate each configuration with seeds 0..K-1 in params['seed']; "
@@ -115,17 +121,34 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", parents=[tracking], help="list sweeps, or show one")
     show.add_argument("sweep_id", nargs="?", help="parent run id of a sweep (default: list all)")
     show.add_argument("--top", type=int, default=10, help="how many best trials to list")
+    show.add_argument(
+        "--csv",
+        action="store_true",
+        help="write the sweep's trials as CSV (one row per trial: state, value, duration, "
+        "params, last metrics) instead of the summary",
+    )
 
     ui = sub.add_parser("ui", parents=[tracking], help="open the MLflow UI on the tracking store")
     ui.add_argument("--port", type=int, default=5000)
     ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
+    ui.add_argument(
+        "--allowed-hosts",
+        help="Host headers the UI answers (comma-separated, wildcards allowed; default: "
+        "MLflow's, localhost and private addresses); any other gets 403",
+    )
     return parser
 
 
-def _ui_hint(uri: str) -> str:
+# The MLflow UI's model-training view (runs, charts, models) of an experiment: its sidebar
+# otherwise opens on the GenAI view whatever the experiment's kind.
+EXPERIMENT_PAGE = "/#/experiments/{}/runs?workflowType=machine_learning"
+
+
+def _ui_hint(uri: str, experiment_id: str) -> str:
+    page = EXPERIMENT_PAGE.format(experiment_id)
     if uri.startswith(("http://", "https://")):
-        return f"browse it at {uri}"
-    return f"browse it with: hpo ui{_uri_flag(uri)}   (then open http://127.0.0.1:5000)"
+        return f"browse it at {uri.rstrip('/')}{page}"
+    return f"browse it with: hpo ui{_uri_flag(uri)}   (then open http://127.0.0.1:5000{page})"
 
 
 def _uri_flag(uri: str) -> str:
@@ -183,6 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             repeats=args.repeats if args.repeats is not None else (exp.repeats or 1),
             sweep_tags={"hpo.experiment_file": str(Path(args.file).resolve())},
             tracking_patience=args.tracking_patience,
+            register_model=args.register_model or exp.register_model,
         ),
         uri,
     )
@@ -203,7 +227,7 @@ def _sweep(start: Callable[[], Any], uri: str) -> int:
     print(f"\nrecorded in {uri}; details: hpo show {result.sweep_id}")
     if result.interrupted or result.timed_out:
         print(f"to go on with it: hpo resume {result.sweep_id}{_uri_flag(uri)}")
-    print(_ui_hint(uri))
+    print(_ui_hint(uri, result.experiment_id))
     return EXIT_INTERRUPTED if result.interrupted else 0
 
 
@@ -257,12 +281,21 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     from hpo.show import list_sweeps, show_sweep
 
-    client = MlflowClient(resolve_tracking_uri(args.tracking_uri))
+    uri = resolve_tracking_uri(args.tracking_uri)
+    client = MlflowClient(uri)
     if args.sweep_id is None:
+        if args.csv:
+            raise UsageError("--csv needs a SWEEP_ID: it writes one sweep's trials")
         print(list_sweeps(client))
         return 0
     try:
-        print(show_sweep(client, args.sweep_id, top=args.top))
+        if args.csv:
+            from hpo.store import load_sweep
+
+            frame = load_sweep(args.sweep_id, tracking_uri=uri).to_dataframe()
+            sys.stdout.write(frame.to_csv(index=False))
+        else:
+            print(show_sweep(client, args.sweep_id, top=args.top))
     except MlflowException as exc:
         raise UsageError(
             f"no sweep {args.sweep_id!r} in this tracking store: {exc.message}"
@@ -272,7 +305,22 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def ui_command(uri: str, host: str, port: int) -> list[str]:
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def exposure_warning(host: str, port: int, uri: str) -> str | None:
+    """What binding the UI to ``host`` opens up, or None on loopback."""
+    if host in LOOPBACK:
+        return None
+    who = "every machine that can reach this one" if host in ("0.0.0.0", "::") else host
+    return (
+        f"hpo ui: warning: listening on {host}:{port}: {who} can now read and change every "
+        f"run in {uri} (MLflow's UI has no login); requests must still name an allowed host "
+        "(--allowed-hosts; MLflow's default: localhost and private addresses)"
+    )
+
+
+def ui_command(uri: str, host: str, port: int, allowed_hosts: str | None = None) -> list[str]:
     command = [
         sys.executable,
         "-m",
@@ -288,6 +336,8 @@ def ui_command(uri: str, host: str, port: int) -> list[str]:
     root = artifact_root(uri)
     if root is not None:
         command += ["--default-artifact-root", root]
+    if allowed_hosts is not None:  # else MLflow's default: localhost and private addresses
+        command += ["--allowed-hosts", allowed_hosts]
     return command
 
 
@@ -296,9 +346,17 @@ def cmd_ui(args: argparse.Namespace) -> int:
     if uri.startswith(("http://", "https://")):
         print(f"{uri} is a tracking server: its UI is at that address already")
         return 0
-    print(f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
+    warning = exposure_warning(args.host, args.port, uri)
+    if warning is not None:
+        print(warning, file=sys.stderr, flush=True)
+    print(
+        f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C to stop); a sweep's "
+        f"experiment in the model-training view: http://{args.host}:{args.port}"
+        f"{EXPERIMENT_PAGE.format('ID')}",
+        flush=True,
+    )
     try:
-        return subprocess.call(ui_command(uri, args.host, args.port))
+        return subprocess.call(ui_command(uri, args.host, args.port, args.allowed_hosts))
     except KeyboardInterrupt:
         return 0
 

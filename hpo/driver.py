@@ -10,19 +10,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hpo.checks import check_seconds, int_at_least, positive_int
-from hpo.events import Outcome, Report
+from hpo.best_model import publish_best_model
+from hpo.checks import check_seconds, first_line, int_at_least, positive_int
+from hpo.events import Artifact, Outcome, Report
 from hpo.executor import Batch, WorkerDied, WorkerPool, connect, objective_arity
 from hpo.pruners import Pruner, make_pruner
 from hpo.result import SweepResult
 from hpo.space import Space
 from hpo.strategies import Strategy, TrialState, make_strategy
-from hpo.summary import closing_artifacts, closing_tags, figure_specs, sweep_settings
+from hpo.strategies.base import best_of
+from hpo.summary import (
+    closing_artifacts,
+    closing_tags,
+    description,
+    figure_specs,
+    sweep_settings,
+)
 from hpo.tracking import (
     OUTAGE_LIMIT_SECONDS,
     Tracker,
@@ -41,7 +50,7 @@ def run(
     space: Space | Mapping[str, Any],
     objective: Callable[..., Any],
     *,
-    direction: str = "minimize",
+    direction: str | None = None,
     strategy: str | Strategy = "random",
     n_trials: int | None = None,
     workers: int | None = None,
@@ -60,6 +69,7 @@ def run(
     repeats: int = 1,
     sweep_tags: Mapping[str, str] | None = None,
     tracking_patience: float = OUTAGE_LIMIT_SECONDS,
+    register_model: str | None = None,
 ) -> SweepResult:
     """Run a sweep on Ray and record it in MLflow.
 
@@ -70,7 +80,8 @@ def run(
     objective : callable
         ``objective(params, report)`` or ``objective(params, report, data)``; returns a
         float. ``report(step, **metrics)`` streams per-step metrics to MLflow.
-    direction : {"minimize", "maximize"}
+    direction : {"minimize", "maximize"}, optional
+        "minimize" when omitted, or the strategy object's own direction.
     strategy : str or Strategy
         A name known to `hpo.make_strategy` ("random", "grid", ...) or a strategy object.
     n_trials : int, optional
@@ -110,6 +121,9 @@ def run(
     repeats : int
         Evaluate each configuration this many times, with ``params["seed"]`` = 0, 1, ...;
         the trial's value is the mean. Cannot be combined with a pruner.
+    register_model : str, optional
+        Register the sweep's best model (the best trial's ``report.model``) under this
+        name in MLflow's Model Registry when the sweep ends: a new version per sweep.
     sweep_tags : dict, optional
         Extra tags of the parent run.
     tracking_patience : float
@@ -135,8 +149,13 @@ def run(
     # Everything is validated before a cluster is started or a run is created.
     if isinstance(strategy, Strategy):
         strat = strategy
+        if direction is not None and direction != strat.direction:
+            raise ValueError(
+                f"direction={direction!r} differs from the strategy's own "
+                f"direction={strat.direction!r}; make the strategy with direction={direction!r}"
+            )
     else:
-        strat = make_strategy(strategy, space, direction=direction, seed=seed)
+        strat = make_strategy(strategy, space, direction=direction or "minimize", seed=seed)
     arity = objective_arity(objective)
     if arity == 2 and data is not None:
         raise TypeError(
@@ -151,6 +170,8 @@ def run(
     max_retries = int_at_least("max_retries", max_retries, 0)
     if not isinstance(experiment_name, str) or not experiment_name.strip():
         raise ValueError(f"experiment_name must be a non-empty string, got {experiment_name!r}")
+    if register_model is not None and (not isinstance(register_model, str) or not register_model):
+        raise ValueError(f"register_model must be a non-empty string, got {register_model!r}")
     n_repeats = positive_int("repeats", repeats)
     prune = make_pruner(pruner)
     if prune is not None:
@@ -184,6 +205,7 @@ def run(
         "pruner": None if prune is None else prune.recipe(),
         "prune_metric": prune_metric,
         "repeats": n_repeats,
+        "register_model": register_model,
     }
     tags = {
         **(sweep_tags or {}),
@@ -199,6 +221,7 @@ def run(
         prune_metric=prune_metric,
         repeats=n_repeats,
         progress=progress,
+        register_model=register_model,
     )
     sweep = open_sweep(
         strat,
@@ -232,6 +255,7 @@ class SweepOptions:
     prune_metric: str | None = None
     repeats: int = 1
     progress: bool = True
+    register_model: str | None = None
 
 
 def open_sweep(
@@ -381,6 +405,8 @@ class Sweep:
             if isinstance(event, Report):
                 if self.trials.report(record, event):
                     self.pool.stop(batch.running)  # it raises TrialPruned at its next report
+            elif isinstance(event, Artifact):
+                self.trials.artifact(record, event)
             else:
                 self.trials.finish(record, event)
 
@@ -423,7 +449,8 @@ class Sweep:
             self.pool.shutdown()
         for record in records:
             record.run_id = self.tracker.run_id(record.number)
-        tags = closing_tags(
+        model_tags = self._publish_best_model(records)
+        tags = model_tags | closing_tags(
             records,
             s.direction,
             elapsed=time.monotonic() - self.started,
@@ -432,12 +459,43 @@ class Sweep:
             timed_out=self.timed_out,
             error=error,
         )
+        ended = {"FINISHED": "finished", "KILLED": "interrupted", "FAILED": "stopped on an error"}
+        tags["mlflow.note.content"] = description(
+            records,
+            experiment_id=self.tracker.experiment_id,
+            direction=s.direction,
+            strategy=s.name,
+            budget=o.budget,
+            status="timed out" if self.timed_out else ended[status],
+        )
         artifacts = {
             **closing_artifacts(records, s.space, s.direction, repeats=o.repeats),
             **figures,
             **s.artifacts(),
         }
         self.tracker.end_sweep(status=status, tags=tags, artifacts=artifacts)
+
+    def _publish_best_model(self, records: list[Any]) -> dict[str, str]:
+        """The best trial's model as the sweep's (see `hpo.best_model`); its tags."""
+        s, tracker = self.strategy, self.tracker
+        best = best_of(records, s.direction)
+        if best is None or not best.models or best.run_id is None:
+            return {}
+        try:
+            return publish_best_model(
+                tracker.client,
+                experiment_id=tracker.experiment_id,
+                sweep_id=tracker.sweep_id,
+                name=f"{tracker.sweep_name}-best",
+                best=best,
+                objective=repr(best.value),
+                register_as=self.options.register_model,
+                previous_tags=tracker.client.get_run(tracker.sweep_id).data.tags,
+            )
+        except Exception as exc:  # noqa: BLE001 - the sweep's results stand; say what failed
+            message = f"the best model could not be published: {first_line(exc)}"
+            print(f"hpo: warning: {message}", file=sys.stderr)
+            return {"hpo.best_model_error": message}
 
 
 class _Progress:

@@ -1,4 +1,5 @@
-"""What a trial's worker sends to the driver: reports while it runs, then one outcome.
+"""What a trial's worker sends to the driver: reports and artifacts while it runs, then
+one outcome.
 
 Named tuples: the stream stays cheap to pickle, and both sides read fields by name.
 """
@@ -16,6 +17,13 @@ class Report(NamedTuple):
     step: int
     metrics: dict[str, float]
     seconds: float  # since the trial began, timed in the worker
+
+
+class Artifact(NamedTuple):
+    """Files of one ``report.artifact`` or ``report.model`` call, for the trial's run."""
+
+    files: dict[str, bytes]  # path in the run's artifacts -> content
+    model: str | None = None  # the folder of a model in MLflow's format, for report.model
 
 
 class Outcome(NamedTuple):
@@ -39,4 +47,4 @@ class Outcome(NamedTuple):
         return cls(TrialState.FAILED, error=reason)
 
 
-Event = Report | Outcome
+Event = Report | Artifact | Outcome

@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from hpo.artifacts import pack, pack_model
 from hpo.checks import check_value, first_line
-from hpo.events import Event, Outcome, Report
+from hpo.events import Artifact, Event, Outcome, Report
 from hpo.pruners import TrialPruned
 from hpo.strategies.base import TrialState
 from hpo.summary import repeats_std
@@ -65,10 +66,12 @@ def objective_arity(objective: Callable[..., Any]) -> int:
 
 
 class _Reporter:
-    """The ``report(step, **metrics)`` callable handed to the objective.
+    """The ``report(step, **metrics)`` callable handed to the objective, with
+    ``report.artifact(name, data)`` and ``report.model(estimator)`` for files.
 
     It checks what MLflow would refuse here, in the objective, where the error is clear.
-    ``suffix`` tells the repeats of a configuration apart (``val_loss/repeat_1``).
+    ``suffix`` tells the repeats of a configuration apart: ``val_loss/repeat_1``, and files
+    in a folder of their repeat (``repeat_1/model``).
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class _Reporter:
         suffix: str = "",
     ) -> None:
         self._events, self._stop, self._suffix = events, stop, suffix
+        self._folder = f"{suffix.strip('/')}/" if suffix else ""  # of the repeat's files
         # Timed here, in the worker: a pruner on a time axis must not count queueing.
         self._began = began  # perf_counter() when the trial began
         self.history = history  # every curve of the trial, for its learning-curve figure
@@ -111,6 +115,18 @@ class _Reporter:
             clean[key] = float(value)
             self.history.setdefault(key, []).append((int(step), float(value)))
         self._events.put(Report(int(step), clean, time.perf_counter() - self._began))
+
+    def artifact(self, name: str, data: Any) -> None:
+        """Store ``data`` as ``name`` in the trial's run: bytes or str (the content), or a
+        `pathlib.Path` to a file or folder. A retried trial's files replace the lost ones."""
+        self._events.put(Artifact(pack(self._folder + name, data)))
+
+    def model(self, estimator: Any, name: str = "model") -> None:
+        """Store a fitted scikit-learn-compatible estimator in MLflow's scikit-learn format
+        as ``name`` in the trial's run (``mlflow.sklearn.load_model("runs:/RUN/model")``);
+        the best trial's model is the sweep's best model."""
+        name = self._folder + name
+        self._events.put(Artifact(pack_model(estimator, name), model=name))
 
 
 def _render_curves(history: dict[str, list[tuple[int, float]]]) -> bytes | None:

@@ -23,8 +23,8 @@ class Experiment:
     Required: ``space`` and ``objective``. Optional: ``direction`` (default "minimize"),
     ``load_data()`` (called once per sweep; its result is the objective's ``data``),
     ``strategy``, ``strategy_options`` (keyword arguments of that strategy), ``n_trials``,
-    ``pruner`` (a name or a `hpo.pruners.Pruner`), ``prune_metric`` and ``repeats``
-    (defaults the command line overrides).
+    ``pruner`` (a name or a `hpo.pruners.Pruner`), ``prune_metric``, ``repeats`` and
+    ``register_model`` (defaults the command line overrides).
     """
 
     name: str
@@ -39,6 +39,7 @@ class Experiment:
     pruner: Any = None
     prune_metric: str | None = None
     repeats: int | None = None
+    register_model: str | None = None
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -78,4 +79,5 @@ def load_experiment(path: str | Path) -> Experiment:
         pruner=getattr(module, "pruner", None),
         prune_metric=getattr(module, "prune_metric", None),
         repeats=getattr(module, "repeats", None),
+        register_model=getattr(module, "register_model", None),
     )

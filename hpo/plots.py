@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
+
+from hpo.checks import loss_sign
 
 
 def _png(fig) -> bytes:
@@ -133,10 +136,164 @@ def repeats_png(labels: Sequence[str], values: Sequence[Sequence[float]], direct
     return _png(fig)
 
 
+INACTIVE = "inactive"  # a conditional parameter's slot in trials whose branch lacks it
+FEW_LEVELS = 10  # integers with at most this many values are drawn as levels (branch indices)
+
+
+def _numeric(values: Sequence[object]) -> bool:
+    """Whether values go on a continuous axis: numbers, unless a few integers."""
+    if not values or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in values
+    ):
+        return False
+    return not (all(isinstance(v, int) for v in values) and len(set(values)) <= FEW_LEVELS)
+
+
+def _axis(values: Sequence[object], log: bool) -> tuple[list[float], list[float], list[str]]:
+    """Positions in [0, 1] for a parameter's values (None: inactive, at -0.15), and the
+    ticks and labels of its axis: numbers on a linear or log scale, other values in order."""
+    present = [v for v in values if v is not None]
+    if _numeric(present):
+        f = (lambda v: math.log10(v)) if log and min(present) > 0 else float
+        low, high = min(map(f, present)), max(map(f, present))
+        span = (high - low) or 1.0
+        where = [-0.15 if v is None else (f(v) - low) / span for v in values]
+        ticks = [0.0, 0.5, 1.0]
+        labels = [
+            _label(10 ** (low + t * span) if f is not float else low + t * span) for t in ticks
+        ]
+    else:
+        levels = sorted({repr(v) for v in present})
+        step = 1.0 / max(len(levels) - 1, 1)
+        where = [-0.15 if v is None else levels.index(repr(v)) * step for v in values]
+        ticks = [i * step for i in range(len(levels))]
+        labels = [lv.strip("'") for lv in levels]
+    if any(v is None for v in values):
+        ticks, labels = [*ticks, -0.15], [*labels, INACTIVE]
+    return where, ticks, labels
+
+
+def parallel_png(
+    columns: dict[str, Sequence[object]],
+    log: dict[str, bool],
+    values: Sequence[float],
+    direction: str,
+) -> bytes:
+    """One line per completed trial across the parameters' axes, coloured by its objective;
+    a conditional parameter's inactive trials sit on the axis's "inactive" slot."""
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
+    names = list(columns)
+    fig = _figure(max(6.0, 1.5 * len(names) + 2.5), 4.8)
+    fig.subplots_adjust(left=0.06, right=0.88, bottom=0.2, top=0.88)
+    ax = fig.subplots()
+    axes = [_axis(columns[n], log.get(n, False)) for n in names]
+    norm = Normalize(min(values), max(values) if max(values) > min(values) else min(values) + 1)
+    cmap = colormaps["viridis_r" if direction == "minimize" else "viridis"]
+    # Worst first, so the best lines are drawn last, on top.
+    order = sorted(range(len(values)), key=lambda i: -loss_sign(direction) * values[i])
+    for i in order:
+        ax.plot(range(len(names)), [a[0][i] for a in axes], color=cmap(norm(values[i])), alpha=0.7)
+    for j, (_, ticks, labels) in enumerate(axes):
+        ax.axvline(j, color="black", linewidth=0.8)
+        for t, label in zip(ticks, labels, strict=True):
+            ax.text(j + 0.03, t, label, fontsize=7, va="center")
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+    ax.set_yticks([])
+    ax.set_ylim(-0.25, 1.08)
+    ax.set_title(f"Parallel coordinates: {len(values)} completed trials, coloured by the objective")
+    bar = fig.add_axes((0.91, 0.2, 0.02, 0.68))
+    fig.colorbar(_mappable(cmap, norm), cax=bar, label=f"objective ({direction})")
+    return _png(fig)
+
+
+def _mappable(cmap, norm):
+    from matplotlib.cm import ScalarMappable  # what a colour bar is drawn from
+
+    return ScalarMappable(norm=norm, cmap=cmap)
+
+
+def slices_png(
+    columns: dict[str, Sequence[object]],
+    log: dict[str, bool],
+    values: Sequence[float],
+    direction: str,
+) -> bytes:
+    """The objective against each parameter, one panel each; a conditional parameter's
+    panel shows the trials it was active in and says how many it was not."""
+    from matplotlib.ticker import NullFormatter
+
+    names = list(columns)
+    per_row = min(3, len(names))
+    rows = math.ceil(len(names) / per_row)
+    fig = _figure(4.0 * per_row, 3.2 * rows)
+    fig.subplots_adjust(hspace=0.55, wspace=0.3, top=0.9)
+    axes = np.atleast_1d(fig.subplots(rows, per_row)).ravel()
+    for ax, name in zip(axes, names, strict=False):
+        present = [(v, y) for v, y in zip(columns[name], values, strict=True) if v is not None]
+        xs = [v for v, _ in present]
+        if _numeric(xs):
+            ax.scatter(xs, [y for _, y in present], s=14, alpha=0.7)
+            if log.get(name) and min(xs) > 0:
+                ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(NullFormatter())  # the minor labels overlap
+        else:
+            levels = sorted({repr(v) for v in xs})
+            ax.scatter(
+                [levels.index(repr(v)) for v in xs], [y for _, y in present], s=14, alpha=0.7
+            )
+            ax.set_xticks(range(len(levels)), [lv.strip("'") for lv in levels], fontsize=8)
+        inactive = len(values) - len(present)
+        ax.set_title(name + (f" ({inactive} trials {INACTIVE})" if inactive else ""), fontsize=9)
+        ax.set_ylabel("objective", fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(names) :]:
+        ax.set_visible(False)
+    fig.suptitle(f"Objective ({direction}) against each parameter")
+    return _png(fig)
+
+
+def importance_png(
+    space, assignments: list[dict], values: list[float], direction: str
+) -> bytes | None:
+    """fANOVA importance of each parameter (see `hpo.importance`) as bars; None when too
+    few trials completed to rate any."""
+    from hpo.importance import param_importances
+
+    rated, unrated = param_importances(space, assignments, values, direction)
+    if not rated:
+        return None
+    names = sorted(rated, key=rated.get)
+    fig = _figure(7.0, max(3.0, 0.4 * len(names) + 2.0))
+    fig.subplots_adjust(left=0.28, bottom=0.18, top=0.8)
+    ax = fig.subplots()
+    ax.barh(names, [rated[n] for n in names], color="C0")
+    for i, n in enumerate(names):
+        ax.text(rated[n], i, f" {rated[n]:.2f}", va="center", fontsize=8)
+    ax.set_xlim(0, 1.1)
+    ax.set_xlabel("importance (fANOVA, share of the objective's variance)")
+    note = ", ".join(f"{n} (in {k} of {len(values)})" for n, k in sorted(unrated.items()))
+    title = f"Parameter importance over {len(values)} completed trials"
+    if note:  # conditional parameters: fANOVA rates what every trial has
+        title += "\n" + textwrap.fill(f"not rated, in conditional branches: {note}", 80)
+    ax.set_title(title, fontsize=9)
+    return _png(fig)
+
+
 def render(specs: list[tuple[str, str, dict]]) -> dict[str, bytes]:
     """PNG bytes by file name for ``(name, kind, arguments)`` specs ("history", "heatmap",
-    "repeats")."""
+    "repeats", "parallel", "slices", "importance"); a figure with nothing to draw is left
+    out."""
     from hpo.curves import history_png
 
-    draw = {"history": history_png, "heatmap": heatmap_png, "repeats": repeats_png}
-    return {name: draw[kind](**arguments) for name, kind, arguments in specs}
+    draw = {
+        "history": history_png,
+        "heatmap": heatmap_png,
+        "repeats": repeats_png,
+        "parallel": parallel_png,
+        "slices": slices_png,
+        "importance": importance_png,
+    }
+    out = {name: draw[kind](**arguments) for name, kind, arguments in specs}
+    return {name: png for name, png in out.items() if png is not None}

@@ -10,16 +10,21 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from hpo.checks import loss_sign
 from hpo.pruners import Pruner
 from hpo.space import Choice, Float, Int, Space
 from hpo.strategies.base import TrialState, best_of
 from hpo.trials import TrialRecord, count_states
 
 BEST_CONFIGURATIONS = 20  # rows of the repeats table and figure
+DESCRIPTION_ROWS = 10  # best trials in the parent run's description
+DESCRIPTION_REASONS = 5  # distinct failure reasons listed there
 HEATMAP_MAX_VALUES = 25  # more distinct values per axis than this is not a grid worth drawing
 FigureSpec = tuple[str, str, dict[str, Any]]  # (file name, kind, arguments): `hpo.plots.render`
 
@@ -87,7 +92,7 @@ def repeats_std(values: Sequence[float]) -> float:
 def ranked_by_mean(records: Sequence[TrialRecord], direction: str) -> list[TrialRecord]:
     """Completed trials that ran repeats, best mean first (ties: the first issued)."""
     done = [r for r in records if r.value is not None and r.repeat_values is not None]
-    return sorted(done, key=lambda r: (r.value if direction == "minimize" else -r.value, r.number))
+    return sorted(done, key=lambda r: (loss_sign(direction) * r.value, r.number))
 
 
 def repeats_csv(records: Sequence[TrialRecord], direction: str) -> str:
@@ -155,14 +160,17 @@ def heatmap_axes(space: Space, records: Sequence[TrialRecord]) -> tuple[str, str
 
 
 def heatmap_metrics(records: Sequence[TrialRecord], most: int = 2) -> list[str]:
-    """Reported metrics worth a heatmap panel: not a copy of the objective, accuracies first."""
+    """Reported metrics worth a heatmap panel, accuracies first: not a copy of the objective,
+    nor of a parameter (a constant learning-rate schedule reports the rate it was given)."""
     names = sorted({k for r in records for k in r.last_metrics}, key=lambda n: ("loss" in n, n))
     done = [r for r in records if r.value is not None]
 
-    def copies_objective(name: str) -> bool:
-        return all(r.last(name) == r.value for r in done)
+    def copies(name: str) -> bool:
+        return all(r.last(name) == r.value for r in done) or all(
+            r.last(name) in r.flat_params.values() for r in done
+        )
 
-    return [n for n in names if not copies_objective(n)][:most]
+    return [n for n in names if not copies(n)][:most]
 
 
 def short_label(record: TrialRecord, most: int = 40) -> str:
@@ -201,6 +209,26 @@ def figure_specs(
                 },
             )
         )
+    done = [r for r in records if r.state is TrialState.COMPLETE]
+    if len(done) >= 2 and space.params:
+        columns = {p.name: [r.flat_params.get(p.name) for r in done] for p in space.params}
+        log = {p.name: bool(getattr(p.dim, "log", False)) for p in space.params}
+        values = [r.value for r in done]
+        common = {"columns": columns, "log": log, "values": values, "direction": direction}
+        specs.append(("parallel_coordinates.png", "parallel", common))
+        specs.append(("slices.png", "slices", common))
+        specs.append(
+            (
+                "param_importance.png",
+                "importance",
+                {
+                    "space": space,
+                    "assignments": [r.trial.assignment for r in done],
+                    "values": values,
+                    "direction": direction,
+                },
+            )
+        )
     axes = heatmap_axes(space, records)
     if axes is not None:
         x, y = axes
@@ -221,3 +249,62 @@ def closing_artifacts(
     if repeats > 1:
         files["best_configurations.csv"] = repeats_csv(records, direction).encode()
     return files
+
+
+def _reason(error: str | None) -> str:
+    """A failure reason without what differs between trials (numbers), for grouping."""
+    text = (error or "unknown").splitlines()[0]
+    return re.sub(r"-?\d[\d.e+-]*", "N", text)[:160]
+
+
+def description(
+    records: Sequence[TrialRecord],
+    *,
+    experiment_id: str,
+    direction: str,
+    strategy: str,
+    budget: int,
+    status: str,
+) -> str:
+    """The parent run's description (MLflow's note, the Overview's "Description"): a
+    Markdown summary of the sweep with links to the best trials' runs."""
+    counts = count_states(records)
+    lines = [
+        f"**hpo sweep**, {strategy}, {direction} the objective: {len(records)} of {budget} "
+        f"trials ({counts[TrialState.COMPLETE]} complete, {counts[TrialState.FAILED]} failed, "
+        f"{counts[TrialState.PRUNED]} pruned); {status.lower()}.",
+        "",
+    ]
+    best = best_of(records, direction)
+    if best is None:
+        lines.append("No trial completed.")
+    else:
+        params = ", ".join(f"`{k}` = {v!r}" for k, v in best.flat_params.items())
+        lines += [f"**Best value: {best.value:.6g}** (trial {best.number}): {params}", ""]
+        if best.models:
+            run = f"#/experiments/{experiment_id}/runs/{best.run_id}"
+            lines += [
+                f"Best model: `runs:/{best.run_id}/{best.models[0]}` "
+                f"([trial {best.number}'s artifacts]({run}/artifacts)); "
+                "load it with `hpo.load_best_model(SWEEP_ID)`.",
+                "",
+            ]
+        ranked = sorted(
+            (r for r in records if r.state is TrialState.COMPLETE),
+            key=lambda r: (loss_sign(direction) * r.value, r.number),
+        )[:DESCRIPTION_ROWS]
+        names = list(dict.fromkeys(k for r in ranked for k in r.flat_params))
+        lines.append("| trial | objective | " + " | ".join(names) + " |")
+        lines.append("|---" * (len(names) + 2) + "|")
+        for r in ranked:
+            link = f"[{r.number}](#/experiments/{experiment_id}/runs/{r.run_id})"
+            cells = [str(r.flat_params.get(n, "")) for n in names]
+            lines.append(f"| {link} | {r.value:.6g} | " + " | ".join(cells) + " |")
+    failed = Counter(_reason(r.error) for r in records if r.state is TrialState.FAILED)
+    if failed:
+        lines += ["", "**Failures:**"]
+        for reason, n in failed.most_common(DESCRIPTION_REASONS):
+            lines.append(f"- {n} × {reason}")
+        if len(failed) > DESCRIPTION_REASONS:
+            lines.append(f"- and {len(failed) - DESCRIPTION_REASONS} other reasons")
+    return "\n".join(lines)

@@ -54,6 +54,9 @@ PARAM_VALUE_LIMIT, TAG_VALUE_LIMIT, KEY_LIMIT = 6000, 8000, 250
 _KEY_CHARACTERS = re.compile(r"[/\w.\- :]*")
 
 SWEEP = -1  # buffer key of the parent run
+# The MLflow UI opens an experiment of this kind in its model-training view (runs, charts,
+# models), not the GenAI one (traces, evaluation runs) it guesses for an untagged one.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 RUN_STATUS = {
     TrialState.COMPLETE: "FINISHED",
@@ -294,11 +297,14 @@ class Tracker:
 
     def _experiment(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
-        if found is not None:
-            return found.experiment_id
-        return self.client.create_experiment(
-            name, artifact_location=artifact_root(self.tracking_uri)
-        )
+        if found is None:
+            return self.client.create_experiment(
+                name, artifact_location=artifact_root(self.tracking_uri), tags=EXPERIMENT_TAGS
+            )
+        for key, value in EXPERIMENT_TAGS.items():
+            if found.tags.get(key) != value:  # an experiment made before hpo set it
+                self.client.set_experiment_tag(found.experiment_id, key, value)
+        return found.experiment_id
 
     # -- the sweep (parent run) ----------------------------------------------------------
     def start_sweep(self, *, run_name: str, tags: dict[str, str], params: dict[str, Any]) -> str:
@@ -336,6 +342,11 @@ class Tracker:
         self.client.set_tag(sweep_id, "hpo.resumed", str(resumed))
         self.client.update_run(sweep_id, status="RUNNING")
         self._start_writer()
+
+    @property
+    def sweep_name(self) -> str:
+        """The parent run's name."""
+        return self._buffers[SWEEP].run_name
 
     def _start_writer(self) -> None:
         self._writer = threading.Thread(target=self._write_loop, name="mlflow-writer", daemon=True)
@@ -392,6 +403,12 @@ class Tracker:
     def log_sweep_metrics(self, step: int, metrics: dict[str, float]) -> None:
         """Stepped metrics of the parent run (best objective after each finished trial)."""
         self.log_metrics(SWEEP, step, metrics)
+
+    def log_artifacts(self, number: int, files: dict[str, bytes]) -> None:
+        """Files for trial ``number``'s run (path in its artifacts -> content)."""
+        with self._lock:
+            self._buffers[number].artifacts.extend(files.items())
+        self._wake.set()
 
     def set_tags(self, number: int, tags: dict[str, str]) -> None:
         with self._lock:
@@ -605,8 +622,11 @@ class Tracker:
             while artifacts:
                 name, content = artifacts[0]
                 path = Path(tmp, name)
+                path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(content)
-                repo.log_artifact(str(path))
+                # A name with folders (model/MLmodel) keeps them in the store.
+                repo.log_artifact(str(path), posixpath.dirname(name) or None)
+                path.unlink()
                 artifacts.pop(0)
 
 

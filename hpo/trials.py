@@ -2,7 +2,8 @@
 
 - `Lifecycle.start`: a trial the strategy issued gets its record and its MLflow run.
 - `Lifecycle.report`: each report of the running trial is logged once per (metric, step)
-  and shown to the pruner, which may decide to stop the trial.
+  and shown to the pruner, which may decide to stop the trial; `Lifecycle.artifact` stores
+  the files and models the objective gives.
 - `Lifecycle.finish`: the only way a trial ends. The strategy is told, the pruner is told,
   the run is ended with the trial's state, and the sweep's tally of counts and best moves.
 - `Lifecycle.lost`: the trial's attempt ended without an outcome (its worker died, or the
@@ -23,10 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpo.checks import better
-from hpo.events import Outcome, Report
+from hpo.events import Artifact, Outcome, Report
 from hpo.pruners import Pruner
 from hpo.strategies.base import Strategy, Trial, TrialState
-from hpo.tracking import SWEEP, truncated_params
+from hpo.tracking import SWEEP, TAG_VALUE_LIMIT, truncated_params
 
 CURVES = "learning_curves.png"
 TRACEBACK = "traceback.txt"
@@ -59,6 +60,7 @@ class TrialRecord:
     seconds: float | None = None
     repeat_values: list[float] | None = None
     pruning: Pruning | None = None  # set when the pruner decided to stop the trial
+    models: list[str] = field(default_factory=list)  # folders of report.model, in order
 
     number = property(lambda self: self.trial.number)
     params = property(lambda self: self.trial.params)
@@ -157,6 +159,9 @@ class Lifecycle:
             "hpo.assignment": json.dumps(trial.assignment, default=_plain),
             **truncated_params(trial.flat_params),
         }
+        params = json.dumps(trial.params, default=_plain)
+        if len(params) <= TAG_VALUE_LIMIT:  # the nested values, for `hpo.load_sweep`
+            tags["hpo.params"] = params
         self.tracker.start_trial(trial.number, trial.flat_params, tags)
         return record
 
@@ -208,6 +213,12 @@ class Lifecycle:
             record.trial.intermediate = (report.step, value)
         return True
 
+    def artifact(self, record: TrialRecord, artifact: Artifact) -> None:
+        """Store files the objective gave (``report.artifact`` or ``report.model``)."""
+        self.tracker.log_artifacts(record.number, artifact.files)
+        if artifact.model is not None and artifact.model not in record.models:
+            record.models.append(artifact.model)
+
     # -- finish ----------------------------------------------------------------------------
     def finish(self, record: TrialRecord, outcome: Outcome, *, cancelled: bool = False) -> None:
         """End the trial with ``outcome``: tell the strategy and the pruner, end its run,
@@ -240,6 +251,8 @@ class Lifecycle:
             self.strategy.tell(trial, failed=True, error=outcome.error)
         if cancelled:
             tags["hpo.cancelled"] = "true"
+        if record.seconds is not None:
+            tags["hpo.seconds"] = f"{record.seconds:.3f}"
         artifacts = {CURVES: outcome.curves}
         if outcome.traceback is not None:
             artifacts[TRACEBACK] = outcome.traceback.encode()

@@ -121,7 +121,7 @@ class OptunaSampler(Strategy):
                 self._define_by_run(optuna_trial)
                 self._asked[trial.number] = optuna_trial
                 return
-            distributions = {k: _distribution(self.space.param(k)) for k in params}
+            distributions = {k: optuna_distribution(self.space.param(k)) for k in params}
             state = {
                 TrialState.COMPLETE: optuna.trial.TrialState.COMPLETE,
                 TrialState.PRUNED: optuna.trial.TrialState.PRUNED,
@@ -165,7 +165,8 @@ class OptunaSampler(Strategy):
         }
 
 
-def _distribution(p: Param) -> Any:
+def optuna_distribution(p: Param) -> Any:
+    """The Optuna distribution of parameter ``p`` (a `Choice` as its option index)."""
     from optuna.distributions import (
         CategoricalDistribution,
         FloatDistribution,

@@ -144,6 +144,9 @@ class FakeTracker:
     def log_metrics(self, number: int, step: int, metrics: dict[str, float]) -> None:
         self.runs[number].metrics.extend((k, step, v) for k, v in metrics.items())
 
+    def log_artifacts(self, number: int, files: dict[str, bytes]) -> None:
+        self.runs[number].artifacts.update(files)
+
     def log_sweep_metrics(self, step: int, metrics: dict[str, float]) -> None:
         self.sweep.metrics.extend((k, step, v) for k, v in metrics.items())
 

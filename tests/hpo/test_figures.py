@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from hpo.curves import COLOURS, FAILED, best_so_far_steps, history_png
@@ -58,3 +59,53 @@ def test_a_sweep_with_only_the_history_figure_does_not_import_matplotlib():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def _conditional_sweep(n=24):
+    from hpo.space import Choice, Float, Int
+    from hpo.strategies import make_strategy
+
+    space = {
+        "lr": Float(1e-4, 1e-1, log=True),
+        "act": Choice(["relu", "tanh"]),
+        "layers": Choice([{"units": [Int(4, 64)]}, {"units": [Int(4, 64), Int(4, 64)]}]),
+    }
+    s = make_strategy("random", space, seed=0)
+    trials = s.ask(n)
+    for t in trials:  # the objective depends on lr alone
+        s.tell(t, float(np.log10(t.params["lr"]) ** 2))
+    return s, trials
+
+
+def test_parallel_coordinates_slices_and_importance_are_drawn_for_a_conditional_space():
+    from hpo.plots import render
+    from hpo.summary import figure_specs
+    from hpo.trials import TrialRecord
+
+    s, trials = _conditional_sweep()
+    specs = figure_specs([TrialRecord(t) for t in trials], s.space, "minimize")
+    kinds = {name: kind for name, kind, _ in specs}
+    assert kinds["parallel_coordinates.png"] == "parallel" and kinds["slices.png"] == "slices"
+    [parallel] = [args for name, _, args in specs if name == "parallel_coordinates.png"]
+    # The second layer's units are None (inactive) in one-layer trials, not left out.
+    second = parallel["columns"]["layers.units.1"]
+    assert None in second and len(second) == len(trials) and parallel["log"]["lr"]
+    pngs = render(specs)
+    for name in ("parallel_coordinates.png", "slices.png", "param_importance.png"):
+        image = Image.open(io.BytesIO(pngs[name]))
+        assert image.format == "PNG" and image.size[0] > 300
+
+
+def test_importance_rates_the_parameter_the_objective_depends_on_and_names_the_conditional():
+    from hpo.importance import param_importances
+
+    s, trials = _conditional_sweep(40)
+    rated, unrated = param_importances(
+        s.space, [t.assignment for t in trials], [t.value for t in trials], "minimize"
+    )
+    assert max(rated, key=rated.get) == "lr" and rated["lr"] > 0.8
+    assert sum(rated.values()) == pytest.approx(1.0)
+    # Both branches' first layer add up to every trial; the second layer is in some only.
+    assert unrated["layers.units.0"] == 40 and 0 < unrated["layers.units.1"] < 40
+    few = param_importances(s.space, [t.assignment for t in trials[:3]], [1, 2, 3], "minimize")
+    assert few[0] == {}  # fewer than 4 completed trials: nothing rated

@@ -121,6 +121,17 @@ def test_heatmap_metrics_leave_out_copies_of_the_objective_and_put_accuracies_fi
     assert heatmap_metrics(records) == ["train_acc", "val_loss"]
 
 
+def test_heatmap_metrics_leave_out_a_schedule_that_reports_its_parameter():
+    # A constant learning-rate schedule reports the rate each trial was given.
+    records = [
+        record(0, TrialState.COMPLETE, 0.9, params={"lr": 0.1}, metrics={"learning_rate": 0.1}),
+        record(1, TrialState.COMPLETE, 0.8, params={"lr": 1.0}, metrics={"learning_rate": 1.0}),
+    ]
+    for r, loss in zip(records, (0.2, 0.4), strict=True):
+        r.last_metrics["train_loss"] = (9, loss)
+    assert heatmap_metrics(records) == ["train_loss"]
+
+
 def test_figure_specs_hold_history_repeats_and_heatmap_data():
     space = as_space({"lr": Float(0.01, 1.0, grid=2), "act": Choice(["relu", "tanh"])})
     records = [

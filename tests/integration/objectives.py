@@ -41,6 +41,7 @@ def diverging(params, report, data):
         learning_rate_init=params["lr"],
         max_iter=60,
         n_iter_no_change=60,
+        divergence_factor=None,  # only the finiteness check: a curve of several epochs
         random_state=0,
         epoch_callback=lambda epoch, metrics: report(epoch, **metrics),
     )
@@ -209,4 +210,35 @@ class SlowToLoad:
 
 def quick_with_data(params, report, data):
     report(0, loss=params["x"])
+    return params["x"]
+
+
+def with_model(params, report, data):
+    """Trains a small network and stores files, a folder and the model with its run."""
+    import pathlib
+    import tempfile
+
+    from models import MLPClassifier
+
+    X, y = data
+    model = MLPClassifier((params["units"],), max_iter=30, random_state=0).fit(X, y)
+    report(1, accuracy=model.score(X, y))
+    report.artifact("notes/params.txt", f"units={params['units']}")
+    report.artifact("weights.bin", model.coefs_[0].tobytes())
+    with tempfile.TemporaryDirectory() as tmp:
+        pathlib.Path(tmp, "a.txt").write_text("a")
+        pathlib.Path(tmp, "sub").mkdir()
+        pathlib.Path(tmp, "sub", "b.txt").write_text("b")
+        report.artifact("folder", pathlib.Path(tmp))
+    if params["units"] == 3:
+        report.artifact("../outside.txt", "escape")  # refused: the trial fails with why
+    report.model(model)
+    return model.score(X, y)
+
+
+def ticking(params, report):
+    """A trial that runs about 10 s, reporting its loss every quarter of a second."""
+    for step in range(40):
+        time.sleep(0.25)
+        report(step, loss=params["x"] + 1.0 / (step + 1))
     return params["x"]

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
 import urllib.request
 
 import pytest
 from conftest import by_trial, child_runs
 
-from hpo.cli import ui_command
+from hpo.cli import exposure_warning, ui_command
 
 pytestmark = pytest.mark.integration
 
@@ -119,6 +122,35 @@ def test_hpo_run_records_a_sweep_that_hpo_show_reads(tmp_path, hpo_env, client, 
         timeout=120,
     )
     assert parent.info.run_id in listed.stdout and "iris_grid" in listed.stdout
+
+    # What the MLflow UI shows: the model-training view, and a description of the sweep.
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    note = parent.data.tags["mlflow.note.content"]
+    best = parent.data.tags["hpo.best_trial"]
+    assert "grid, maximize the objective: 6 of 6 trials (6 complete" in note
+    assert f"(trial {best})" in note and f"#/experiments/{experiment.experiment_id}/runs/" in note
+    # Of tied best values, the summary and `hpo show` name the same trial.
+    table = shown.stdout.split("best 6 trials:")[1].splitlines()
+    assert table[2].split()[0] == best
+
+    as_csv = subprocess.run(
+        hpo_cmd("show", parent.info.run_id, "--csv", "--tracking-uri", tracking_uri),
+        capture_output=True,
+        text=True,
+        env=hpo_env,
+        timeout=120,
+    )
+    assert as_csv.returncode == 0, as_csv.stderr
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [int(r["number"]) for r in rows] == list(range(6))
+    for row in rows:
+        run = runs[int(row["number"])]
+        assert row["state"] == "COMPLETE" and float(row["value"]) == run.data.metrics["objective"]
+        assert float(row["duration"]) > 0 and row["run_id"] == run.info.run_id
+        assert row["params.act"] == run.data.params["act"]
+        assert float(row["params.lr"]) == float(run.data.params["lr"])
+        assert float(row["metrics.val_accuracy"]) == run.data.metrics["val_accuracy"]
 
 
 @pytest.mark.parametrize(
@@ -229,6 +261,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def test_hpo_ui_warns_when_it_listens_beyond_loopback():
+    assert exposure_warning("127.0.0.1", 5000, "sqlite:///mlflow.db") is None
+    warning = exposure_warning("0.0.0.0", 5000, "sqlite:///mlflow.db")
+    assert "every machine that can reach this one" in warning and "sqlite:///mlflow.db" in warning
+    assert ui_command("u", "0.0.0.0", 1, "ui.example")[-2:] == ["--allowed-hosts", "ui.example"]
+
+
 def test_hpo_ui_serves_the_store_on_localhost(tmp_path, hpo_env, client, tracking_uri):
     client.create_experiment("seen-in-ui")
     port = _free_port()
@@ -252,6 +291,11 @@ def test_hpo_ui_serves_the_store_on_localhost(tmp_path, hpo_env, client, trackin
         assert body is not None and "seen-in-ui" in body
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
         assert "<html" in page.lower()
+        # A page asked for under a foreign name (DNS rebinding) is refused.
+        foreign = urllib.request.Request(url, headers={"Host": "attacker.example:80"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(foreign, timeout=5)
+        assert refused.value.code == 403
     finally:
         import os
 

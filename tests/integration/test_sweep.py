@@ -61,6 +61,25 @@ def test_every_trial_is_a_terminal_child_run_with_params_curves_and_artifacts(
     best_curve = client.get_metric_history(result.sweep_id, "best_objective")
     assert len(best_curve) == 6
 
+    # The same trials as data, from the live result and read back from the store.
+    live = result.to_dataframe()
+    loaded = hpo.load_sweep(result.sweep_id, tracking_uri=tracking_uri)
+    stored = loaded.to_dataframe()
+    columns = ["number", "state", "value", "attempts", "run_id", "params.x", "metrics.loss"]
+    assert list(live.columns[:7]) == [
+        "number",
+        "state",
+        "value",
+        "duration",
+        "attempts",
+        "run_id",
+        "error",
+    ]
+    assert live[columns].equals(stored[columns])
+    assert (live["duration"] - stored["duration"]).abs().max() < 1e-3  # stored to the ms
+    assert loaded.best_params == result.best_params and loaded.best_value == result.best_value
+    assert loaded.direction == "minimize" and loaded.settings["n_trials"] == 6
+
 
 def test_failures_are_recorded_and_the_sweep_goes_on(ray_cluster, tracking_uri, client):
     space = {"kind": Choice(["ok", "raise", "nan", "inf", "text"]), "x": Float(0.0, 1.0)}
@@ -92,6 +111,10 @@ def test_failures_are_recorded_and_the_sweep_goes_on(ray_cluster, tracking_uri, 
     assert reasons["nan"] == "ValueError: the objective returned nan, which is not a finite number"
     assert reasons["inf"] == "ValueError: the objective returned inf, which is not a finite number"
     assert reasons["text"].startswith("TypeError: the objective must return a real number, got str")
+    loaded = hpo.load_sweep(result.sweep_id, tracking_uri=tracking_uri).trials
+    assert [(t.state, t.error, t.params) for t in loaded] == [
+        (t.state, t.error, t.params) for t in result.trials
+    ]
     parent = client.get_run(result.sweep_id)
     assert parent.data.tags["hpo.n_failed"] == "8" and parent.data.tags["hpo.n_complete"] == "2"
 
@@ -114,8 +137,8 @@ def test_a_diverging_model_fails_its_trial_with_the_reason(ray_cluster, tracking
     assert small.state.value == "COMPLETE"
     assert large.state.value == "FAILED"
     assert re.match(
-        r"DivergenceError: loss became (inf|nan) at epoch \d+ with "
-        r"learning_rate=1000000.0",
+        r"DivergenceError: diverged at epoch \d+: the training loss became (inf|nan) "
+        r"\(learning_rate_init=1e\+06,",
         large.error,
     )
     run = client.get_run(large.run_id)
@@ -336,4 +359,12 @@ def test_timeouts_must_be_positive(ray_cluster, tracking_uri):
             trial_timeout=0,
             tracking_uri=tracking_uri,
             progress=False,
+        )
+
+
+def test_a_direction_that_contradicts_the_strategy_object_is_refused_before_anything():
+    strategy = hpo.make_strategy("random", {"x": Float(0.0, 1.0)}, direction="minimize")
+    with pytest.raises(ValueError, match="direction='maximize' differs from the strategy's own"):
+        hpo.run(
+            {"x": Float(0.0, 1.0)}, objectives.quadratic, strategy=strategy, direction="maximize"
         )

@@ -124,3 +124,38 @@ def test_a_longer_outage_stops_the_sweep_cleanly_and_it_resumes(ray_cluster, ser
     )
     assert result.n_complete == 16
     check_invariants(client, sweep_id, 16, curve=("loss", range(10)), workers=cluster_workers)
+
+
+def test_files_and_models_reach_a_tracking_server_through_its_artifact_proxy(
+    ray_cluster, server, tmp_path
+):
+    from sklearn.datasets import load_iris
+
+    from hpo.space import Int
+
+    X, y = load_iris(return_X_y=True)
+    result = hpo.run(
+        {"units": Int(1, 16)},
+        objectives.with_model,
+        strategy=hpo.make_strategy("grid", {"units": Int(4, 5)}, direction="maximize"),
+        data=(X / 8.0, y),
+        direction="maximize",
+        workers=2,
+        tracking_uri=server.url,
+        experiment_name="server-models",
+        progress=False,
+        register_model="server-best",
+    )
+    assert result.n_complete == 2
+    client = MlflowClient(server.url)
+    for trial in result.trials:
+        paths = {a.path for a in client.list_artifacts(trial.run_id)}
+        assert {"notes", "weights.bin", "folder", "model", "learning_curves.png"} <= paths
+        nested = {a.path for a in client.list_artifacts(trial.run_id, "folder/sub")}
+        assert nested == {"folder/sub/b.txt"}  # folders keep their layout through the proxy
+    # Stored where the server keeps artifacts, which only the server writes to.
+    assert list(server.artifacts.rglob("model/MLmodel"))
+    model = hpo.load_best_model(result.sweep_id, tracking_uri=server.url)
+    assert model.score(X / 8.0, y) == result.best_value
+    [version] = client.search_model_versions("name = 'server-best'")
+    assert version.tags["hpo.sweep_id"] == result.sweep_id

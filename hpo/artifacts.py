@@ -1,0 +1,118 @@
+"""Files an objective stores with its trial: `report.artifact(name, data)` and
+`report.model(estimator)`, packed in the worker into ``{path: bytes}`` for the trial's run.
+
+The files travel to the driver with the trial's other events (through Ray, so a worker on
+another machine needs no access to the driver's disk or the artifact store) and are written
+to the run by the tracker: a file passes through the driver's memory once.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import posixpath
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# Names of the files hpo itself stores in a trial's run.
+RESERVED = ("learning_curves.png", "traceback.txt")
+_NAME = re.compile(r"[\w.\- ]+(/[\w.\- ]+)*")
+
+
+def check_artifact_name(name: Any) -> str:
+    """``name`` if it is a plain relative path inside the run's artifacts, else ValueError."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"an artifact name must be a non-empty string, got {name!r}")
+    parts = name.split("/")
+    if (
+        not _NAME.fullmatch(name)
+        or any(p in (".", "..") for p in parts)
+        or posixpath.normpath(name) != name
+    ):
+        raise ValueError(
+            "an artifact name must be a relative path of letters, digits, _ - . and spaces "
+            f"without '..' (it stays inside the trial's run), got {name!r}"
+        )
+    if name in RESERVED:
+        raise ValueError(f"artifact name {name!r} is hpo's own; choose another")
+    return name
+
+
+def pack(name: str, data: Any) -> dict[str, bytes]:
+    """The files of ``report.artifact(name, data)``: ``bytes`` or ``str`` is the file's
+    content; a `pathlib.Path` (or other path object) names a file, or a folder stored
+    under ``name`` with everything in it."""
+    name = check_artifact_name(name)
+    if isinstance(data, bytes | bytearray | memoryview):
+        return {name: bytes(data)}
+    if isinstance(data, str):
+        return {name: data.encode()}
+    if isinstance(data, os.PathLike):
+        path = Path(data)
+        if path.is_file():
+            return {name: path.read_bytes()}
+        if path.is_dir():
+            files = {
+                f"{name}/{f.relative_to(path).as_posix()}": f.read_bytes()
+                for f in sorted(path.rglob("*"))
+                if f.is_file()
+            }
+            if not files:
+                raise ValueError(f"report.artifact({name!r}): the folder {path} is empty")
+            return files
+        raise FileNotFoundError(f"report.artifact({name!r}): no file or folder at {path}")
+    raise TypeError(
+        f"report.artifact({name!r}, data): data must be bytes, str or a pathlib.Path to a "
+        f"file or folder, got {type(data).__name__}"
+    )
+
+
+def pack_model(estimator: Any, name: str = "model") -> dict[str, bytes]:
+    """The files of ``estimator`` in MLflow's scikit-learn format, under folder ``name``,
+    so that ``mlflow.sklearn.load_model(f"runs:/{run_id}/{name}")`` loads it."""
+    name = check_artifact_name(name)
+    if not (hasattr(estimator, "fit") and hasattr(estimator, "get_params")):
+        raise TypeError(
+            "report.model(estimator) needs a scikit-learn-compatible estimator (with fit and "
+            f"get_params), got {type(estimator).__name__}"
+        )
+    if estimator.get_params(deep=False).get("epoch_callback") is not None:
+        # Our models' callback holds the trial's report (a queue, a lock): not the model's.
+        estimator = copy.copy(estimator)
+        estimator.set_params(epoch_callback=None)
+    import cloudpickle
+    import mlflow.sklearn
+    import numpy
+    import scipy
+    import sklearn
+
+    # Stated, not inferred: inference loads the model again in a subprocess (seconds).
+    requirements = [
+        f"{module.__name__.replace('sklearn', 'scikit-learn')}=={module.__version__}"
+        for module in (sklearn, numpy, scipy, cloudpickle)
+    ]
+    with tempfile.TemporaryDirectory(prefix="hpo-model-") as tmp:
+        folder = Path(tmp, "model")
+        # MLflow warns on every save that pickles execute code when loaded: said once, in
+        # the README, rather than on the user's screen for every trial.
+        quiet = logging.getLogger("mlflow.sklearn")
+        level, quiet.level = quiet.level, logging.ERROR
+        try:
+            mlflow.sklearn.save_model(
+                estimator,
+                str(folder),
+                serialization_format="cloudpickle",
+                pip_requirements=requirements,
+            )
+        except Exception as exc:  # noqa: BLE001 - becomes the trial's reason, with its cause
+            cause = exc.__cause__ or exc  # MLflow wraps the pickling error
+            raise TypeError(
+                f"report.model(): cannot store {type(estimator).__name__} in MLflow's "
+                f"scikit-learn format: {type(cause).__name__}: {cause}"
+            ) from exc
+        finally:
+            quiet.setLevel(level)
+        return pack(name, folder)

@@ -1,0 +1,65 @@
+"""Which parameters mattered: fANOVA importances of a sweep's completed trials, computed
+with Optuna's `FanovaImportanceEvaluator` on the trials put into an in-memory study.
+
+fANOVA rates the parameters every completed trial has; a conditional parameter (active in
+some trials only) is returned among the unrated ones with how many trials it was active in,
+so a figure can say so instead of leaving it out silently (a name that stands in
+several branches counts the trials of all of them).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from hpo.space import Space
+
+MIN_TRIALS = 4  # fewer completed trials than this rate nothing worth reading
+
+
+def param_importances(
+    space: Space,
+    assignments: list[dict[str, Any]],
+    values: list[float],
+    direction: str,
+    *,
+    seed: int = 0,
+) -> tuple[dict[str, float], dict[str, int]]:
+    """(importance by parameter name, summing to 1) for the parameters active in every
+    trial, and (trials active in, by name) for the others. ``assignments`` and ``values``
+    are the completed trials' (the strategy's view, a `Choice` as its option index)."""
+    import optuna
+    from optuna.importance import FanovaImportanceEvaluator
+
+    from hpo.strategies.optuna_sampler import optuna_distribution
+
+    params = {p.key: p for p in space.params}
+    active = {k: sum(k in a for a in assignments) for k in params}
+    everywhere = [k for k, n in active.items() if n == len(assignments)]
+    unrated: dict[str, int] = {}
+    for k, n in active.items():
+        if n < len(assignments):  # one name may stand in several branches: add them up
+            unrated[params[k].name] = unrated.get(params[k].name, 0) + n
+    varied = [k for k in everywhere if len({repr(a[k]) for a in assignments}) > 1]
+    if len(assignments) < MIN_TRIALS or not varied:
+        return {}, unrated
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction=direction)
+    for assignment, value in zip(assignments, values, strict=True):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={k: _plain(assignment[k]) for k in varied},
+                distributions={k: optuna_distribution(params[k]) for k in varied},
+                value=value,
+            )
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna's experimental-feature notices
+        rated = optuna.importance.get_param_importances(
+            study, evaluator=FanovaImportanceEvaluator(seed=seed), params=varied
+        )
+    return {params[k].name: float(v) for k, v in rated.items()}, unrated
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value

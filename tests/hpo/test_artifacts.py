@@ -1,0 +1,110 @@
+"""What the objective's report.artifact and report.model pack for the trial's run."""
+
+from __future__ import annotations
+
+import pathlib
+import threading
+
+import pytest
+
+from hpo.artifacts import check_artifact_name, pack, pack_model
+from hpo.events import Artifact
+from hpo.executor import _Reporter
+
+
+@pytest.mark.parametrize("name", ["a.txt", "notes/run 1.txt", "model/MLmodel", "x-y_z.bin"])
+def test_plain_relative_names_are_accepted(name):
+    assert check_artifact_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", "../x", "a/../../x", "/etc/passwd", "a//b", "./a", "a/", "tab\tname", 3]
+)
+def test_names_that_leave_the_run_or_mlflow_would_refuse_are_refused_with_the_value(name):
+    with pytest.raises(ValueError, match=repr(name).replace("\\", "\\\\").replace(".", r"\.")):
+        check_artifact_name(name)
+
+
+def test_hpos_own_file_names_are_reserved():
+    with pytest.raises(ValueError, match="hpo's own"):
+        check_artifact_name("learning_curves.png")
+
+
+def test_bytes_text_files_and_folders_are_packed(tmp_path):
+    assert pack("a.bin", b"\x00\x01") == {"a.bin": b"\x00\x01"}
+    assert pack("a.txt", "héllo") == {"a.txt": "héllo".encode()}
+    (tmp_path / "f.txt").write_text("file")
+    assert pack("copy.txt", tmp_path / "f.txt") == {"copy.txt": b"file"}
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    (tmp_path / "d" / "e" / "g.txt").write_text("deep")
+    (tmp_path / "d" / "h.txt").write_text("top")
+    assert pack("dir", tmp_path / "d") == {"dir/e/g.txt": b"deep", "dir/h.txt": b"top"}
+
+
+def test_what_cannot_be_packed_says_why(tmp_path):
+    with pytest.raises(TypeError, match="must be bytes, str or a pathlib.Path.*got int"):
+        pack("a", 3)
+    with pytest.raises(FileNotFoundError, match="no file or folder"):
+        pack("a", tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="is empty"):
+        pack("a", tmp_path / "empty")
+    with pytest.raises(TypeError, match="scikit-learn-compatible estimator"):
+        pack_model(object())
+
+
+def test_a_model_is_packed_in_mlflows_format_and_loads_back(tmp_path):
+    import mlflow.sklearn
+    from sklearn.datasets import load_iris
+
+    from models import MLPClassifier
+
+    X, y = load_iris(return_X_y=True)
+    model = MLPClassifier((4,), max_iter=5, random_state=0).fit(X, y)
+    files = pack_model(model, "best")
+    assert {"best/MLmodel", "best/model.pkl"} <= set(files)
+    for path, content in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(content)
+    loaded = mlflow.sklearn.load_model(str(tmp_path / "best"))
+    assert (loaded.predict(X) == model.predict(X)).all()
+
+
+def test_the_report_sends_files_as_one_event_in_the_repeats_folder(tmp_path):
+    import queue
+
+    events: queue.Queue = queue.Queue()
+    report = _Reporter(events, threading.Event(), {}, 0.0, suffix="/repeat_1")
+    report.artifact("notes.txt", "n")
+    assert events.get_nowait() == Artifact({"repeat_1/notes.txt": b"n"})
+    path = pathlib.Path(tmp_path, "x")
+    with pytest.raises(FileNotFoundError):
+        report.artifact("x", path)
+
+
+def test_a_model_trained_with_a_reporting_callback_is_stored_without_it():
+    import queue
+
+    from sklearn.datasets import load_iris
+
+    from models import MLPClassifier
+
+    events: queue.Queue = queue.Queue()
+    report = _Reporter(events, threading.Event(), {}, 0.0)
+    X, y = load_iris(return_X_y=True)
+    model = MLPClassifier(
+        (4,), max_iter=3, random_state=0, epoch_callback=lambda e, m: report(e, **m)
+    ).fit(X, y)
+    report.model(model)
+    *_, stored = [events.get_nowait() for _ in range(events.qsize())]
+    assert stored.model == "model" and "model/model.pkl" in stored.files
+    assert model.epoch_callback is not None  # the user's estimator is left as it was
+
+
+def test_an_estimator_that_cannot_be_pickled_fails_with_the_cause():
+    from sklearn.linear_model import LinearRegression
+
+    model = LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])
+    model.lock = threading.Lock()
+    with pytest.raises(TypeError, match="cannot store LinearRegression.*lock"):
+        pack_model(model)
