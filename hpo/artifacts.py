@@ -1,9 +1,12 @@
 """Files an objective stores with its trial: `report.artifact(name, data)` and
 `report.model(estimator)`, packed in the worker into ``{path: bytes}`` for the trial's run.
 
-The files travel to the driver with the trial's other events (through Ray, so a worker on
-another machine needs no access to the driver's disk or the artifact store) and are written
-to the run by the tracker: a file passes through the driver's memory once.
+Once the trial's run exists the driver tells the worker where its artifacts go; a worker
+that can reach that store writes the files there itself (`hpo.executor._Reporter._store`),
+so they never pass through the driver. Otherwise they travel to the driver with the
+trial's other events (through Ray, so a worker on another machine needs no access to the
+driver's disk or the artifact store) and the tracker writes them: a file passes through the
+driver's memory once.
 """
 
 from __future__ import annotations

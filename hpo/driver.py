@@ -358,6 +358,7 @@ class Sweep:
                     else:
                         self._handle(item)
                 self._enforce_timeouts()
+                self._locate_runs()
                 if self.progress is not None:
                     self.progress.show(self.trials.tally)
         except KeyboardInterrupt:
@@ -409,6 +410,15 @@ class Sweep:
                 self.trials.artifact(record, event)
             else:
                 self.trials.finish(record, event)
+
+    def _locate_runs(self) -> None:
+        """Tell each running trial's worker where its run's artifacts go, once the run
+        exists, so that a worker that can reach the store writes its files there itself."""
+        for running in self.pool.running.values():
+            if not running.located:
+                where = self.tracker.artifact_location(running.record.number)
+                if where is not None:
+                    self.pool.locate(running, where, self.tracker.tracking_uri)
 
     def _enforce_timeouts(self) -> None:
         now = time.monotonic()

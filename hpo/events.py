@@ -22,8 +22,9 @@ class Report(NamedTuple):
 class Artifact(NamedTuple):
     """Files of one ``report.artifact`` or ``report.model`` call, for the trial's run."""
 
-    files: dict[str, bytes]  # path in the run's artifacts -> content
+    files: dict[str, bytes]  # path in the run's artifacts -> content, for the driver to store
     model: str | None = None  # the folder of a model in MLflow's format, for report.model
+    stored: tuple[str, ...] = ()  # paths the worker stored in the run itself (no content)
 
 
 class Outcome(NamedTuple):

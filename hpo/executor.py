@@ -30,7 +30,7 @@ from hpo.events import Artifact, Event, Outcome, Report
 from hpo.pruners import TrialPruned
 from hpo.strategies.base import TrialState
 from hpo.summary import repeats_std
-from hpo.tracking import check_name
+from hpo.tracking import check_name, reachable_store, write_artifacts
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,10 @@ class _Reporter:
         history: dict[str, list[tuple[int, float]]],
         began: float,
         suffix: str = "",
+        place: dict[str, Any] | None = None,
     ) -> None:
         self._events, self._stop, self._suffix = events, stop, suffix
+        self._place = {} if place is None else place  # where the run's artifacts go, once known
         self._folder = f"{suffix.strip('/')}/" if suffix else ""  # of the repeat's files
         # Timed here, in the worker: a pruner on a time axis must not count queueing.
         self._began = began  # perf_counter() when the trial began
@@ -119,14 +121,29 @@ class _Reporter:
     def artifact(self, name: str, data: Any) -> None:
         """Store ``data`` as ``name`` in the trial's run: bytes or str (the content), or a
         `pathlib.Path` to a file or folder. A retried trial's files replace the lost ones."""
-        self._events.put(Artifact(pack(self._folder + name, data)))
+        self._store(pack(self._folder + name, data))
 
     def model(self, estimator: Any, name: str = "model") -> None:
         """Store a fitted scikit-learn-compatible estimator in MLflow's scikit-learn format
         as ``name`` in the trial's run (``mlflow.sklearn.load_model("runs:/RUN/model")``);
         the best trial's model is the sweep's best model."""
         name = self._folder + name
-        self._events.put(Artifact(pack_model(estimator, name), model=name))
+        self._store(pack_model(estimator, name), model=name)
+
+    def _store(self, files: dict[str, bytes], model: str | None = None) -> None:
+        """Write the files into the run's artifact store from here when the driver said
+        where it is and it can be reached, so they never pass through the driver; else send
+        them to the driver with the trial's events, for its writer to store."""
+        where = self._place.get("store")  # (artifact URI, tracking URI), set by the driver
+        if where is not None and reachable_store(*where):
+            try:
+                write_artifacts(*where, list(files.items()))
+            except Exception:  # noqa: BLE001 - not writable from here: the driver stores them
+                pass
+            else:
+                self._events.put(Artifact({}, model=model, stored=tuple(files)))
+                return
+        self._events.put(Artifact(files, model=model))
 
 
 def _render_curves(history: dict[str, list[tuple[int, float]]]) -> bytes | None:
@@ -145,6 +162,7 @@ def run_objective(
     events: queue.Queue,
     stop: threading.Event | None = None,
     repeats: int = 1,
+    place: dict[str, Any] | None = None,
 ) -> None:
     """Run one trial and put its events on ``events``: `Report`s, then one `Outcome`.
 
@@ -160,9 +178,10 @@ def run_objective(
     try:
         for r in range(repeats):
             if repeats == 1:
-                report, run_params = _Reporter(events, stop, history, start), params
+                report = _Reporter(events, stop, history, start, place=place)
+                run_params = params
             else:
-                report = _Reporter(events, stop, history, start, f"/repeat_{r}")
+                report = _Reporter(events, stop, history, start, f"/repeat_{r}", place)
                 run_params = {**params, "seed": r}
             raw = objective(run_params, report, *([data] if arity == 3 else []))
             values.append(check_value(raw))
@@ -230,7 +249,8 @@ class TrialWorker:
         # Kept on self: the limit holds for as long as the controller object lives.
         self._blas_limit = threadpool_limits(limits=1)
         self.objective, self.arity, self.data = objective, arity, data
-        self._current: tuple[int, threading.Event] | None = None  # trial number, its stop flag
+        # The running trial: its number, its stop flag, where its artifacts go once known.
+        self._current: tuple[int, threading.Event, dict[str, Any]] | None = None
 
     def ready(self) -> bool:
         """Answers once the worker has started (the driver's trial clock waits for it)."""
@@ -246,6 +266,13 @@ class TrialWorker:
         if current is not None and current[0] == trial_number:
             current[1].set()
 
+    def set_store(self, trial_number: int, artifact_uri: str, tracking_uri: str) -> None:
+        """Where trial ``trial_number``'s run keeps its artifacts (its run exists now): its
+        files go there from here when the store can be reached. Runs like `stop`."""
+        current = self._current
+        if current is not None and current[0] == trial_number:
+            current[2]["store"] = (artifact_uri, tracking_uri)
+
     def render(self, specs: list[tuple[str, str, dict[str, Any]]]) -> dict[str, bytes]:
         """Draw the sweep's closing figures (see `hpo.plots.render`)."""
         from hpo.plots import render
@@ -257,10 +284,11 @@ class TrialWorker:
     ) -> Iterator[list[Event]]:
         events: queue.Queue = queue.Queue()
         stop = threading.Event()
-        self._current = (trial_number, stop)
+        place: dict[str, Any] = {}
+        self._current = (trial_number, stop, place)
         thread = threading.Thread(
             target=run_objective,
-            args=(self.objective, params, self.data, self.arity, events, stop, repeats),
+            args=(self.objective, params, self.data, self.arity, events, stop, repeats, place),
             name=f"trial-{trial_number}",
             daemon=True,
         )
@@ -281,6 +309,7 @@ class Running:
     worker: Any
     stream: Any  # ray.ObjectRefGenerator
     started: float = field(default_factory=time.monotonic)  # moved on once its worker is up
+    located: bool = False  # its worker was told where the run's artifacts go
 
 
 @dataclass
@@ -410,6 +439,11 @@ class WorkerPool:
                 return render(specs)
 
         return result
+
+    def locate(self, running: Running, artifact_uri: str, tracking_uri: str) -> None:
+        """Tell a trial's worker where its run's artifacts go (see `TrialWorker.set_store`)."""
+        running.worker.set_store.remote(running.record.number, artifact_uri, tracking_uri)
+        running.located = True
 
     def stop(self, running: Running) -> None:
         """Ask a trial to stop at its next report (pruning); its events keep arriving."""

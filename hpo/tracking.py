@@ -550,6 +550,9 @@ class Tracker:
                 item.tags = {}
             item.run_id = run.info.run_id
             self._artifact_uris[item.run_id] = run.info.artifact_uri
+            folder = local_artifact_dir(run.info.artifact_uri)
+            if folder is not None:  # so that a worker on this machine can tell it is here
+                folder.mkdir(parents=True, exist_ok=True)
             with self._lock:
                 self._buffers[item.number].run_id = item.run_id
         self._log_batch(item.run_id, params=item.params, tags=item.tags, metrics=item.metrics)
@@ -602,32 +605,58 @@ class Tracker:
         # The client would look the run up in the store for every call; the run's artifact
         # URI is all it needs, and we have it from create_run.
         uri = self._artifact_uris.get(run_id) or self.client.get_run(run_id).info.artifact_uri
-        folder = local_artifact_dir(uri)
-        if folder is not None:
-            # A local store is a folder: write each file in place, without the repository's
-            # temporary copy (that copy cost as much as a tenth of a trial's MLflow writes).
-            while artifacts:
-                name, content = artifacts[0]
-                target = folder / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                partial = target.with_name(f".{target.name}.partial")
-                partial.write_bytes(content)
-                partial.replace(target)  # never a half-written file under its name
-                artifacts.pop(0)
-            return
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+        write_artifacts(uri, self.tracking_uri, artifacts)
 
-        repo = get_artifact_repository(uri, tracking_uri=self.tracking_uri)
-        with tempfile.TemporaryDirectory(prefix="hpo-artifacts-") as tmp:
-            while artifacts:
-                name, content = artifacts[0]
-                path = Path(tmp, name)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(content)
-                # A name with folders (model/MLmodel) keeps them in the store.
-                repo.log_artifact(str(path), posixpath.dirname(name) or None)
-                path.unlink()
-                artifacts.pop(0)
+    def artifact_location(self, number: int) -> str | None:
+        """Trial ``number``'s artifact URI once its run exists (a worker that can reach it
+        stores its files there itself), else None."""
+        with self._lock:
+            buf = self._buffers.get(number)
+            run_id = buf.run_id if buf else None
+        return None if run_id is None else self._artifact_uris.get(run_id)
+
+
+def write_artifacts(uri: str, tracking_uri: str, artifacts: list[tuple[str, bytes]]) -> None:
+    """Store ``artifacts`` (name, content) under artifact URI ``uri``, removing each from the
+    list once stored. Used by the tracker, and by a worker that can reach the store."""
+    folder = local_artifact_dir(uri)
+    if folder is not None:
+        # A local store is a folder: write each file in place, without the repository's
+        # temporary copy (that copy cost as much as a tenth of a trial's MLflow writes).
+        while artifacts:
+            name, content = artifacts[0]
+            target = folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.partial")
+            partial.write_bytes(content)
+            partial.replace(target)  # never a half-written file under its name
+            artifacts.pop(0)
+        return
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repo = get_artifact_repository(uri, tracking_uri=tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="hpo-artifacts-") as tmp:
+        while artifacts:
+            name, content = artifacts[0]
+            path = Path(tmp, name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+            # A name with folders (model/MLmodel) keeps them in the store.
+            repo.log_artifact(str(path), posixpath.dirname(name) or None)
+            path.unlink()
+            artifacts.pop(0)
+
+
+def reachable_store(uri: str, tracking_uri: str) -> bool:
+    """Whether this process can write to artifact URI ``uri`` itself: a local folder whose
+    experiment folder exists here (not a path on another machine), or artifacts proxied by
+    a tracking server. Any other store (S3, ...) needs credentials that only the driver's
+    side is known to have."""
+    folder = local_artifact_dir(uri)
+    if folder is not None:
+        return folder.is_dir()  # made by the tracker with the run: on this machine's disk
+    proxied = urlparse(uri).scheme == "mlflow-artifacts"
+    return proxied and tracking_uri.startswith(("http://", "https://"))
 
 
 def local_artifact_dir(uri: str) -> Path | None:

@@ -214,8 +214,10 @@ class Lifecycle:
         return True
 
     def artifact(self, record: TrialRecord, artifact: Artifact) -> None:
-        """Store files the objective gave (``report.artifact`` or ``report.model``)."""
-        self.tracker.log_artifacts(record.number, artifact.files)
+        """Store files the objective gave (``report.artifact`` or ``report.model``), unless
+        its worker stored them in the run itself."""
+        if artifact.files:
+            self.tracker.log_artifacts(record.number, artifact.files)
         if artifact.model is not None and artifact.model not in record.models:
             record.models.append(artifact.model)
 

@@ -43,6 +43,7 @@ class FakePool:
         self.plays: dict[int, list[Any]] = {}  # by stream id: what is left to play
         self.stopped: set[int] = set()  # streams asked to stop (pruning)
         self.killed: list[int] = []  # trial numbers whose worker was killed
+        self.located: list[tuple[int, str]] = []  # (trial, artifact URI) told to workers
         self.shut = False
         self._streams = 0
 
@@ -84,6 +85,10 @@ class FakePool:
 
     def stop(self, running: Running) -> None:
         self.stopped.add(running.stream)
+
+    def locate(self, running: Running, artifact_uri: str, tracking_uri: str) -> None:
+        self.located.append((running.record.number, artifact_uri))
+        running.located = True
 
     def kill(self, running: Running) -> None:
         self.running.pop(running.stream, None)
@@ -178,6 +183,9 @@ class FakeTracker:
 
     def run_id(self, number: int) -> str | None:
         return f"run-{number}" if number in self.runs else None
+
+    def artifact_location(self, number: int) -> str | None:
+        return f"file:///store/run-{number}/artifacts" if number in self.runs else None
 
     def check(self) -> None:
         pass

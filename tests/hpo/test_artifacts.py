@@ -108,3 +108,36 @@ def test_an_estimator_that_cannot_be_pickled_fails_with_the_cause():
     model.lock = threading.Lock()
     with pytest.raises(TypeError, match="cannot store LinearRegression.*lock"):
         pack_model(model)
+
+
+def test_a_worker_that_can_reach_the_store_writes_there_and_sends_no_bytes(tmp_path):
+    import queue
+
+    events: queue.Queue = queue.Queue()
+    run_folder = tmp_path / "mlartifacts" / "1" / "run-a" / "artifacts"
+    run_folder.mkdir(parents=True)  # made by the tracker with the run
+    place: dict = {}
+    report = _Reporter(events, threading.Event(), {}, 0.0, place=place)
+    report.artifact("early.txt", "before the run existed")  # not located yet: via the driver
+    assert events.get_nowait() == Artifact({"early.txt": b"before the run existed"})
+    place["store"] = (run_folder.as_uri(), "sqlite:///mlflow.db")  # the driver located it
+    report.artifact("notes/late.txt", "x" * 1000)
+    assert events.get_nowait() == Artifact({}, stored=("notes/late.txt",))
+    assert (run_folder / "notes" / "late.txt").read_text() == "x" * 1000
+
+
+@pytest.mark.parametrize(
+    "store",
+    [
+        ("file:///no/such/machine/1/run/artifacts", "sqlite:///mlflow.db"),  # another host's disk
+        ("s3://bucket/1/run/artifacts", "http://tracking:5000"),  # credentials are elsewhere
+        ("mlflow-artifacts:/1/run/artifacts", "sqlite:///mlflow.db"),  # no server to proxy
+    ],
+)
+def test_a_store_the_worker_cannot_reach_gets_the_files_through_the_driver(store):
+    import queue
+
+    events: queue.Queue = queue.Queue()
+    report = _Reporter(events, threading.Event(), {}, 0.0, place={"store": store})
+    report.artifact("a.txt", "a")
+    assert events.get_nowait() == Artifact({"a.txt": b"a"})

@@ -285,3 +285,28 @@ def test_the_tally_counts_and_keeps_the_best_in_the_sweeps_direction():
     assert life.tally.finished == 3 and life.tally.best == 0.9
     assert life.tally.counts[TrialState.FAILED] == 1
     assert isinstance(records[0], TrialRecord) and not math.isnan(records[0].value)
+
+
+def test_files_from_the_objective_reach_the_run_and_workers_learn_where_it_is():
+    from hpo.events import Artifact
+
+    def script(record, attempt):
+        return [
+            Artifact({"notes.txt": b"n"}),
+            Artifact({}, model="model", stored=("model/MLmodel",)),  # the worker wrote it
+            complete(1.0),
+        ]
+
+    s, _, pool, tracker = sweep(script, n_trials=2)
+    result = s.run("r", {})
+    for record in result.trials:
+        assert tracker.runs[record.number].artifacts == {
+            "notes.txt": b"n",
+            "learning_curves.png": b"png",
+        }
+        assert record.models == ["model"]
+    # Each running trial's worker was told its run's artifact location once.
+    assert sorted(pool.located) == [
+        (0, "file:///store/run-0/artifacts"),
+        (1, "file:///store/run-1/artifacts"),
+    ]
