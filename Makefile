@@ -6,9 +6,11 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test lint bench clean system-packages
 
 # Debian packages some tests use beyond Python: Chromium for the UI tests (driven through
-# Playwright's Python package; nothing downloads a browser). Installed when missing and
-# this runs as root on Debian, as CI does; elsewhere those tests skip, naming the package.
-DEBIAN_PACKAGES := chromium
+# Playwright's Python package; nothing downloads a browser) and docker-compose, a Compose
+# implementation that validates docker-compose.yml (no Docker engine needed). Installed when
+# missing and this runs as root on Debian, as CI does; elsewhere those tests skip, naming
+# the package.
+DEBIAN_PACKAGES := chromium docker-compose
 
 # Re-install only when the project's dependencies change.
 $(STAMP): pyproject.toml
