@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import subprocess
 import sys
@@ -367,6 +368,9 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # The terminal shows hpo's own lines: MLflow announces each schema check of a sqlite
+    # store ("Creating initial MLflow database tables...") at INFO; warnings still show.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     # SIGTERM (e.g. from a scheduler) ends a sweep as cleanly as Ctrl-C does. SIGINT is set
     # too: Python installs its own Ctrl-C handler only when SIGINT was not ignored at start,
     # and a process started in the background by a non-interactive shell (a CI job, a

@@ -492,6 +492,12 @@ def _cause(exc: BaseException) -> str:
 
 def connect(address: str | None) -> dict[str, float]:
     """Connect to the Ray cluster at ``address``, or start a local one; return its resources."""
+    local = address is None and not os.environ.get("RAY_ADDRESS")
+    if local and "ray" not in sys.modules:
+        # A local cluster: Ray turns token authentication on by default and warns on the
+        # user's screen that it did; asked for explicitly, it does the same silently. Ray
+        # reads the mode when imported, so this holds only before its first import.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     import ray
 
     if not ray.is_initialized():

@@ -89,6 +89,9 @@ def test_hpo_run_records_a_sweep_that_hpo_show_reads(tmp_path, hpo_env, client, 
     assert "6 trials, 6 complete, 0 failed" in done.stdout
     assert "hpo ui --tracking-uri" in done.stdout
     assert "trial/s" in done.stderr or "s/trial" in done.stderr  # the progress bar ran
+    # hpo's own lines only: not Ray's token notice nor MLflow's schema announcements.
+    assert "Token authentication is enabled" not in done.stderr
+    assert "MLflow database tables" not in done.stderr + done.stdout
     [parent] = client.search_runs(
         [client.get_experiment_by_name("iris_grid").experiment_id],
         filter_string="tags.`hpo.sweep` = 'true'",
