@@ -15,6 +15,7 @@ from hpo.driver import DEFAULT_MAX_RETRIES
 from hpo.tracking import (
     DEFAULT_TRACKING_URI,
     OUTAGE_LIMIT_SECONDS,
+    TrackingRefused,
     TrackingUnavailable,
     artifact_root,
     resolve_tracking_uri,
@@ -221,7 +222,7 @@ def _sweep(start: Callable[[], Any], uri: str) -> int:
         result = start()
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from exc
-    except (WorkerStartError, ClusterConnectionError, TrackingUnavailable) as exc:
+    except (WorkerStartError, ClusterConnectionError, TrackingUnavailable, TrackingRefused) as exc:
         print(f"hpo: error: {exc}", file=sys.stderr)
         return 1
     print(result.summary())

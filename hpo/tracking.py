@@ -69,6 +69,21 @@ class TrackingUnavailable(RuntimeError):
     """The tracking server was unreachable for longer than the sweep waits."""
 
 
+class TrackingRefused(RuntimeError):
+    """The tracking server refused hpo's requests for the name it was reached by."""
+
+
+def _refused_host(exc: BaseException) -> bool:
+    """Whether ``exc`` is MLflow 3's answer to an unknown Host header (DNS-rebinding guard)."""
+    from mlflow.exceptions import MlflowException
+
+    return (
+        isinstance(exc, MlflowException)
+        and exc.get_http_status_code() == 403
+        and "Host header" in str(exc)
+    )
+
+
 def is_transient(exc: BaseException) -> bool:
     """True for errors of a tracking server that is down or restarting: worth retrying.
 
@@ -278,6 +293,13 @@ class Tracker:
         try:
             self.experiment_id = self._experiment(experiment_name)
         except Exception as exc:
+            if _refused_host(exc):
+                host = urlparse(tracking_uri).netloc
+                raise TrackingRefused(
+                    f"the tracking server at {tracking_uri} refuses the Host header {host!r} "
+                    "(MLflow 3 answers 403 to names it was not configured for): add it to the "
+                    "server's --allowed-hosts, or reach the server by a name it allows"
+                ) from exc
             if not is_transient(exc):
                 raise
             raise TrackingUnavailable(

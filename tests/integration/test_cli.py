@@ -304,3 +304,55 @@ def test_hpo_ui_serves_the_store_on_localhost(tmp_path, hpo_env, client, trackin
 
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_a_tracking_server_that_refuses_the_host_header_gets_one_line_and_no_run(
+    tmp_path, hpo_env, tracking_uri, client
+):
+    (tmp_path / "iris_grid.py").write_text(EXPERIMENT)
+    port = _free_port()
+    server = subprocess.Popen(  # reached as 127.0.0.1, it allows another name only
+        hpo_cmd(
+            "ui",
+            "--tracking-uri",
+            tracking_uri,
+            "--port",
+            str(port),
+            "--allowed-hosts",
+            "a.example",
+        ),
+        env=hpo_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except urllib.error.HTTPError:  # the guard answers: the server is up
+                break
+            except OSError:
+                time.sleep(0.5)
+        done = subprocess.run(
+            hpo_cmd("run", "iris_grid.py", "--strategy", "grid", "--tracking-uri", url),
+            cwd=tmp_path,
+            env=hpo_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        import os
+
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    assert done.returncode == 1, done.stderr[-2000:]
+    [line] = [ln for ln in done.stderr.splitlines() if ln.startswith("hpo: error:")]
+    assert f"refuses the Host header '127.0.0.1:{port}'" in line and "--allowed-hosts" in line
+    assert "Traceback" not in done.stderr
+    # Nothing was created: no experiment of the file's, no run anywhere.
+    assert client.get_experiment_by_name("iris_grid") is None
+    assert not client.search_runs([e.experiment_id for e in client.search_experiments()])
