@@ -182,6 +182,7 @@ def parallel_png(
     """One line per completed trial across the parameters' axes, coloured by its objective;
     a conditional parameter's inactive trials sit on the axis's "inactive" slot."""
     from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable  # what the colour bar is drawn from
     from matplotlib.colors import Normalize
 
     names = list(columns)
@@ -204,14 +205,8 @@ def parallel_png(
     ax.set_ylim(-0.25, 1.08)
     ax.set_title(f"Parallel coordinates: {len(values)} completed trials, coloured by the objective")
     bar = fig.add_axes((0.91, 0.2, 0.02, 0.68))
-    fig.colorbar(_mappable(cmap, norm), cax=bar, label=f"objective ({direction})")
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=bar, label=f"objective ({direction})")
     return _png(fig)
-
-
-def _mappable(cmap, norm):
-    from matplotlib.cm import ScalarMappable  # what a colour bar is drawn from
-
-    return ScalarMappable(norm=norm, cmap=cmap)
 
 
 def slices_png(

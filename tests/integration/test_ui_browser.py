@@ -105,7 +105,7 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, request):
+def page(browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     yield page
     page.close()
@@ -150,7 +150,7 @@ def test_the_sweeps_overview_shows_its_description_and_best_model(store, ui, pag
         assert registered.first.get_attribute("href").endswith("/models/ui-best/versions/1")
 
 
-def test_a_trials_metrics_page_draws_its_learning_curves(store, ui, page, tmp_path):
+def test_a_trials_metrics_page_draws_its_learning_curves(store, ui, page):
     _, result = store
     trial = result.best_trial
     url = f"{ui}/#/experiments/{result.experiment_id}/runs/{trial.run_id}/model-metrics?{ML}"
