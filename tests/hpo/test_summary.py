@@ -170,3 +170,13 @@ def test_settings_and_artifacts_follow_the_sweeps_options():
     records = [record(0, TrialState.COMPLETE, 1.0, repeats=[1.0, 1.0])]
     assert set(closing_artifacts(records, space, "minimize")) == {"trials.csv", "space.txt"}
     assert "best_configurations.csv" in closing_artifacts(records, space, "minimize", repeats=2)
+
+
+def test_a_one_parameter_sweep_gets_the_history_alone():
+    # Parallel coordinates, slices and importance say nothing more over one parameter, and
+    # would cost the sweep matplotlib's import and a fANOVA forest.
+    space = as_space({"x": Float(0.0, 1.0)})
+    records = [record(i, TrialState.COMPLETE, 0.1 * i, params={"x": 0.1 * i}) for i in range(9)]
+    assert [name for name, _, _ in figure_specs(records, space, "minimize")] == [
+        "optimization_history.png"
+    ]
