@@ -216,7 +216,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _sweep(start: Callable[[], Any], uri: str) -> int:
     """Run (or resume) a sweep; print its outcome, or the error that stopped it."""
-    from hpo.executor import ClusterConnectionError, WorkerStartError
+    from hpo.cluster import ClusterConnectionError
+    from hpo.executor import WorkerStartError
 
     try:
         result = start()

@@ -18,8 +18,9 @@ from typing import Any
 
 from hpo.best_model import publish_best_model
 from hpo.checks import check_seconds, first_line, int_at_least, positive_int
+from hpo.cluster import connect
 from hpo.events import Artifact, Outcome, Report
-from hpo.executor import Batch, WorkerDied, WorkerPool, connect, objective_arity
+from hpo.executor import Batch, WorkerDied, WorkerPool, objective_arity
 from hpo.pruners import Pruner, make_pruner
 from hpo.result import SweepResult
 from hpo.space import Space
@@ -350,7 +351,7 @@ class Sweep:
             while True:
                 self.tracker.check()
                 self._fill()
-                if not self.pool.running:
+                if not self.pool.running and not (self.pool.missing and self._work_left()):
                     break
                 for item in self.pool.wait(WAIT_SECONDS):
                     if isinstance(item, WorkerDied):
@@ -386,6 +387,13 @@ class Sweep:
             timed_out=self.timed_out,
             settings=self.settings(),
         )
+
+    def _work_left(self) -> bool:
+        """Trials still to run: lost ones to retry, or budget the strategy can fill."""
+        if self.timed_out:
+            return False
+        budget_left = len(self.strategy.trials) < self.options.budget
+        return bool(self.trials.retries) or (budget_left and not self.strategy.exhausted)
 
     def _fill(self) -> None:
         """Give every idle worker a trial: lost trials first, then new ones."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import inspect
 import logging
 import numbers
-import os
 import queue
 import sys
 import threading
@@ -33,10 +32,6 @@ from hpo.summary import repeats_std
 from hpo.tracking import check_name, reachable_store, write_artifacts
 
 log = logging.getLogger(__name__)
-
-
-class ClusterConnectionError(RuntimeError):
-    """The Ray cluster at the given address could not be reached."""
 
 
 class WorkerStartError(RuntimeError):
@@ -352,6 +347,7 @@ class WorkerPool:
         self._starting: dict[Any, Any] = {}  # worker -> its `ready` call, until answered
         self.idle = [self._new_worker() for _ in range(n_workers)]
         self.running: dict[Any, Running] = {}  # by stream
+        self.missing = 0  # dead workers not replaced yet: the cluster had no CPU for them
 
     def _new_worker(self) -> Any:
         worker = self._actor_cls.remote(self._objective, self._arity, self._data_ref)
@@ -371,7 +367,10 @@ class WorkerPool:
         return running.started
 
     def submit(self, record: Any) -> Running:
-        worker = self.idle.pop()
+        # A worker known to be up first: one still starting may wait for a CPU a while.
+        up = [w for w in self.idle if w not in self._starting]
+        worker = up[-1] if up else self.idle[-1]
+        self.idle.remove(worker)
         stream = worker.run.remote(record.number, record.params, self._repeats)
         running = Running(record, worker, stream)
         self.running[stream] = running
@@ -380,7 +379,10 @@ class WorkerPool:
     def wait(self, timeout: float) -> list[Batch | WorkerDied]:
         """Event batches that arrived within ``timeout`` seconds, per running trial."""
         ray = self._ray
+        if self.missing:
+            self.restore()
         if not self.running:
+            time.sleep(timeout if self.missing else 0)  # waiting for room for a worker
             return []
         streams = list(self.running)
         ready, _ = ray.wait(streams, num_returns=1, timeout=timeout)
@@ -414,7 +416,19 @@ class WorkerPool:
     def _replace(self, dead: Any) -> None:
         self._starting.pop(dead, None)
         self._ray.kill(dead, no_restart=True)
-        self.idle.append(self._new_worker())
+        self.missing += 1
+        self.restore()
+
+    def restore(self) -> None:
+        """Start replacements of dead workers while the cluster has a free CPU for one.
+        After a node is lost the cluster has fewer CPUs: a replacement started then would
+        wait for a CPU, holding the trial given to it, while the live workers run out of
+        work. Until the cluster has room again (the node is back), the pool runs smaller."""
+        free = self._ray.available_resources().get("CPU", 0.0)
+        while self.missing and free >= 1:
+            self.idle.append(self._new_worker())
+            self.missing -= 1
+            free -= 1
 
     def render(
         self, specs: list[tuple[str, str, dict[str, Any]]]
@@ -488,36 +502,3 @@ def _cause(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     errors = [ln for ln in lines if "Error:" in ln and not ln.startswith("ray.exceptions")]
     return errors[-1] if errors else (lines[0] if lines else type(exc).__name__)
-
-
-def connect(address: str | None) -> dict[str, float]:
-    """Connect to the Ray cluster at ``address``, or start a local one; return its resources."""
-    local = address is None and not os.environ.get("RAY_ADDRESS")
-    if local and "ray" not in sys.modules:
-        # A local cluster: Ray turns token authentication on by default and warns on the
-        # user's screen that it did; asked for explicitly, it does the same silently. Ray
-        # reads the mode when imported, so this holds only before its first import.
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
-    import ray
-
-    if not ray.is_initialized():
-        try:
-            # Quiet the cluster's own start-up chatter; errors still surface as exceptions.
-            ray.init(
-                address=address,
-                include_dashboard=False,
-                logging_level=logging.WARNING,
-                configure_logging=True,
-            )
-        except ConnectionError as exc:
-            hint = ""
-            if address and os.environ.get("RAY_AUTH_MODE") != "token":
-                hint = (
-                    " (a cluster started with `ray start` uses token authentication: set "
-                    "RAY_AUTH_MODE=token, and RAY_AUTH_TOKEN if ~/.ray/auth_token is not "
-                    "its token)"
-                )
-            raise ClusterConnectionError(
-                f"cannot connect to the Ray cluster at {address!r}: {exc}{hint}"
-            ) from exc
-    return ray.cluster_resources()

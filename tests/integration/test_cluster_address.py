@@ -1,7 +1,9 @@
-"""`hpo run --address` against a Ray cluster started on its own with `ray start --head`."""
+"""`hpo run --address` against a Ray cluster started on its own with `ray start --head`, and
+the one-line errors at the edges of connecting to Ray."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -40,10 +42,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_trials_run_on_the_cluster_at_the_address(tmp_path, hpo_env):
+# Ray's record of the versions a cluster runs (read by Ray when a driver joins), rewritten
+# as if the cluster ran another Ray: `python -c CODE ADDRESS VERSION` prints the old record.
+REWRITE_VERSION = textwrap.dedent(
+    """
+    import json, sys
+    from ray._raylet import GcsClient
+    key, space = b"CLUSTER_METADATA", b"cluster"
+    gcs = GcsClient(address=sys.argv[1])
+    old = gcs.internal_kv_get(key, namespace=space)
+    record = {**json.loads(old), "ray_version": sys.argv[2]}
+    gcs.internal_kv_put(key, json.dumps(record).encode(), True, namespace=space)
+    print(old.decode())
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory):
+    """A Ray head started with `ray start`: (its address, the environment to reach it)."""
+    tmp_path = tmp_path_factory.mktemp("head")
     ray_bin = Path(sys.executable).with_name("ray")
     port = _free_port()
-    env = {**hpo_env, "RAY_AUTH_MODE": "token"}
+    env = dict(os.environ, RAY_AUTH_MODE="token")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     # Ray's Unix sockets live under --temp-dir, whose path must stay short (107 bytes).
     ray_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     log = open(tmp_path / "head.log", "w")  # noqa: SIM115 - closed in finally
@@ -65,41 +88,88 @@ def test_trials_run_on_the_cluster_at_the_address(tmp_path, hpo_env):
         start_new_session=True,
     )
     try:
-        out = tmp_path / "seen"
-        out.mkdir()
-        (tmp_path / "remote.py").write_text(EXPERIMENT.replace("OUT", repr(str(out))))
-        address = f"127.0.0.1:{port}"
-        done = None
-        for _ in range(3):  # the head may still be starting
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "hpo.cli",
-                    "run",
-                    "remote.py",
-                    "--trials",
-                    "4",
-                    "--address",
-                    address,
-                    "--no-progress",
-                ],
-                cwd=tmp_path,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=240,
-            )
-            if done.returncode == 0:
-                break
-            time.sleep(5)
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert "4 trials, 4 complete" in done.stdout
-        # The GCS reports the machine's address, not loopback; its port is this cluster's.
-        seen_ports = {p.read_text().rsplit(":", 1)[1] for p in out.iterdir()}
-        assert seen_ports == {str(port)}
+        yield f"127.0.0.1:{port}", env
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=60)
         log.close()
         shutil.rmtree(ray_dir, ignore_errors=True)
+
+
+def hpo(tmp_path, env, *args, timeout=240):
+    return subprocess.run(
+        [sys.executable, "-m", "hpo.cli", *args, "--no-progress"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_trials_run_on_the_cluster_at_the_address(tmp_path, head):
+    address, env = head
+    out = tmp_path / "seen"
+    out.mkdir()
+    (tmp_path / "remote.py").write_text(EXPERIMENT.replace("OUT", repr(str(out))))
+    done = None
+    for _ in range(3):  # the head may still be starting
+        done = hpo(tmp_path, env, "run", "remote.py", "--trials", "4", "--address", address)
+        if done.returncode == 0:
+            break
+        time.sleep(5)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "4 trials, 4 complete" in done.stdout
+    # The GCS reports the machine's address, not loopback; its port is this cluster's.
+    seen_ports = {p.read_text().rsplit(":", 1)[1] for p in out.iterdir()}
+    assert seen_ports == {address.rsplit(":", 1)[1]}
+
+
+def one_line_error(done) -> str:
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-3000:]
+    [line] = done.stderr.strip().splitlines()
+    return line
+
+
+def test_an_address_nobody_answers_at_and_a_cluster_of_another_ray_version(tmp_path, head):
+    address, env = head
+    (tmp_path / "remote.py").write_text(EXPERIMENT.replace("OUT", repr(str(tmp_path))))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run = ["run", "remote.py", "--trials", "1", "--tracking-uri", uri]
+    nobody = f"127.0.0.1:{_free_port()}"
+    line = one_line_error(hpo(tmp_path, env, *run, "--address", nobody))
+    assert line.startswith(f"hpo: error: the Ray cluster at {nobody} does not answer")
+    assert "ray start --head" in line
+
+    rewrite = [sys.executable, "-c", REWRITE_VERSION, address]
+    old = subprocess.run([*rewrite, "2.0.0"], env=env, capture_output=True, text=True)
+    assert old.returncode == 0, old.stderr[-2000:]
+    try:
+        line = one_line_error(hpo(tmp_path, env, *run, "--address", address))
+    finally:
+        restored = json.loads(old.stdout)["ray_version"]
+        subprocess.run([*rewrite, restored], env=env, capture_output=True, check=True)
+    import ray
+
+    assert line.startswith(f"hpo: error: the Ray cluster at {address} runs Ray 2.0.0 on")
+    assert f"this machine Ray {ray.__version__} on" in line
+    assert not (tmp_path / "mlflow.db").exists(), "a run was created"
+
+
+def test_a_local_cluster_that_fails_to_start_names_rays_log(tmp_path, hpo_env):
+    (tmp_path / "remote.py").write_text(EXPERIMENT.replace("OUT", repr(str(tmp_path))))
+    ray_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    with socket.socket() as taken:  # the port Ray's GCS is told to take is held here
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        env = {**hpo_env, "RAY_TMPDIR": ray_dir, "RAY_GCS_SERVER_PORT": str(taken.getsockname()[1])}
+        try:
+            line = one_line_error(hpo(tmp_path, env, "run", "remote.py", "--trials", "1"))
+            assert line.startswith(
+                "hpo: error: the local Ray cluster did not start (Failed to start GCS"
+            )
+            log = Path(line.rsplit("Ray's log: ", 1)[1])
+            assert log.name == "gcs_server.err" and log.is_relative_to(ray_dir)
+            assert "Failed to start the grpc server" in log.read_text()
+        finally:
+            shutil.rmtree(ray_dir, ignore_errors=True)

@@ -1,0 +1,142 @@
+"""Connecting to Ray: a local cluster started on demand, or an existing one at an address.
+
+What can go wrong at that edge gets one line that says what to do, before any run is
+created: an address that does not answer, no Ray node on this machine to join through, a
+token that is missing or wrong, a Ray version that differs from the cluster's, a local
+cluster that fails to start. Ray's own messages of the attempt (its C++ core retries on
+the terminal) go to a log file the error names, not to the user's screen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import socket
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+ANSWER_SECONDS = 5.0  # how long an address is given to accept a connection
+
+
+class ClusterConnectionError(RuntimeError):
+    """The Ray cluster could not be reached or started; the message says what to do."""
+
+
+def connect(address: str | None) -> dict[str, float]:
+    """Connect to the Ray cluster at ``address`` (default: $RAY_ADDRESS), or start a local
+    one; return its resources."""
+    target = address or os.environ.get("RAY_ADDRESS") or None
+    if target is None and "ray" not in sys.modules:
+        # A local cluster: Ray turns token authentication on by default and warns on the
+        # user's screen that it did; asked for explicitly, it does the same silently. Ray
+        # reads the mode when imported, so this holds only before its first import.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+    import ray
+
+    if ray.is_initialized():
+        return ray.cluster_resources()
+    if target is not None and not target.startswith("ray://") and target != "auto":
+        _check_answers(target)
+        _check_local_node(target)
+    log = Path(tempfile.gettempdir()) / f"hpo-ray-connect-{os.getpid()}.log"
+    try:
+        with _stderr_to(log):
+            # Quiet the cluster's own start-up chatter; errors still surface as exceptions.
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                logging_level=logging.WARNING,
+                configure_logging=True,
+            )
+    except Exception as exc:
+        said = log.read_text(errors="replace") if log.exists() else ""
+        raise ClusterConnectionError(_explain(exc, said, target, log)) from exc
+    log.unlink(missing_ok=True)
+    return ray.cluster_resources()
+
+
+def _check_answers(target: str) -> None:
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterConnectionError(
+            f"a Ray cluster address is HOST:PORT (e.g. ray-head:6379), got {target!r}"
+        )
+    try:
+        with socket.create_connection((host, int(port)), timeout=ANSWER_SECONDS):
+            pass
+    except OSError as exc:
+        raise ClusterConnectionError(
+            f"the Ray cluster at {target} does not answer ({exc.strerror or exc}): check the "
+            f"address and that its head node runs (`ray start --head --port={port}`)"
+        ) from exc
+
+
+def _check_local_node(target: str) -> None:
+    """A Ray driver joins a cluster through a Ray node on its own machine (Ray waits a
+    minute for one, then says only that it failed to connect)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return  # no way to look here; Ray will say what it says
+    for comm in proc.glob("[0-9]*/comm"):
+        with contextlib.suppress(OSError):
+            if comm.read_text().strip() == "raylet":
+                return
+    raise ClusterConnectionError(
+        f"no Ray node runs on this machine to reach the cluster at {target} through: start "
+        f"one first with `ray start --address={target} --num-cpus=0` (the compose file's "
+        "sweep service does)"
+    )
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Ray's C++ core writes to file descriptor 2 directly: send it to ``path`` a while."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "ab") as log:
+            os.dup2(log.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+_VERSIONS = re.compile(r"started with:\s*Ray: (\S+)\s*Python: (\S+)")
+
+
+def _explain(exc: Exception, said: str, target: str | None, log: Path) -> str:
+    """One line for a failed ``ray.init``: what went wrong and what to do."""
+    text = f"{exc}\n{said}"
+    if "InvalidAuthToken" in text or "Unauthenticated" in text:
+        token = "not set" if not os.environ.get("RAY_AUTH_TOKEN") else "not the cluster's"
+        return (
+            f"the Ray cluster at {target} refused this machine's token (RAY_AUTH_TOKEN is "
+            f"{token}): set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to the cluster's token"
+        )
+    versions = _VERSIONS.findall(str(exc))
+    if "Version mismatch" in str(exc) and len(versions) == 2:
+        (ray_there, python_there), (ray_here, python_here) = versions
+        return (
+            f"the Ray cluster at {target} runs Ray {ray_there} on Python {python_there}, this "
+            f"machine Ray {ray_here} on Python {python_here}: a driver must match its cluster; "
+            f"install the cluster's versions here or run the sweep from the cluster's image"
+        )
+    cause = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    if target is None:
+        return f"the local Ray cluster did not start ({cause}); Ray's log: {_ray_log(log)}"
+    return f"cannot connect to the Ray cluster at {target} ({cause}); Ray's log: {log}"
+
+
+def _ray_log(fallback: Path) -> Path:
+    """The error file of the local cluster's component that failed (the newest non-empty
+    .err file of Ray's latest session), else ``fallback``."""
+    root = Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()) / "ray"
+    logs = root / "session_latest" / "logs"
+    errors = [p for p in logs.glob("*.err") if p.stat().st_size > 0] if logs.is_dir() else []
+    return max(errors, key=lambda p: p.stat().st_mtime) if errors else fallback
