@@ -35,9 +35,13 @@ def complete(value: float) -> Outcome:
 class FakePool:
     """The `WorkerPool` interface the driver uses, playing each trial's script."""
 
-    def __init__(self, workers: int, script: Script) -> None:
+    def __init__(self, workers: int, script: Script, no_room_waits: int = 0) -> None:
         self.idle = [f"worker-{i}" for i in range(workers)]
         self.running: dict[int, Running] = {}
+        # A dead worker's node lost: the cluster has no room for a replacement for this
+        # many waits of the driver (then the node is back).
+        self.no_room_waits = no_room_waits
+        self.missing = 0
         self.script = script
         self.attempts: dict[int, int] = {}  # trial number -> attempts started
         self.plays: dict[int, list[Any]] = {}  # by stream id: what is left to play
@@ -58,6 +62,11 @@ class FakePool:
 
     def wait(self, timeout: float) -> list[Batch | WorkerDied]:
         out: list[Batch | WorkerDied] = []
+        if self.missing:
+            self.no_room_waits -= 1
+            if self.no_room_waits <= 0:
+                self.idle += [f"replacement-{i}" for i in range(self.missing)]
+                self.missing = 0
         for stream, running in list(self.running.items()):
             play = self.plays[stream]
             if not play or play[0] == HANG:
@@ -67,7 +76,10 @@ class FakePool:
                 raise KeyboardInterrupt
             if item == DIE:
                 del self.running[stream]
-                self.idle.append(f"replacement-{stream}")
+                if self.no_room_waits > 0:
+                    self.missing += 1
+                else:
+                    self.idle.append(f"replacement-{stream}")
                 out.append(WorkerDied(running, "ActorDiedError: the worker died"))
                 continue
             if isinstance(item, Report) and stream in self.stopped:

@@ -148,6 +148,26 @@ def test_a_lost_worker_retries_the_trial_as_the_same_run_logging_each_step_once(
     assert run.ends == 1 and len(strategy.told) == 1
 
 
+def test_a_lost_node_the_retry_waits_for_a_worker_and_the_sweep_for_room():
+    def script(record, attempt):
+        return [DIE] if record.number == 0 and attempt == 1 else [complete(0.5)]
+
+    # Two workers, one lost with its node: its trial runs again on the other one.
+    strategy = TellingStrategy(SPACE, seed=0)
+    pool, tracker = FakePool(2, script, no_room_waits=10**6), FakeTracker()
+    s = Sweep(strategy, pool, tracker, SweepOptions(budget=4, progress=False))
+    result = s.run("r", {})
+    assert result.n_complete == 4 and pool.attempts[0] == 2 and pool.missing == 1
+
+    # One worker, lost: the sweep waits for the cluster to have room again, then goes on.
+    strategy = TellingStrategy(SPACE, seed=0)
+    pool, tracker = FakePool(1, script, no_room_waits=5), FakeTracker()
+    s = Sweep(strategy, pool, tracker, SweepOptions(budget=2, progress=False))
+    result = s.run("r", {})
+    assert result.n_complete == 2 and pool.attempts[0] == 2 and pool.missing == 0
+    assert tracker.runs[0].tags["hpo.attempt"] == "2"
+
+
 def test_a_trial_out_of_retries_fails_with_the_reason():
     s, strategy, pool, tracker = sweep(lambda r, a: [DIE], n_trials=1, max_retries=1)
     result = s.run("r", {})
