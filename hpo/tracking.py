@@ -28,6 +28,13 @@ from urllib.request import url2pathname
 from hpo.checks import first_line
 from hpo.strategies.base import TrialState
 
+# A tracking server that proxies an S3 store tells MLflow (3.15 and later) clients to
+# download artifacts straight from the store, at presigned URLs naming the store as the
+# server reaches it: from anywhere the store is not reachable (a laptop, a host outside the
+# compose network) downloads then fail. hpo's files are small; they go through the server,
+# which every client reaches. A user who wants the direct path sets this to true.
+os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
+
 log = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
