@@ -12,8 +12,9 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY hpo hpo
 COPY models models
-# psycopg2-binary: the MLflow server's PostgreSQL backend; boto3: its S3 artifact store.
-RUN pip install . "psycopg2-binary==2.9.10" "boto3==1.35.99"
+# psycopg2-binary: the MLflow server's PostgreSQL backend; boto3: its S3 artifact store;
+# ray[default]: the Ray dashboard the head publishes (the same Ray as hpo's).
+RUN pip install . "ray[default]" "psycopg2-binary==2.9.10" "boto3==1.35.99"
 COPY experiments experiments
 
 CMD ["hpo", "--help"]

@@ -6,11 +6,12 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test lint bench clean system-packages
 
 # Debian packages some tests use beyond Python: Chromium for the UI tests (driven through
-# Playwright's Python package; nothing downloads a browser) and docker-compose, a Compose
-# implementation that validates docker-compose.yml (no Docker engine needed). Installed when
-# missing and this runs as root on Debian, as CI does; elsewhere those tests skip, naming
-# the package.
-DEBIAN_PACKAGES := chromium docker-compose
+# Playwright's Python package; nothing downloads a browser), docker-compose, a Compose
+# implementation that validates docker-compose.yml (no Docker engine needed), PostgreSQL for
+# the tracking-server tests, and iproute2 for the namespace hosts of the deployment tests.
+# Installed when missing and this runs as root on Debian, as CI does; elsewhere those tests
+# skip, naming the package.
+DEBIAN_PACKAGES := chromium docker-compose postgresql iproute2
 
 # Re-install only when the project's dependencies change.
 $(STAMP): pyproject.toml

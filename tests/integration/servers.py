@@ -21,6 +21,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def pg(program: str) -> str:
+    """A PostgreSQL server program: Debian keeps initdb, pg_ctl and postgres off the PATH,
+    in /usr/lib/postgresql/VERSION/bin."""
+    found = shutil.which(program) or max(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{program}"), default=None, key=str
+    )
+    if found is None:
+        raise FileNotFoundError(f"PostgreSQL's {program} is not installed (Debian: postgresql)")
+    return str(found)
+
+
 def _as_postgres(command: list[str]) -> list[str]:
     # PostgreSQL refuses to run as root; the Debian package's `postgres` user owns it then.
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
@@ -34,14 +45,14 @@ class Postgres:
         self.port = free_port()
         data = str(self.dir / "data")
         subprocess.run(
-            _as_postgres(["initdb", "-D", data, "-U", "hpo", "--auth=trust", "-E", "UTF8"]),
+            _as_postgres([pg("initdb"), "-D", data, "-U", "hpo", "--auth=trust", "-E", "UTF8"]),
             check=True,
             capture_output=True,
         )
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
         subprocess.run(
             _as_postgres(
-                ["pg_ctl", "-D", data, "-o", options, "-l", str(self.dir / "log"), "-w", "start"]
+                [pg("pg_ctl"), "-D", data, "-o", options, "-l", f"{self.dir}/log", "-w", "start"]
             ),
             check=True,
             capture_output=True,
@@ -55,7 +66,7 @@ class Postgres:
 
     def stop(self) -> None:
         subprocess.run(
-            _as_postgres(["pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "stop"]),
+            _as_postgres([pg("pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "stop"]),
             capture_output=True,
         )
         shutil.rmtree(self.dir, ignore_errors=True)

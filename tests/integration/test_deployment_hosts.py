@@ -1,0 +1,237 @@
+"""The multi-machine form run for real: docker-compose.yml's services on separate network
+hosts (namespaces), sweeps launched as the compose file's `sweep` service launches them,
+hosts lost and restarted under them, and the results read back through the MLflow server
+(see `compose_cluster.py` for the stand-ins). The tests share one cluster and run in file order."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from hosts import available
+from servers import pg
+
+
+def why_not() -> str | None:
+    if shutil.which("moto_server") is None:
+        return "needs moto's server (pip: moto[server])"
+    try:
+        pg("postgres")
+    except FileNotFoundError as exc:
+        return str(exc)
+    return available()
+
+
+if why_not() is not None:
+    pytest.skip(f"the deployment run on namespace hosts: {why_not()}", allow_module_level=True)
+
+from compose_cluster import VALUES, Cluster  # noqa: E402
+from conftest import by_trial, child_runs  # noqa: E402
+from invariants import check_invariants  # noqa: E402
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CHAOS = ["tests/integration/host_sweep.py", "--seed", "0", "--no-progress"]
+CURVE = ("loss", range(10))  # every step of every COMPLETE trial, logged once
+
+# Run on a host: the HTTP status of a GET of URL with a Host header...
+STATUS = textwrap.dedent(
+    """
+    import sys, urllib.request as u
+    url, host = sys.argv[1:]
+    try:
+        print(u.urlopen(u.Request(url, headers={"Host": host}), timeout=10).status)
+    except u.HTTPError as e:
+        print(e.code)
+    """
+)
+# ...and whether a TCP port of an address accepts connections.
+PROBE = textwrap.dedent(
+    """
+    import socket, sys
+    try:
+        socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
+        print("open")
+    except OSError:
+        print("closed")
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster()
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def sweep_id_of(output: str) -> str:
+    return output.split("sweep ", 1)[1].split(":", 1)[0]
+
+
+def wait_for(what, seconds=180.0):
+    """Poll ``what()`` until it returns something true; that value."""
+    deadline = time.monotonic() + seconds
+    while not (value := what()):
+        assert time.monotonic() < deadline, f"waited {seconds} s for {what.__doc__}"
+        time.sleep(0.5)
+    return value
+
+
+def sweep_runs(client, experiment):
+    """the experiment's runs"""
+    found = client.get_experiment_by_name(experiment)
+    return client.search_runs([found.experiment_id]) if found else []
+
+
+def trial_worker_on(cluster, host):
+    """a trial worker process on the host"""
+    for pid in cluster.hosts.pids(host):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"TrialWorker" in f.read():
+                    return pid
+        except OSError:
+            pass
+    return None
+
+
+def test_a_sweep_of_digits_tpe_runs_on_the_worker_hosts_and_reads_back_through_the_server(
+    cluster,
+):
+    out = cluster.sweep(["hpo", "run", "experiments/digits_tpe.py", "--trials", "4"])
+    assert "4 trials, 4 complete" in out
+    client = cluster.client()
+    runs = check_invariants(client, sweep_id_of(out), 4)
+    for run in runs.values():
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")]
+        assert steps == list(range(1, len(steps) + 1)) and len(steps) > 1
+        assert run.data.params.keys() >= {"learning_rate", "batch_size", "activation"}
+        # Proxied by the server: clients and workers hold no storage credentials...
+        assert run.info.artifact_uri.startswith("mlflow-artifacts:")
+        names = [a.path for a in client.list_artifacts(run.info.run_id)]
+        assert "learning_curves.png" in names
+        assert client.download_artifacts(run.info.run_id, "learning_curves.png")
+    # ...and nothing was left on a worker's disk.
+    for host in ("worker-1", "worker-2"):
+        assert list(cluster.hosts.home(host).rglob("*.png")) == []
+
+
+def test_a_worker_host_lost_mid_sweep(cluster):
+    proc = cluster.launch(["hpo", "run", *CHAOS, "--trials", "6", "--experiment-name", "lost"])
+    wait_for(lambda: trial_worker_on(cluster, "worker-1"))
+    time.sleep(1.5)  # a few steps into its trial
+    assert cluster.hosts.kill("worker-1") > 0  # the machine is gone, all of it at once
+    assert proc.wait(timeout=300) == 0, cluster.log("driver").read_text()[-4000:]
+    cluster.hosts.kill("driver")
+    out = cluster.log("driver").read_text()
+    client = cluster.client()
+    runs = check_invariants(client, sweep_id_of(out), 6, curve=CURVE)
+    retried = [r for r in runs.values() if r.data.tags["hpo.attempt"] == "2"]
+    assert retried, "the lost host's trial was run again"
+    for run in retried:  # in its own run, which now holds the whole curve
+        assert run.data.tags["hpo.state"] == "COMPLETE"
+        assert run.data.tags.get("hpo.attempt_1_error")
+    cluster.start_worker("worker-1")  # the host comes back for the tests that follow
+    cluster.wait_ray(nodes=3)
+
+
+def test_the_mlflow_servers_host_restarted_mid_sweep(cluster):
+    client = cluster.client()
+    proc = cluster.launch(["hpo", "run", *CHAOS, "--trials", "6", "--experiment-name", "outage"])
+
+    def stepping():
+        """a trial that has logged steps"""
+        return any(r.data.metrics for r in sweep_runs(client, "outage"))
+
+    wait_for(stepping)
+    cluster.hosts.kill("mlflow")
+    time.sleep(6)  # trials go on logging meanwhile; the sweep holds what it cannot send
+    cluster.start_mlflow()
+    assert proc.wait(timeout=300) == 0, cluster.log("driver").read_text()[-4000:]
+    cluster.hosts.kill("driver")
+    out = cluster.log("driver").read_text()
+    assert "6 trials, 6 complete" in out
+    check_invariants(client, sweep_id_of(out), 6, curve=CURVE)
+
+
+def test_the_drivers_host_killed_halfway_then_hpo_resume_from_another_host(cluster):
+    client = cluster.client()
+    proc = cluster.launch(["hpo", "run", *CHAOS, "--trials", "10", "--experiment-name", "driver"])
+
+    def halfway():
+        """four COMPLETE trials"""
+        runs = sweep_runs(client, "driver")
+        return sum(r.data.tags.get("hpo.state") == "COMPLETE" for r in runs) >= 4 and runs
+
+    runs = wait_for(halfway)
+    cluster.hosts.kill("driver")  # the driver's machine is gone, its Ray node with it
+    proc.wait(timeout=60)
+    [sweep_id] = [r.info.run_id for r in runs if r.data.tags.get("hpo.sweep")]
+    before = by_trial(child_runs(client, sweep_id))
+    done = {n: r for n, r in before.items() if r.data.tags["hpo.state"] != "RUNNING"}
+    assert client.get_run(sweep_id).info.status == "RUNNING"
+
+    cluster.sweep(["hpo", "resume", sweep_id, "--no-progress"], host="driver-2")
+    runs = check_invariants(client, sweep_id, 10, curve=CURVE)
+    for number, run in done.items():  # finished trials kept, not run again
+        assert runs[number].data.tags["hpo.attempt"] == "1"
+        assert runs[number].info.end_time == run.info.end_time
+    for number in set(before) - set(done):  # the lost driver's trials, run again
+        assert runs[number].data.tags["hpo.attempt_1_error"] == "driver lost"
+        assert runs[number].info.run_id == before[number].info.run_id
+    assert client.get_run(sweep_id).data.tags["hpo.n_complete"] == "10"
+
+
+def test_what_the_cluster_refuses(cluster):
+    h = cluster.hosts
+    env = cluster.sweep_env()
+    no_token = {k: v for k, v in env.items() if not k.startswith("RAY_AUTH")}
+    # A machine without the token cannot join the cluster...
+    joined = h.run("driver-2", ["ray", "start", "--address=ray-head:6379"], no_token)
+    assert joined.returncode != 0
+    # ...and hpo, on a machine that joined with it, says which token is wrong, in one line.
+    join = "ray start --address=ray-head:6379 --num-cpus=0 >/dev/null 2>&1"
+    join += ' && RAY_AUTH_TOKEN="$WRONG_TOKEN" exec "$@"'
+    run = ["hpo", "run", *CHAOS, "--trials", "1", "--experiment-name", "refused"]
+    wrong = {**env, "WRONG_TOKEN": "not-the-token-" * 4}
+    done = h.run("driver-2", ["sh", "-c", join, "sh", *run], wrong)
+    h.kill("driver-2")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "hpo: error: the Ray cluster at ray-head:6379 refused this machine's token "
+        "(RAY_AUTH_TOKEN is not the cluster's): set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN "
+        "to the cluster's token"
+    ]
+    # An address nobody answers at, and no Ray node to join through: one line each.
+    for address, says in [
+        ("worker-2:6379", "the Ray cluster at worker-2:6379 does not answer"),
+        ("ray-head:6379", "no Ray node runs on this machine"),
+    ]:
+        done = h.run("driver-2", [*run, "--address", address], env)
+        assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1
+        assert done.stderr.startswith(f"hpo: error: {says}"), done.stderr
+    assert cluster.client().get_experiment_by_name("refused") is None  # nothing created
+
+    # The MLflow server answers the names the compose file allows, and 403 to others.
+    api = "/api/2.0/mlflow/experiments/search?max_results=1"
+    for host_header, status in [("mlflow:5000", "200"), ("evil.example:5000", "403")]:
+        done = h.run(
+            "driver", ["python", "-c", STATUS, f"http://mlflow:5000{api}", host_header], env
+        )
+        assert done.stdout.strip() == status, done.stderr
+
+    # Published ports: on this machine (the Docker host) at 127.0.0.1 only, nowhere else.
+    mlflow_ui = f"http://127.0.0.1:{VALUES['MLFLOW_PORT']}/"
+    dashboard = f"http://127.0.0.1:{VALUES['RAY_DASHBOARD_PORT']}/"
+    for url in (mlflow_ui, dashboard):
+        assert urllib.request.urlopen(url, timeout=10).status == 200
+    for port in (VALUES["MLFLOW_PORT"], VALUES["RAY_DASHBOARD_PORT"], "5432", "8333", "6379"):
+        done = h.run("driver", ["python", "-c", PROBE, h.gateway, port], env)
+        assert done.stdout.strip() == "closed", f"port {port} of the Docker host answers"
