@@ -351,7 +351,7 @@ class Sweep:
             while True:
                 self.tracker.check()
                 self._fill()
-                if not self.pool.running and not (self.pool.missing and self._work_left()):
+                if not self.pool.running and not self._held_back():
                     break
                 for item in self.pool.wait(WAIT_SECONDS):
                     if isinstance(item, WorkerDied):
@@ -388,16 +388,18 @@ class Sweep:
             settings=self.settings(),
         )
 
-    def _work_left(self) -> bool:
-        """Trials still to run: lost ones to retry, or budget the strategy can fill."""
-        if self.timed_out:
+    def _held_back(self) -> bool:
+        """Trials are left to run but none could start: the cluster has no room for a
+        worker yet, or the record is behind (`Tracker.behind`)."""
+        if self.timed_out or not (self.pool.missing or self.tracker.behind()):
             return False
         budget_left = len(self.strategy.trials) < self.options.budget
         return bool(self.trials.retries) or (budget_left and not self.strategy.exhausted)
 
     def _fill(self) -> None:
-        """Give every idle worker a trial: lost trials first, then new ones."""
-        if self.timed_out:
+        """Give every idle worker a trial: lost trials first, then new ones; none while
+        the record is behind."""
+        if self.timed_out or self.tracker.behind():
             return
         retries = self.trials.retries
         while self.pool.idle and retries:

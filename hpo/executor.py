@@ -381,8 +381,8 @@ class WorkerPool:
         ray = self._ray
         if self.missing:
             self.restore()
-        if not self.running:
-            time.sleep(timeout if self.missing else 0)  # waiting for room for a worker
+        if not self.running:  # the driver waits for room (a CPU, or the record)
+            time.sleep(timeout)
             return []
         streams = list(self.running)
         ready, _ = ray.wait(streams, num_returns=1, timeout=timeout)

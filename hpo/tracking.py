@@ -56,6 +56,19 @@ HTTP_SETTINGS = {
 }
 # MLflow's per-call limits for log_batch.
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
+# Runs written at once to a tracking server, each by its own thread: a server takes
+# concurrent writers, and one writer waiting on each request in turn falls behind a few
+# dozen workers of short trials (see docs/benchmarks.md, the cluster benchmark). A local
+# store (sqlite: one writer at a time; files) is written by one thread.
+SERVER_WRITERS = 8
+# Ended trials not yet terminated in the store beyond which the driver starts no new trial
+# until the record catches up: the lag from a trial's end to its record stays bounded (a
+# few seconds even at a server's pace), and so does what a crashed driver could lose. A
+# local store records a run in milliseconds: a small bound there would only make the
+# driver wait on every flush (the overhead benchmark's no-op trials: 34 ms a trial at 16,
+# 16-22 ms unbounded), so its bound is on memory only.
+BACKLOG_RUNS = 2 * SERVER_WRITERS
+LOCAL_BACKLOG_RUNS = 1000
 # MLflow's limits on keys and values: checked here, before a sweep, never met mid-sweep.
 PARAM_VALUE_LIMIT, TAG_VALUE_LIMIT, KEY_LIMIT = 6000, 8000, 250
 _KEY_CHARACTERS = re.compile(r"[/\w.\- :]*")
@@ -323,6 +336,13 @@ class Tracker:
         self._error: BaseException | None = None
         self._writer: threading.Thread | None = None
         self._artifact_uris: dict[str, str] = {}
+        self._unrecorded: set[int] = set()  # trials ended here, not yet terminated there
+        self._writers = None  # a thread pool for a server's runs, made with the writer
+        if tracking_uri.startswith(("http://", "https://")):
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._writers = ThreadPoolExecutor(SERVER_WRITERS, thread_name_prefix="mlflow-write")
+        self._backlog_limit = BACKLOG_RUNS if self._writers else LOCAL_BACKLOG_RUNS
 
     def _experiment(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
@@ -457,6 +477,7 @@ class Tracker:
         """Record the trial's outcome; ``status`` overrides the MLflow run status of its state."""
         ts = now_ms()
         with self._lock:
+            self._unrecorded.add(number)
             buf = self._buffers[number]
             buf.tags.update({"hpo.state": state.value, **(tags or {})})
             if error is not None:
@@ -487,6 +508,8 @@ class Tracker:
         self._wake.set()
         self._writer.join()
         self._writer = None
+        if self._writers is not None:
+            self._writers.shutdown()
         self.check()
 
     # -- the writer thread ---------------------------------------------------------------
@@ -541,9 +564,11 @@ class Tracker:
         buffers and raise `_Outage`."""
         with self._lock:
             work = [buf.take() for buf in self._buffers.values() if buf.dirty()]
+        if self._writers is not None and len(work) > 1:
+            self._write_concurrently(work)
         for i, item in enumerate(work):
             try:
-                self._write(item)
+                self._write(item)  # what is left of it (all of it without a pool)
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -557,6 +582,13 @@ class Tracker:
                     time.monotonic() - self._outage_since,
                 )
                 self._outage_since = None
+
+    def _write_concurrently(self, work: list[_RunBuffer]) -> None:
+        """Write the runs of ``work`` on the pool's threads, one run per thread at a time
+        (a run's own writes stay in order). A run whose writing failed keeps what was not
+        written: the sequential pass after this retries it and handles the failure."""
+        for done in [self._writers.submit(self._write, item) for item in work]:
+            done.exception()  # wait; the failure is met again in the sequential pass
 
     def _write(self, item: _RunBuffer) -> None:
         """Write one run's pending changes, clearing each part of ``item`` once it is written
@@ -590,6 +622,18 @@ class Tracker:
         if item.end is not None:
             self.client.set_terminated(item.run_id, status=item.end[0], end_time=item.end[1])
             item.end = None
+            with self._lock:
+                self._unrecorded.discard(item.number)
+
+    def behind(self) -> bool:
+        """Whether the record is behind by `BACKLOG_RUNS` ended trials (a local store:
+        `LOCAL_BACKLOG_RUNS`); the driver then waits before starting more, and the writer is
+        told to hurry."""
+        with self._lock:
+            late = len(self._unrecorded) >= self._backlog_limit
+        if late:
+            self._wake.set()
+        return late
 
     def _created_run(self, number: int) -> Any:
         """The child run of trial ``number`` if the server made it, else None."""

@@ -136,11 +136,16 @@ class FakeTracker:
     tracking_uri = "fake://"
     experiment_id = "0"
 
-    def __init__(self) -> None:
+    def __init__(self, behind_checks: int = 0) -> None:
         self.sweep_id: str | None = None
         self.sweep = FakeRun()
         self.runs: dict[int, FakeRun] = {}
         self.closed = False
+        self.behind_checks = behind_checks  # the record is behind for this many checks
+
+    def behind(self) -> bool:
+        self.behind_checks -= 1
+        return self.behind_checks >= 0
 
     def start_sweep(self, *, run_name: str, tags: dict[str, str], params: dict[str, Any]) -> str:
         self.sweep_id = "sweep"

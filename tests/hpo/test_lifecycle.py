@@ -168,6 +168,15 @@ def test_a_lost_node_the_retry_waits_for_a_worker_and_the_sweep_for_room():
     assert tracker.runs[0].tags["hpo.attempt"] == "2"
 
 
+def test_no_trial_starts_while_the_record_is_behind_and_the_sweep_waits_for_it():
+    # Behind from the start, for 20 checks: nothing runs, yet the sweep neither ends nor
+    # skips its budget; it starts the trials once the record has caught up.
+    strategy = TellingStrategy(SPACE, seed=0)
+    pool, tracker = FakePool(2, lambda r, a: [complete(0.5)]), FakeTracker(behind_checks=20)
+    s = Sweep(strategy, pool, tracker, SweepOptions(budget=3, progress=False))
+    assert s.run("r", {}).n_complete == 3 and tracker.behind_checks < 0
+
+
 def test_a_trial_out_of_retries_fails_with_the_reason():
     s, strategy, pool, tracker = sweep(lambda r, a: [DIE], n_trials=1, max_retries=1)
     result = s.run("r", {})
