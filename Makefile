@@ -43,14 +43,16 @@ lint: $(STAMP)
 # PyTorch is for the benchmark only: Optuna's GPSampler, a peer in optimizers.py, needs it
 # (and greenlet, without which it polishes its candidates one after another).
 # 2.13.0 is the CPU build this machine keeps on disk; a newer one would pull in CUDA.
-# optuna-integration holds Optuna's MLflowCallback, a peer in overhead.py.
+# optuna-integration holds Optuna's MLflowCallback, a peer in overhead.py and cluster.py;
+# ray[tune] is Ray Tune, a peer there too.
 bench: $(STAMP)
-	$(BIN)/pip install -q "torch==2.13.0" greenlet optuna-integration
+	$(BIN)/pip install -q "torch==2.13.0" greenlet optuna-integration "ray[tune]"
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/models.py
 	$(BIN)/python benchmarks/step_parts.py
 	$(BIN)/python benchmarks/optimizers.py
 	$(BIN)/python benchmarks/pruning.py
+	$(BIN)/python benchmarks/cluster.py  # namespace hosts: needs root
 
 clean:
 	rm -rf $(VENV) mlflow.db mlartifacts .pytest_cache
