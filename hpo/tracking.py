@@ -337,7 +337,7 @@ class Tracker:
         self._writer: threading.Thread | None = None
         self._artifact_uris: dict[str, str] = {}
         self._unrecorded: set[int] = set()  # trials ended here, not yet terminated there
-        self._writers = None  # a thread pool for a server's runs, made with the writer
+        self._writers = None  # against a server: a thread pool writing runs side by side
         if tracking_uri.startswith(("http://", "https://")):
             from concurrent.futures import ThreadPoolExecutor
 
