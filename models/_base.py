@@ -8,6 +8,8 @@ penalties, dropout, max-norm, early stopping, callbacks, divergence) lives here.
 
 from __future__ import annotations
 
+import copy
+
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -136,6 +138,21 @@ class _Workspace:
         self.coef_grads = [g[:-1] for g in self.layer_grads]
         self.intercept_grads = [g[-1] for g in self.layer_grads]
         self.scratch = [np.empty_like(g) for g in self.layer_grads]
+
+
+# What a fit changes as it trains (besides the random generator and the early-stopping
+# record): a `training_state` holds these, and resuming puts them back.
+_TRAINING_STATE = (
+    "coefs_",
+    "intercepts_",
+    "_optimizer",
+    "loss_curve_",
+    "validation_scores_",
+    "best_loss_",
+    "n_iter_",
+    "t_",
+    "_initial_loss",
+)
 
 
 class _Patience:
@@ -660,6 +677,31 @@ class BaseMLP(BaseEstimator):
             power_t=self.power_t,
         )
 
+    def training_state(self) -> dict[str, Any]:
+        """What training has reached after the last finished epoch: weights, the
+        optimiser's state, the random generator's, the curves and counters, the early-
+        stopping record. Picklable; ``fit(..., resume_from=state)`` on the same data goes on
+        from there exactly as the uninterrupted fit would (bit for bit). Take it in
+        ``epoch_callback``, e.g. to checkpoint a long training."""
+        if not hasattr(self, "_patience"):
+            raise RuntimeError("training_state() is for use during fit, from epoch_callback")
+        state = {name: getattr(self, name) for name in _TRAINING_STATE}
+        state["_rng"] = self._rng.bit_generator.state
+        patience = self._patience
+        state["patience"] = (patience.best_score, patience.best_weights, patience.stale)
+        return copy.deepcopy(state)  # the live arrays go on changing
+
+    def _resume(self, state: dict[str, Any]) -> None:
+        """Put back a `training_state` (after the fit's set-up, which made the same
+        validation split and took the same draws as the fit the state comes from)."""
+        for name in _TRAINING_STATE:
+            setattr(self, name, copy.deepcopy(state[name]))
+        self._flat_parameters = None  # pack the restored weights anew
+        self._rng.bit_generator.state = state["_rng"]
+        best_score, best_weights, stale = copy.deepcopy(state["patience"])
+        patience = self._patience
+        patience.best_score, patience.best_weights, patience.stale = best_score, best_weights, stale
+
     def _train(
         self,
         X: np.ndarray,
@@ -668,11 +710,13 @@ class BaseMLP(BaseEstimator):
         epochs: int,
         *,
         incremental: bool = False,
+        resume_from: dict[str, Any] | None = None,
     ) -> None:
         """Run up to ``epochs`` epochs with callbacks, early stopping and divergence checks.
 
         ``incremental`` (`partial_fit`): no validation split is held out, whatever
         ``early_stopping`` says; one epoch cannot be judged against the next.
+        ``resume_from``: a `training_state` to go on from (its epochs count in ``epochs``).
         """
         early_stopping = self.early_stopping and not incremental
         X_val = y_val = None
@@ -682,7 +726,10 @@ class BaseMLP(BaseEstimator):
             X_val, y_val = self._prepare_X(eval_set[0], reset=False), np.asarray(eval_set[1])
         Y = self._encode(y)
         X = with_ones(X)  # once, so that every batch's rows carry their ones
-        patience = _Patience(self, on_validation=early_stopping)
+        patience = self._patience = _Patience(self, on_validation=early_stopping)
+        if resume_from is not None:
+            self._resume(resume_from)
+            epochs -= self.n_iter_
         try:
             for _ in range(epochs):
                 train_loss = self._epoch(X, Y)
@@ -700,16 +747,23 @@ class BaseMLP(BaseEstimator):
                     break
         finally:  # buffers are for training only: a fitted or diverged model drops them
             self._ws = self._shuffled = None
+            del self._patience
         if patience.best_weights is not None:  # early stopping keeps the best epoch's weights
             self.coefs_, self.intercepts_ = patience.best_weights
             self.best_validation_score_ = patience.best_score
             self._optimizer = self._new_optimizer()
 
-    def _fit(self, X: Any, y: Any, eval_set: tuple[Any, Any] | None) -> BaseMLP:
+    def _fit(
+        self,
+        X: Any,
+        y: Any,
+        eval_set: tuple[Any, Any] | None,
+        resume_from: dict[str, Any] | None = None,
+    ) -> BaseMLP:
         X, y = self._prepare_Xy(X, y, reset=True)
         y = self._prepare_y(y)
         self._start(X, self._n_outputs(y), np.random.default_rng(self.random_state))
-        self._train(X, y, eval_set, self.max_iter)
+        self._train(X, y, eval_set, self.max_iter, resume_from=resume_from)
         return self
 
     def _partial_fit(self, X: Any, y: Any) -> BaseMLP:
