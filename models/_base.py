@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from scipy.special import expit
@@ -753,13 +753,17 @@ class BaseMLP(BaseEstimator):
             self.best_validation_score_ = patience.best_score
             self._optimizer = self._new_optimizer()
 
-    def _fit(
+    def fit(
         self,
         X: Any,
         y: Any,
-        eval_set: tuple[Any, Any] | None,
+        *,
+        eval_set: tuple[Any, Any] | None = None,
         resume_from: dict[str, Any] | None = None,
-    ) -> BaseMLP:
+    ) -> Self:
+        """Train on ``(X, y)``; ``eval_set=(X_val, y_val)`` adds validation metrics per epoch;
+        ``resume_from`` (a `training_state`) goes on from a checkpoint of a fit on the same
+        data with the same parameters."""
         X, y = self._prepare_Xy(X, y, reset=True)
         y = self._prepare_y(y)
         self._start(X, self._n_outputs(y), np.random.default_rng(self.random_state))

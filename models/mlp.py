@@ -125,19 +125,6 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         classes = getattr(self, "classes_", None)
         return "sigmoid" if classes is not None and len(classes) == 2 else "softmax"
 
-    def fit(
-        self,
-        X: Any,
-        y: Any,
-        *,
-        eval_set: tuple[Any, Any] | None = None,
-        resume_from: dict[str, Any] | None = None,
-    ) -> MLPClassifier:
-        """Train on ``(X, y)``; ``eval_set=(X_val, y_val)`` adds validation metrics per epoch;
-        ``resume_from`` (a `training_state`) goes on from a checkpoint of a fit on the same
-        data with the same parameters."""
-        return self._fit(X, y, eval_set, resume_from)
-
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> MLPClassifier:
         """One more epoch on ``(X, y)``; the first call needs ``classes`` unless y has them all."""
         if not hasattr(self, "coefs_") and classes is not None:
@@ -227,17 +214,6 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         **BaseMLP._rules,
         "loss": (lambda v: v in ("auto", "squared_error"), "'auto' or 'squared_error'"),
     }
-
-    def fit(
-        self,
-        X: Any,
-        y: Any,
-        *,
-        eval_set: tuple[Any, Any] | None = None,
-        resume_from: dict[str, Any] | None = None,
-    ) -> MLPRegressor:
-        """As `MLPClassifier.fit`."""
-        return self._fit(X, y, eval_set, resume_from)
 
     def partial_fit(self, X: Any, y: Any) -> MLPRegressor:
         """One more epoch on ``(X, y)``."""
