@@ -12,6 +12,11 @@ loss exceeds 10, score the validation cross-entropy with accuracy also reported.
     hpo run experiments/digits_tpe.py
     hpo run experiments/digits_tpe.py --pruner asha:resource=seconds  # prunes on val_loss
 
+Every 10 epochs a trial stores a checkpoint (`report.checkpoint`: the network's
+`training_state()`): a trial whose worker dies, or that runs again after `hpo resume`, goes
+on from its last checkpoint instead of starting over, and ends as the uninterrupted
+training would have.
+
 ASHA on seconds compares trials after equal training time: this space's epochs cost from a
 few milliseconds (batch 512, 50 units) to a good part of a second (batch 16, two layers of
 1000), and judged per epoch the costly ones survive for learning fast per epoch.
@@ -41,6 +46,7 @@ space = {
 
 EPOCHS = 50
 ABORT_LOSS = 10.0
+CHECKPOINT_EVERY = 10  # epochs
 
 
 def load_data():
@@ -65,6 +71,8 @@ def objective(params, report, data):
                 f"validation loss {metrics['val_loss']:.3g} exceeded {ABORT_LOSS} at epoch "
                 f"{epoch} with learning_rate={params['learning_rate']:.3g}"
             )
+        if epoch % CHECKPOINT_EVERY == 0:  # a lost worker's trial goes on from here
+            report.checkpoint((model.training_state(), dict(last)))
 
     units = params["layers"]["units"]
     model = MLPClassifier(
@@ -79,5 +87,10 @@ def objective(params, report, data):
         random_state=0,
         epoch_callback=on_epoch,
     )
-    model.fit(X_train, y_train, eval_set=(X_val, y_val))
+    restored = report.restore()  # (checkpoint, epoch) when the trial runs again, else None
+    state = None
+    if restored is not None:
+        state, metrics = restored[0]
+        last.update(metrics)  # the last epoch's metrics, should no epoch be left to train
+    model.fit(X_train, y_train, eval_set=(X_val, y_val), resume_from=state)
     return last["val_loss"]

@@ -20,8 +20,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+CHECKPOINT = "checkpoint.pkl"  # a trial's last `report.checkpoint`, in its run
 # Names of the files hpo itself stores in a trial's run.
-RESERVED = ("learning_curves.png", "traceback.txt")
+RESERVED = ("learning_curves.png", "traceback.txt", CHECKPOINT)
 _NAME = re.compile(r"[\w.\- ]+(/[\w.\- ]+)*")
 
 

@@ -67,6 +67,17 @@ def check_value(value: Any) -> float:
     return value
 
 
+def finite_real(name: str, value: Any) -> float | None:
+    """``value`` as a float (None stays None); ValueError naming ``name`` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
 def first_line(exc: BaseException, most: int = 300) -> str:
     """``Type: first line of the message``, at most ``most`` characters of message."""
     text = str(exc).strip().splitlines()

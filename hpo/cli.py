@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import subprocess
@@ -104,6 +105,32 @@ def _parser() -> argparse.ArgumentParser:
         "as a new version of NAME (default: the file's, else none)",
     )
     run.add_argument(
+        "--stop-at",
+        type=float,
+        metavar="VALUE",
+        help="start no new trial once the best value reaches VALUE (default: the file's)",
+    )
+    run.add_argument(
+        "--patience",
+        type=int,
+        metavar="N",
+        help="start no new trial once N trials in a row did not improve on the best "
+        "(default: the file's); running trials finish",
+    )
+    run.add_argument(
+        "--warm-start",
+        nargs="+",
+        metavar="SWEEP_ID",
+        help="learn from the finished trials of these earlier sweeps in the store before the "
+        "first ask (not run again, not counted in --trials; default: the file's)",
+    )
+    run.add_argument(
+        "--enqueue",
+        metavar="FILE.json",
+        help="run these configurations first: a JSON list of dicts shaped like params "
+        "(parameters left out are drawn at random; default: the file's enqueue, else none)",
+    )
+    run.add_argument(
         "--repeats",
         type=int,
         help="evaluate each configuration with seeds 0..K-1 in params['seed']; "
@@ -118,6 +145,12 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("sweep_id", help="parent run id of the sweep")
     resume.add_argument(
         "--file", help="the sweep's experiment file (default: the path the sweep recorded)"
+    )
+    resume.add_argument(
+        "--trials",
+        type=int,
+        metavar="N",
+        help="a larger budget (default: the sweep's); how a sweep its stopping rule ended goes on",
     )
 
     show = sub.add_parser("show", parents=[tracking], help="list sweeps, or show one")
@@ -184,8 +217,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{args.file}: the file defines load_data() but objective takes only "
             "(params, report); add a data parameter"
         )
+    enqueue = _enqueued(args.enqueue) if args.enqueue else exp.enqueue
     uri = resolve_tracking_uri(args.tracking_uri)
-    data = exp.load_data() if exp.load_data is not None else None
+    data = _load_data(exp)
     return _sweep(
         lambda: hpo.run(
             exp.space,
@@ -209,9 +243,35 @@ def cmd_run(args: argparse.Namespace) -> int:
             sweep_tags={"hpo.experiment_file": str(Path(args.file).resolve())},
             tracking_patience=args.tracking_patience,
             register_model=args.register_model or exp.register_model,
+            enqueue=enqueue,
+            stop_at=args.stop_at if args.stop_at is not None else exp.stop_at,
+            patience=args.patience if args.patience is not None else exp.patience,
+            warm_start=args.warm_start or exp.warm_start,
+            constraints=exp.constraints,
         ),
         uri,
     )
+
+
+def _enqueued(path: str) -> Any:
+    """The configurations of an ``--enqueue`` file."""
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise UsageError(f"--enqueue: cannot read {path!r}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--enqueue: {path!r} is not JSON ({exc})") from exc
+
+
+def _load_data(exp: Any) -> Any:
+    """The experiment's data, before anything is created: a file it cannot find or read
+    (its message says where to put it) is one line, not a traceback."""
+    if exp.load_data is None:
+        return None
+    try:
+        return exp.load_data()
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(f"{exp.path}: {exc}") from exc
 
 
 def _sweep(start: Callable[[], Any], uri: str) -> int:
@@ -244,7 +304,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         exp = load_experiment(path)
     except (FileNotFoundError, ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from exc
-    data = exp.load_data() if exp.load_data is not None else None
+    data = _load_data(exp)
     return _sweep(
         lambda: hpo.resume(
             args.sweep_id,
@@ -257,6 +317,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             progress=not args.no_progress,
             tracking_patience=args.tracking_patience,
+            n_trials=args.trials,
+            constraints=exp.constraints,
         ),
         uri,
     )

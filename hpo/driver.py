@@ -12,12 +12,19 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hpo.best_model import publish_best_model
-from hpo.checks import check_seconds, first_line, int_at_least, positive_int
+from hpo.checks import (
+    better,
+    check_seconds,
+    finite_real,
+    first_line,
+    int_at_least,
+    positive_int,
+)
 from hpo.cluster import connect
 from hpo.events import Artifact, Outcome, Report
 from hpo.executor import Batch, WorkerDied, WorkerPool, objective_arity
@@ -25,7 +32,7 @@ from hpo.pruners import Pruner, make_pruner
 from hpo.result import SweepResult
 from hpo.space import Space
 from hpo.strategies import Strategy, TrialState, make_strategy
-from hpo.strategies.base import best_of
+from hpo.strategies.base import NoFeasibleConfiguration, best_of
 from hpo.summary import (
     closing_artifacts,
     closing_tags,
@@ -35,12 +42,14 @@ from hpo.summary import (
 )
 from hpo.tracking import (
     OUTAGE_LIMIT_SECONDS,
+    TAG_VALUE_LIMIT,
     Tracker,
     TrackingUnavailable,
     check_name,
     resolve_tracking_uri,
 )
 from hpo.trials import Lifecycle, Restored
+from hpo.warm_start import load_history
 
 DEFAULT_TRIALS = 20
 DEFAULT_MAX_RETRIES = 1
@@ -71,6 +80,11 @@ def run(
     sweep_tags: Mapping[str, str] | None = None,
     tracking_patience: float = OUTAGE_LIMIT_SECONDS,
     register_model: str | None = None,
+    enqueue: Sequence[Mapping[str, Any]] | None = None,
+    stop_at: float | None = None,
+    patience: int | None = None,
+    warm_start: Sequence[str] | None = None,
+    constraints: Callable[[dict[str, Any]], bool] | None = None,
 ) -> SweepResult:
     """Run a sweep on Ray and record it in MLflow.
 
@@ -125,6 +139,28 @@ def run(
     register_model : str, optional
         Register the sweep's best model (the best trial's ``report.model``) under this
         name in MLflow's Model Registry when the sweep ends: a new version per sweep.
+    enqueue : list of dict, optional
+        Configurations to run first, in order, shaped like ``params`` (nested); counted in
+        ``n_trials``. A parameter left out is drawn at random from its range. The strategy
+        takes their results as its own (grid does not run a point twice; GP and TPE learn
+        from them); their runs are tagged ``hpo.enqueued``.
+    stop_at : float, optional
+        Start no new trial once the best value reaches this (is at least as good).
+    patience : int, optional
+        Start no new trial once this many trials in a row finished without improving on
+        the best. Under either rule the trials already running finish; the parent run's
+        ``hpo.stopped_by`` tag says which rule stopped the sweep.
+    warm_start : list of str, optional
+        Sweep ids (parent run ids) in the same store whose finished trials the strategy
+        learns from before its first ask: not run again, not counted in ``n_trials``.
+        Trials whose parameters fall outside this space are left out (and counted in a
+        message); a sweep in the other direction is refused.
+    constraints : callable, optional
+        ``constraints(params) -> bool``: False for a configuration that must not run. The
+        strategy is told it failed (so GP, TPE and the samplers learn to avoid the region;
+        grid skips it) and asks again; its run is FAILED with ``hpo.infeasible``, and it
+        does not count in ``n_trials``. After 100 refused suggestions in a row the sweep
+        stops (``hpo.stopped_by``).
     sweep_tags : dict, optional
         Extra tags of the parent run.
     tracking_patience : float
@@ -174,6 +210,8 @@ def run(
     if register_model is not None and (not isinstance(register_model, str) or not register_model):
         raise ValueError(f"register_model must be a non-empty string, got {register_model!r}")
     n_repeats = positive_int("repeats", repeats)
+    stop_at = finite_real("stop_at", stop_at)
+    patience = positive_int("patience", patience)
     prune = make_pruner(pruner)
     if prune is not None:
         prune.bind(strat.direction)
@@ -191,7 +229,20 @@ def run(
             "with repeats > 1 the objective gets params['seed'], but the space already has a "
             "parameter named 'seed'; rename it"
         )
+    if constraints is not None and not callable(constraints):
+        raise TypeError(f"constraints must be a function of params, got {constraints!r}")
+    strat.constraints = constraints
+    queued = enqueue_all(strat, enqueue)
+    uri = resolve_tracking_uri(tracking_uri)
+    history = None
+    if warm_start:
+        history = load_history(list(warm_start), strat.space, strat.direction, uri)
+        strat.warm_start(history.trials)
+        if progress:
+            print(f"hpo: {history.describe()}", file=sys.stderr)
     grid_size = getattr(strat, "size", None)
+    if grid_size is not None:  # a grid ends once exhausted: off-grid queued points add to it
+        grid_size += sum(not strat.on_grid(strat.space.assignment_of(c)) for c in queued)
     if budget is None:
         budget = grid_size if grid_size is not None else DEFAULT_TRIALS
     elif grid_size is not None:
@@ -207,12 +258,18 @@ def run(
         "prune_metric": prune_metric,
         "repeats": n_repeats,
         "register_model": register_model,
+        "enqueue": queued,  # a resume queues again those that had not started
+        "stop_at": stop_at,
+        "patience": patience,
+        "warm_start": None if history is None else history.sweep_ids,
     }
     tags = {
         **(sweep_tags or {}),
         "hpo.recipe": json.dumps(recipe, default=str),
         "hpo.space_digest": space_digest(strat.space),
     }
+    if history is not None:  # where the sweep started from
+        tags["hpo.warm_start"] = history.describe()
     options = SweepOptions(
         budget=budget,
         max_retries=max_retries,
@@ -223,6 +280,8 @@ def run(
         repeats=n_repeats,
         progress=progress,
         register_model=register_model,
+        stop_at=stop_at,
+        patience=patience,
     )
     sweep = open_sweep(
         strat,
@@ -232,11 +291,42 @@ def run(
         options,
         workers=n_workers,
         address=address,
-        tracking_uri=resolve_tracking_uri(tracking_uri),
+        tracking_uri=uri,
         experiment_name=experiment_name,
         tracking_patience=tracking_patience,
     )
     return sweep.run(run_name or f"{experiment_name}-{strat.name}", tags)
+
+
+def enqueue_all(strategy: Strategy, configurations: Any) -> list[dict[str, Any]]:
+    """Queue ``configurations`` (a list of nested dicts) in ``strategy``, checked first;
+    returns them as given, for the recipe."""
+    if configurations is None:
+        return []
+    if isinstance(configurations, Mapping) or not isinstance(configurations, Sequence):
+        raise ValueError(
+            f"enqueue must be a list of configurations (dicts like params), got {configurations!r}"
+        )
+    queued = [dict(c) if isinstance(c, Mapping) else c for c in configurations]
+    for i, configuration in enumerate(queued):
+        try:
+            partial = strategy.space.assignment_of(configuration)
+        except ValueError as exc:
+            raise ValueError(f"enqueue[{i}] {configuration!r}: {exc}") from None
+        try:
+            strategy.space.validate(partial)
+        except ValueError:
+            continue  # partial: its completion is drawn (until feasible) when it is asked
+        if not strategy.feasible(strategy.space.build(partial)):
+            raise ValueError(f"enqueue[{i}] {configuration!r}: the constraints refuse it")
+    if len(json.dumps(queued, default=str)) > TAG_VALUE_LIMIT // 2:
+        raise ValueError(
+            f"enqueue holds more than the sweep can record for a resume ({len(queued)} "
+            f"configurations, over {TAG_VALUE_LIMIT // 2} characters as JSON); queue fewer"
+        )
+    for configuration in queued:
+        strategy.enqueue(configuration)
+    return queued
 
 
 def space_digest(space: Space) -> str:
@@ -257,6 +347,8 @@ class SweepOptions:
     repeats: int = 1
     progress: bool = True
     register_model: str | None = None
+    stop_at: float | None = None
+    patience: int | None = None
 
 
 def open_sweep(
@@ -310,6 +402,7 @@ class Sweep:
             max_retries=options.max_retries,
         )
         self.interrupted = self.timed_out = False
+        self.stopped_by: str | None = None  # the stopping rule that was met, in words
         self.started = time.monotonic()
         self.progress = _Progress(options) if options.progress else None
 
@@ -359,6 +452,7 @@ class Sweep:
                     else:
                         self._handle(item)
                 self._enforce_timeouts()
+                self._check_stopping_rules()
                 self._locate_runs()
                 if self.progress is not None:
                     self.progress.show(self.trials.tally)
@@ -385,6 +479,7 @@ class Sweep:
             trials=[self.trials.records[t.number] for t in self.strategy.trials],
             interrupted=self.interrupted,
             timed_out=self.timed_out,
+            stopped_by=self.stopped_by,
             settings=self.settings(),
         )
 
@@ -393,7 +488,7 @@ class Sweep:
         worker yet, or the record is behind (`Tracker.behind`)."""
         if self.timed_out or not (self.pool.missing or self.tracker.behind()):
             return False
-        budget_left = len(self.strategy.trials) < self.options.budget
+        budget_left = self._started() < self.options.budget and not self.stopped_by
         return bool(self.trials.retries) or (budget_left and not self.strategy.exhausted)
 
     def _fill(self) -> None:
@@ -403,12 +498,25 @@ class Sweep:
             return
         retries = self.trials.retries
         while self.pool.idle and retries:
-            self.pool.submit(retries.pop(0))
-        room = min(len(self.pool.idle), self.options.budget - len(self.strategy.trials))
-        if room <= 0 or self.strategy.exhausted:
+            record = retries.pop(0)
+            where = self.tracker.artifact_location(record.number)
+            store = None if where is None else (where, self.tracker.tracking_uri)
+            self.pool.submit(record, store)  # where its checkpoint is, if it took one
+        room = min(len(self.pool.idle), self.options.budget - self._started())
+        if room <= 0 or self.strategy.exhausted or self.stopped_by:
             return
-        for trial in self.strategy.ask(room):
+        try:
+            trials = self.strategy.ask(room)
+        except NoFeasibleConfiguration as exc:
+            trials, self.stopped_by = [], f"constraints: {exc}"
+        for refused in self.strategy.take_rejected():
+            self.trials.refused(refused)
+        for trial in trials:
             self.pool.submit(self.trials.start(trial))
+
+    def _started(self) -> int:
+        """Trials issued for this sweep's budget: not those the constraints refused."""
+        return sum(not t.attrs.get("infeasible") for t in self.strategy.trials)
 
     def _handle(self, batch: Batch) -> None:
         record = batch.running.record
@@ -444,6 +552,18 @@ class Sweep:
             self.timed_out = True
             self._cancel_running(f"cancelled: the sweep's timeout of {timeout:g} s was reached")
 
+    def _check_stopping_rules(self) -> None:
+        """Start no new trial once ``stop_at`` is reached or ``patience`` runs out; the
+        trials already running finish (their results are paid for and may be better)."""
+        o, tally = self.options, self.trials.tally
+        if self.stopped_by is not None:
+            return
+        if o.stop_at is not None and tally.best is not None:
+            if not better(o.stop_at, tally.best, self.strategy.direction):
+                self.stopped_by = f"stop_at: the best value {tally.best:.6g} reached {o.stop_at:g}"
+        if o.patience is not None and tally.since_best >= o.patience:
+            self.stopped_by = f"patience: no improvement in the last {tally.since_best} trials"
+
     def _cancel_running(self, reason: str) -> None:
         """Stop the workers of running trials and end those trials (and the lost ones
         waiting for a retry) as cancelled, with ``reason``."""
@@ -477,6 +597,7 @@ class Sweep:
             prune_metric=self.trials.prune_metric,
             interrupted=self.interrupted,
             timed_out=self.timed_out,
+            stopped_by=self.stopped_by,
             error=error,
         )
         ended = {"FINISHED": "finished", "KILLED": "interrupted", "FAILED": "stopped on an error"}
@@ -486,7 +607,11 @@ class Sweep:
             direction=s.direction,
             strategy=s.name,
             budget=o.budget,
-            status="timed out" if self.timed_out else ended[status],
+            status="timed out"
+            if self.timed_out
+            else f"stopped early ({self.stopped_by})"
+            if self.stopped_by and status == "FINISHED"
+            else ended[status],
         )
         artifacts = {
             **closing_artifacts(records, s.space, s.direction, repeats=o.repeats),

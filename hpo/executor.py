@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import logging
 import numbers
+import pickle
 import queue
 import sys
 import threading
@@ -23,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from hpo.artifacts import pack, pack_model
+from hpo.artifacts import CHECKPOINT, pack, pack_model
 from hpo.checks import check_value, first_line
 from hpo.events import Artifact, Event, Outcome, Report
 from hpo.pruners import TrialPruned
 from hpo.strategies.base import TrialState
 from hpo.summary import repeats_std
-from hpo.tracking import check_name, reachable_store, write_artifacts
+from hpo.tracking import check_name, reachable_store, read_artifact, write_artifacts
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,8 @@ class _Reporter:
         self._began = began  # perf_counter() when the trial began
         self.history = history  # every curve of the trial, for its learning-curve figure
         self._valid_names: set[str] = set()  # checked once, not at every epoch
+        self._last_step: int | None = None  # of the last report: where a checkpoint stands
+        self._reports: list[Report] = []  # every report, kept for a checkpoint
 
     def __call__(self, step: int, **metrics: float) -> None:
         if self._stop.is_set():
@@ -110,8 +113,43 @@ class _Reporter:
                 )
             key = name + self._suffix
             clean[key] = float(value)
+            self._last_step = int(step)
             self.history.setdefault(key, []).append((int(step), float(value)))
-        self._events.put(Report(int(step), clean, time.perf_counter() - self._began))
+        report = Report(int(step), clean, time.perf_counter() - self._began)
+        self._reports.append(report)
+        self._events.put(report)
+
+    def checkpoint(self, state: Any) -> None:
+        """Store ``state`` (anything picklable; `models.MLPClassifier.training_state()` for
+        our networks) as the trial's checkpoint, taken at the last step reported. It lives
+        in the trial's run and replaces the one before; if the trial runs again (its worker
+        died, or the sweep was resumed after its driver died) `restore` gives it back."""
+        # The reports so far go with it: some may not have left this process when it dies,
+        # and `restore` sends them again (the driver logs each step once).
+        saved = {"step": self._last_step, "state": state, "reports": self._reports}
+        self._store({self._folder + CHECKPOINT: pickle.dumps(saved)})
+
+    def restore(self) -> tuple[Any, int | None] | None:
+        """``(state, step)`` of the trial's last checkpoint when this is a run again of a
+        trial that stored one; else None. Go on from the step after ``step``: the steps
+        up to it were logged already (a step reported again is logged once)."""
+        if not self._place.get("rerun"):
+            return None
+        name, where = self._folder + CHECKPOINT, self._place.get("store")
+        # One the driver still held (not yet in the run's artifacts) is the latest.
+        data = self._place.get("checkpoints", {}).get(name)
+        if data is None and where is not None:
+            data = read_artifact(*where, name)
+        if data is None:
+            return None
+        saved = pickle.loads(data)
+        self._last_step = saved["step"]
+        for report in saved["reports"]:  # what the lost attempt reported up to its checkpoint
+            self._reports.append(report)
+            for key, value in report.metrics.items():
+                self.history.setdefault(key, []).append((report.step, value))
+            self._events.put(report)
+        return saved["state"], saved["step"]
 
     def artifact(self, name: str, data: Any) -> None:
         """Store ``data`` as ``name`` in the trial's run: bytes or str (the content), or a
@@ -275,11 +313,21 @@ class TrialWorker:
         return render(specs)
 
     def run(
-        self, trial_number: int, params: dict[str, Any], repeats: int = 1
+        self,
+        trial_number: int,
+        params: dict[str, Any],
+        repeats: int = 1,
+        store: tuple[str, str] | None = None,
+        rerun: bool = False,
+        checkpoints: dict[str, bytes] | None = None,
     ) -> Iterator[list[Event]]:
         events: queue.Queue = queue.Queue()
         stop = threading.Event()
-        place: dict[str, Any] = {}
+        # Where the run's artifacts go (known already for a trial that runs again, whose
+        # checkpoint `report.restore` reads from there).
+        place: dict[str, Any] = {"rerun": rerun, "checkpoints": checkpoints or {}}
+        if store is not None:
+            place["store"] = store
         self._current = (trial_number, stop, place)
         thread = threading.Thread(
             target=run_objective,
@@ -366,13 +414,17 @@ class WorkerPool:
             running.started = max(running.started, time.monotonic())
         return running.started
 
-    def submit(self, record: Any) -> Running:
+    def submit(self, record: Any, store: tuple[str, str] | None = None) -> Running:
+        """Run ``record``'s trial on an idle worker; ``store`` (artifact URI, tracking URI)
+        for a trial that runs again: where its checkpoint is."""
         # A worker known to be up first: one still starting may wait for a CPU a while.
         up = [w for w in self.idle if w not in self._starting]
         worker = up[-1] if up else self.idle[-1]
         self.idle.remove(worker)
-        stream = worker.run.remote(record.number, record.params, self._repeats)
-        running = Running(record, worker, stream)
+        rerun = getattr(record, "attempts", 1) > 1
+        held = getattr(record, "checkpoints", None) if rerun else None
+        stream = worker.run.remote(record.number, record.params, self._repeats, store, rerun, held)
+        running = Running(record, worker, stream, located=store is not None)
         self.running[stream] = running
         return running
 

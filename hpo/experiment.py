@@ -24,7 +24,9 @@ class Experiment:
     ``load_data()`` (called once per sweep; its result is the objective's ``data``),
     ``strategy``, ``strategy_options`` (keyword arguments of that strategy), ``n_trials``,
     ``pruner`` (a name or a `hpo.pruners.Pruner`), ``prune_metric``, ``repeats`` and
-    ``register_model`` (defaults the command line overrides).
+    ``register_model``, ``enqueue`` (configurations to run first), ``stop_at`` and
+    ``patience`` (stopping rules), ``warm_start`` (sweep ids) (defaults the command line
+    overrides), and ``constraints(params) -> bool``.
     """
 
     name: str
@@ -40,6 +42,11 @@ class Experiment:
     prune_metric: str | None = None
     repeats: int | None = None
     register_model: str | None = None
+    enqueue: list[dict[str, Any]] | None = None
+    stop_at: float | None = None
+    patience: int | None = None
+    warm_start: list[str] | None = None
+    constraints: Callable[[dict[str, Any]], bool] | None = None
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -80,4 +87,9 @@ def load_experiment(path: str | Path) -> Experiment:
         prune_metric=getattr(module, "prune_metric", None),
         repeats=getattr(module, "repeats", None),
         register_model=getattr(module, "register_model", None),
+        enqueue=getattr(module, "enqueue", None),
+        stop_at=getattr(module, "stop_at", None),
+        patience=getattr(module, "patience", None),
+        warm_start=getattr(module, "warm_start", None),
+        constraints=getattr(module, "constraints", None),
     )

@@ -25,6 +25,7 @@ class SweepResult:
     trials: list[TrialRecord]
     interrupted: bool = False
     timed_out: bool = False
+    stopped_by: str | None = None  # the stopping rule that ended the sweep early, in words
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -92,6 +93,7 @@ class SweepResult:
             f"{self.n_failed} failed, {self.n_pruned} pruned"
             + (" (interrupted)" if self.interrupted else "")
             + (" (sweep timeout reached)" if self.timed_out else "")
+            + (f" (stopped early, {self.stopped_by})" if self.stopped_by else "")
         ]
         best = self.best_trial
         if best is None:

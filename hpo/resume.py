@@ -26,6 +26,7 @@ from hpo.strategies import make_strategy
 from hpo.strategies.base import Trial, TrialState
 from hpo.tracking import OUTAGE_LIMIT_SECONDS, RUN_STATUS, resolve_tracking_uri
 from hpo.trials import Restored
+from hpo.warm_start import load_history
 
 
 def resume(
@@ -40,10 +41,15 @@ def resume(
     timeout: float | None = None,
     progress: bool = True,
     tracking_patience: float = OUTAGE_LIMIT_SECONDS,
+    n_trials: int | None = None,
+    constraints: Callable[[dict[str, Any]], bool] | None = None,
 ) -> SweepResult:
-    """Continue sweep ``sweep_id`` (its parent run id) to its budget.
+    """Continue sweep ``sweep_id`` (its parent run id) to its budget, or to ``n_trials``
+    when given (more than it ran: the only way to go on with a sweep that a stopping rule
+    ended early; its rules, met already, are not applied again).
 
-    ``space`` and ``objective`` must be the sweep's own (the space is checked against the
+    ``space``, ``objective`` (and ``constraints``, which the store cannot hold) must be
+    the sweep's own (the space is checked against the
     fingerprint the sweep recorded); ``data`` as for `hpo.run`. The strategy, its options,
     the budget, retries, trial timeout, pruner and repeats are the sweep's recorded ones. The
     sweep's own ``timeout`` limited the run that stopped; this one has ``timeout`` seconds
@@ -58,6 +64,7 @@ def resume(
     space = as_space(space)
     arity = objective_arity(objective)
     workers = positive_int("workers", workers)
+    n_trials = positive_int("n_trials", n_trials)
     check_seconds("timeout", timeout)
     check_seconds("tracking_patience", tracking_patience)
     uri = resolve_tracking_uri(tracking_uri)
@@ -79,20 +86,44 @@ def resume(
         seed=int(tags["hpo.seed"]),
         **recipe["options"],
     )
+    strategy.constraints = constraints
     pruner_recipe = recipe.get("pruner")
     pruner = None
     if pruner_recipe is not None:
         pruner = make_pruner(**pruner_recipe)
         pruner.bind(strategy.direction)
     prune_metric = recipe.get("prune_metric") or tags.get("hpo.prune_metric")
+    if recipe.get("warm_start"):  # the same history as when the sweep started
+        strategy.warm_start(
+            load_history(recipe["warm_start"], space, strategy.direction, uri).trials
+        )
 
     restored = _read_trials(client, parent.info.experiment_id, sweep_id)
     for r in restored:
         t = r.trial
         r.trial = strategy.restore(t.number, t.assignment, t.state, t.value, t.error)
+        r.trial.attrs.update(t.attrs)
+    # Enqueued configurations start first and in order: those past the ones that have a
+    # run had not started when the driver stopped.
+    started = sum(1 for r in restored if r.trial.attrs.get("enqueued"))
+    for configuration in recipe.get("enqueue", [])[started:]:
+        strategy.enqueue(configuration)
     unfinished = [r for r in restored if r.trial.state is TrialState.RUNNING]
     budget = int(recipe["n_trials"])
-    if len(restored) >= budget and not unfinished and parent.info.status == "FINISHED":
+    ran = sum(not r.trial.attrs.get("infeasible") for r in restored)  # what counts in it
+    stopped_by = tags.get("hpo.stopped_by")
+    if n_trials is not None and n_trials <= ran:
+        raise ValueError(
+            f"n_trials must be more than the {ran} trials sweep {sweep_id!r} ran, got {n_trials}"
+        )
+    if stopped_by and n_trials is None:
+        raise ValueError(
+            f"sweep {sweep_id!r} was stopped early by its rule ({stopped_by}) after "
+            f"{ran} trials; there is nothing to resume unless given a larger budget "
+            f"(hpo resume {sweep_id} --trials N, N > {ran})"
+        )
+    budget = n_trials or budget
+    if ran >= budget and not unfinished and parent.info.status == "FINISHED":
         raise ValueError(
             f"sweep {sweep_id!r} already ran its {budget} trials; there is nothing to resume"
         )
@@ -109,6 +140,8 @@ def resume(
         repeats=int(recipe["repeats"]),
         progress=progress,
         register_model=recipe.get("register_model"),
+        stop_at=None if stopped_by else recipe.get("stop_at"),
+        patience=None if stopped_by else recipe.get("patience"),
     )
     sweep = open_sweep(
         strategy,
@@ -122,6 +155,11 @@ def resume(
         experiment_name=client.get_experiment(parent.info.experiment_id).name,
         tracking_patience=tracking_patience,
     )
+    if n_trials is not None or stopped_by:  # what a later resume of it must go by
+        recipe.update(n_trials=budget)
+        if stopped_by:
+            recipe.update(stop_at=None, patience=None)
+        client.set_tag(sweep_id, "hpo.recipe", json.dumps(recipe, default=str))
     return sweep.resume(sweep_id, restored)
 
 
@@ -156,6 +194,11 @@ def _read_trials(client: Any, experiment_id: str, sweep_id: str) -> list[Restore
             error=None
             if state is TrialState.RUNNING
             else tags.get("hpo.error") or tags.get("hpo.prune_reason"),
+            attrs={
+                name: True
+                for name in ("enqueued", "infeasible")
+                if tags.get(f"hpo.{name}") == "true"
+            },
         )
         logged: set[tuple[str, int]] = set()
         if state is TrialState.RUNNING:  # its reports will come again: keep each one once

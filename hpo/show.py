@@ -54,6 +54,7 @@ def show_sweep(client: Any, sweep_id: str, top: int = 10) -> str:
         f"sweep {sweep_id} ({parent.info.status}), strategy {t.get('hpo.strategy')}, "
         f"{t.get('hpo.direction')}, seed {t.get('hpo.seed')}",
         "trials: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())),
+        *([f"stopped early: {t['hpo.stopped_by']}"] if "hpo.stopped_by" in t else []),
         "",
         f"best {min(top, len(done))} trials:",
     ]

@@ -466,6 +466,31 @@ class Space:
                 raise ValueError(f"assignment sets inactive parameter '{p.key}'")
 
     # -- conversions ---------------------------------------------------------------------
+    def assignment_of(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The assignment of nested ``params`` shaped like the objective's (the inverse of
+        `build`). Parameters left out stay out (`complete` fills them); a value outside its
+        range, a key the space does not have, or a branch no option matches raise ValueError
+        naming the parameter. A branch is the first option the given values fit.
+
+        >>> s = Space({"lr": Float(1e-3, 1.0, log=True), "act": Choice(["relu", "tanh"])})
+        >>> s.assignment_of({"act": "tanh"})
+        {'act': 1}
+        """
+        if not isinstance(params, Mapping):
+            raise ValueError(f"a configuration must be a dict like params, got {params!r}")
+        out: dict[str, Any] = {}
+        _parse(self._root, params, out, "")
+        return out
+
+    def complete(self, partial: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+        """``partial`` with every active parameter it leaves out drawn from its range."""
+        assignment: dict[str, Any] = {}
+        for p in self.params:
+            if self.is_active(p, assignment):
+                known = p.key in partial
+                assignment[p.key] = partial[p.key] if known else p.dim.sample(rng)
+        return assignment
+
     def build(self, assignment: Mapping[str, Any]) -> dict[str, Any]:
         """The nested ``params`` the objective receives."""
         return _build(self._root, assignment)
@@ -526,6 +551,52 @@ def _flatten(node: Any, a: Mapping[str, Any], out: dict[str, Any], name: str = "
     else:
         for i, v in enumerate(node.items):
             _flatten(v, a, out, _join(name, str(i)))
+
+
+_MISSING = object()
+
+
+def _parse(node: Any, value: Any, out: dict[str, Any], where: str) -> None:
+    """Put the assignment of ``value`` (the nested form of ``node``) into ``out``."""
+    shown = where or "<root>"
+    if value is _MISSING:
+        return  # left to `Space.complete`
+    if isinstance(node, _Const):
+        if value != node.value or isinstance(value, bool) != isinstance(node.value, bool):
+            raise ValueError(f"'{shown}' is the constant {node.value!r} here, got {value!r}")
+    elif isinstance(node, _Leaf):
+        if isinstance(value, bool) or not node.param.dim.contains(value):
+            raise ValueError(f"'{shown}' must be in {node.param.dim!r}, got {value!r}")
+        out[node.param.key] = value
+    elif isinstance(node, _Branch):
+        errors = []
+        for index, option in enumerate(node.options):
+            fitted: dict[str, Any] = {}
+            try:
+                _parse(option, value, fitted, where)
+            except ValueError as exc:
+                errors.append(str(exc))
+                continue
+            out.update(fitted, **{node.param.key: index})
+            return
+        options = node.param.dim.options
+        if not node.param.dim.is_conditional:
+            raise ValueError(f"'{shown}' must be one of {options!r}, got {value!r}")
+        raise ValueError(f"no option of '{shown}' fits {value!r} ({'; '.join(errors)})")
+    elif isinstance(node, _Dict):
+        if not isinstance(value, Mapping):
+            raise ValueError(f"'{shown}' must be a dict, got {value!r}")
+        known = dict(node.items)
+        unknown = [k for k in value if k not in known]
+        if unknown:
+            raise ValueError(f"the space has no parameter '{_join(where, str(unknown[0]))}'")
+        for k, child in node.items:
+            _parse(child, value.get(k, _MISSING), out, _join(where, k))
+    else:
+        if not isinstance(value, list | tuple) or len(value) != len(node.items):
+            raise ValueError(f"'{shown}' must be a list of {len(node.items)}, got {value!r}")
+        for i, child in enumerate(node.items):
+            _parse(child, value[i], out, _join(where, str(i)))
 
 
 def _grid(node: Any) -> Iterator[dict[str, Any]]:

@@ -83,6 +83,7 @@ def load_sweep(sweep_id: str, *, tracking_uri: str | None = None) -> Any:
         trials=records,
         interrupted=tags.get("hpo.interrupted") == "true",
         timed_out=tags.get("hpo.timed_out") == "true",
+        stopped_by=tags.get("hpo.stopped_by"),
         settings={k: param_value(v) for k, v in parent.data.params.items()},
     )
 

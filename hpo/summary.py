@@ -55,6 +55,7 @@ def closing_tags(
     prune_metric: str | None = None,
     interrupted: bool = False,
     timed_out: bool = False,
+    stopped_by: str | None = None,
     error: str | None = None,
 ) -> dict[str, str]:
     """The parent run's tags at the end: counts by state, the best trial, how it ended."""
@@ -63,6 +64,9 @@ def closing_tags(
         f"hpo.n_{state.value.lower()}": str(counts[state])
         for state in (TrialState.COMPLETE, TrialState.FAILED, TrialState.PRUNED)
     }
+    infeasible = sum(bool(r.trial.attrs.get("infeasible")) for r in records)
+    if infeasible:  # among the failed: suggestions the constraints refused, never run
+        tags["hpo.n_infeasible"] = str(infeasible)
     tags["hpo.elapsed_seconds"] = f"{elapsed:.1f}"
     best = best_of(records, direction)
     if best is not None:
@@ -79,6 +83,8 @@ def closing_tags(
         tags["hpo.interrupted"] = "true"
     if timed_out:
         tags["hpo.timed_out"] = "true"
+    if stopped_by is not None:
+        tags["hpo.stopped_by"] = stopped_by
     if error is not None:
         tags["hpo.error"] = error[:5000]
     return tags

@@ -384,7 +384,7 @@ class Tracker:
             number=SWEEP, start_ms=0, run_name=run.info.run_name, create_tags={}, run_id=sweep_id
         )
         # The closing tags of the earlier run no longer hold; the new close writes its own.
-        for key in ("hpo.interrupted", "hpo.timed_out", "hpo.error"):
+        for key in ("hpo.interrupted", "hpo.timed_out", "hpo.stopped_by", "hpo.error"):
             if key in run.data.tags:
                 self.client.delete_tag(sweep_id, key)
         resumed = int(run.data.tags.get("hpo.resumed", "0")) + 1
@@ -718,6 +718,23 @@ def write_artifacts(uri: str, tracking_uri: str, artifacts: list[tuple[str, byte
             repo.log_artifact(str(path), posixpath.dirname(name) or None)
             path.unlink()
             artifacts.pop(0)
+
+
+def read_artifact(uri: str, tracking_uri: str, name: str) -> bytes | None:
+    """The content of artifact ``name`` under artifact URI ``uri``, or None when there is
+    no such file (or the store cannot be read from here)."""
+    folder = local_artifact_dir(uri)
+    if folder is not None:
+        path = folder / name
+        return path.read_bytes() if path.is_file() else None
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repo = get_artifact_repository(uri, tracking_uri=tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="hpo-artifacts-") as tmp:
+        try:
+            return Path(repo.download_artifacts(name, dst_path=tmp)).read_bytes()
+        except Exception:  # noqa: BLE001 - absent, or not readable: no checkpoint to go on from
+            return None
 
 
 def reachable_store(uri: str, tracking_uri: str) -> bool:

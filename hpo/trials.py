@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hpo.artifacts import CHECKPOINT
 from hpo.checks import better
 from hpo.events import Artifact, Outcome, Report
 from hpo.pruners import Pruner
@@ -61,6 +62,7 @@ class TrialRecord:
     repeat_values: list[float] | None = None
     pruning: Pruning | None = None  # set when the pruner decided to stop the trial
     models: list[str] = field(default_factory=list)  # folders of report.model, in order
+    checkpoints: dict[str, bytes] = field(default_factory=dict)  # latest sent via the driver
 
     number = property(lambda self: self.trial.number)
     params = property(lambda self: self.trial.params)
@@ -105,6 +107,7 @@ class Tally:
     direction: str
     counts: Counter[TrialState] = field(default_factory=Counter)
     best: float | None = None
+    since_best: int = 0  # trials finished since the best last improved (for ``patience``)
 
     @property
     def finished(self) -> int:
@@ -114,7 +117,9 @@ class Tally:
         self.counts[trial.state] += 1
         value = trial.value
         if value is not None and (self.best is None or better(value, self.best, self.direction)):
-            self.best = value
+            self.best, self.since_best = value, 0
+        else:
+            self.since_best += 1
 
 
 class Lifecycle:
@@ -162,7 +167,25 @@ class Lifecycle:
         params = json.dumps(trial.params, default=_plain)
         if len(params) <= TAG_VALUE_LIMIT:  # the nested values, for `hpo.load_sweep`
             tags["hpo.params"] = params
+        if trial.attrs.get("enqueued"):  # given by the user, not suggested by the strategy
+            tags["hpo.enqueued"] = "true"
         self.tracker.start_trial(trial.number, trial.flat_params, tags)
+        return record
+
+    def refused(self, trial: Trial) -> TrialRecord:
+        """A suggestion the constraints refused (the strategy knows already): its run is
+        made and ended FAILED at once, so the record shows what was not run and why. Not
+        in the tally: it is not a trial that ran."""
+        record = self.start(trial)
+        self.tracker.end_trial(
+            trial.number,
+            trial.state,
+            value=None,
+            error=trial.error,
+            artifacts={},
+            status=None,
+            tags={"hpo.infeasible": "true"},
+        )
         return record
 
     def restore(self, restored: Restored) -> TrialRecord:
@@ -176,7 +199,7 @@ class Lifecycle:
         if trial.state is TrialState.RUNNING:
             # Not the configuration's fault: it runs again whatever its retries.
             self.lost(record, restored.why_again, counts_as_retry=False)
-        else:
+        elif not trial.attrs.get("infeasible"):  # refused by the constraints: it never ran
             self.tally.add(trial)
         return record
 
@@ -218,6 +241,13 @@ class Lifecycle:
         its worker stored them in the run itself."""
         if artifact.files:
             self.tracker.log_artifacts(record.number, artifact.files)
+        # The trial's latest checkpoints: if it runs again before the writer has stored
+        # these, the run's artifacts would still hold an older one, so they go with it.
+        for path in artifact.stored:
+            record.checkpoints.pop(path, None)  # the worker stored it: the run has the latest
+        for path, content in artifact.files.items():
+            if path.rsplit("/", 1)[-1] == CHECKPOINT:
+                record.checkpoints[path] = content
         if artifact.model is not None and artifact.model not in record.models:
             record.models.append(artifact.model)
 

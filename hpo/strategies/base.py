@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -19,6 +19,10 @@ import numpy as np
 
 from hpo.checks import better, check_direction, check_value
 from hpo.space import Space, as_space
+
+
+class NoFeasibleConfiguration(RuntimeError):
+    """The strategy kept suggesting configurations the sweep's constraints refuse."""
 
 
 class TrialState(StrEnum):
@@ -102,6 +106,9 @@ class Strategy:
     """
 
     name: ClassVar[str] = "base"
+    # Suggestions in a row the constraints may refuse before `ask` gives up (None: never,
+    # for a strategy that walks a finite set, such as a grid).
+    max_infeasible: ClassVar[int | None] = 100
 
     def __init__(
         self,
@@ -118,9 +125,16 @@ class Strategy:
         self.seed = fresh_seed() if seed is None else int(seed)
         self.rng = np.random.default_rng(self.seed)
         self.trials: list[Trial] = []  # in issue order
+        # Finished trials of earlier sweeps (`warm_start`): learnt from, never run or counted.
+        self.history: list[Trial] = []
         self._by_number: dict[int, Trial] = {}
         self._free_numbers: list[int] = []  # gaps left by a restore, issued first
         self._next_number = 0
+        self._queue: list[dict[str, Any]] = []  # enqueued (partial) assignments, run first
+        # ``constraints(params) -> bool``: False for a configuration that must not run.
+        self.constraints: Callable[[dict[str, Any]], Any] | None = None
+        self.rejected: list[Trial] = []  # refused suggestions, until `take_rejected`
+        self._refused_in_a_row = 0
         # How to make this strategy again (resume): a `make_strategy` name and its options.
         self.recipe: dict[str, Any] = {"strategy": self.name, "options": {}}
         _check_options(self._configure, options, type(self).__name__)
@@ -128,10 +142,111 @@ class Strategy:
 
     # -- the interface -------------------------------------------------------------------
     def ask(self, n: int = 1) -> list[Trial]:
-        """Up to ``n`` new trials; fewer (possibly none) once the strategy is exhausted."""
+        """Up to ``n`` new trials, enqueued ones first; fewer (possibly none) once the
+        strategy is exhausted."""
         if not isinstance(n, numbers.Integral) or n < 1:
             raise ValueError(f"ask(n) needs an int n >= 1, got {n!r}")
-        return [self._issue(a) for a in self._suggest(int(n))]
+        given = []
+        while self._queue and len(given) < n:
+            assignment = self._feasible_completion(self._queue.pop(0))
+            # As a trial handed back by a resume: each strategy takes it as its own (grid
+            # marks the point done, Optuna and hyperopt record it), and is told its end.
+            trial = self.restore(self._upcoming_numbers(1)[0], assignment, TrialState.RUNNING)
+            trial.attrs["enqueued"] = True
+            given.append(trial)
+        out = given
+        while len(out) < n and not self.exhausted:
+            batch = [self._issue(a) for a in self._suggest(int(n) - len(out))]
+            if not batch:
+                break
+            for trial in batch:
+                if self.feasible(trial.params):
+                    out.append(trial)
+                    self._refused_in_a_row = 0
+                else:
+                    self._refuse(trial)
+        return out
+
+    def feasible(self, params: dict[str, Any]) -> bool:
+        """Whether the sweep's ``constraints`` accept ``params`` (True without any)."""
+        if self.constraints is None:
+            return True
+        try:
+            verdict = self.constraints(params)
+        except Exception as exc:
+            raise ValueError(
+                f"constraints raised {type(exc).__name__}: {exc} for params {params!r}"
+            ) from exc
+        if not isinstance(verdict, bool | np.bool_):
+            raise TypeError(
+                f"constraints must return True or False, got {verdict!r} for {params!r}"
+            )
+        return bool(verdict)
+
+    def _feasible_completion(self, partial: dict[str, Any]) -> dict[str, Any]:
+        """``partial`` with what it leaves out drawn at random, redrawn until the
+        constraints accept it."""
+        for _ in range(self.max_infeasible or 100):
+            assignment = self.space.complete(partial, self.rng)
+            if self.feasible(self.space.build(assignment)):
+                return assignment
+        raise NoFeasibleConfiguration(
+            "the constraints refused an enqueued configuration for every drawing of the "
+            f"parameters it leaves out (it sets {sorted(partial)})"
+        )
+
+    def take_rejected(self) -> list[Trial]:
+        """The suggestions the constraints refused since the last call (for the record)."""
+        taken, self.rejected = self.rejected, []
+        return taken
+
+    def _refuse(self, trial: Trial) -> None:
+        """An infeasible suggestion: never run, told as a failure (learnt from: as bad as
+        the worst value seen, see `worst_value`), kept for the record."""
+        trial.state, trial.error = TrialState.FAILED, "infeasible: the constraints returned False"
+        trial.attrs["infeasible"] = True
+        self._on_tell(trial)
+        self.rejected.append(trial)
+        self._refused_in_a_row += 1
+        if self.max_infeasible is not None and self._refused_in_a_row >= self.max_infeasible:
+            raise NoFeasibleConfiguration(
+                f"the {self.name} strategy suggested {self._refused_in_a_row} configurations in "
+                "a row that the constraints refuse; loosen the constraints, or narrow the "
+                "space to where they hold"
+            )
+
+    def worst_value(self) -> float | None:
+        """The worst value completed so far (history included), in the sweep's direction."""
+        values = [t.value for t in self.history + self.trials if t.state is TrialState.COMPLETE]
+        if not values:
+            return None
+        return max(values) if self.direction == "minimize" else min(values)
+
+    def warm_start(self, trials: Iterable[tuple[dict[str, Any], TrialState, float | None]]) -> None:
+        """Learn from finished trials of earlier sweeps, given as (assignment in this
+        space, state, value), before any `ask`: they are history, not trials of this
+        sweep (numbered -1, -2, ...; not in ``trials``, so not run and not counted)."""
+        for assignment, state, value in trials:
+            if not state.is_finished:
+                raise ValueError(f"a warm start takes finished trials, got one {state.value}")
+            self.space.validate(assignment)
+            trial = Trial(
+                number=-len(self.history) - 1,
+                assignment=dict(assignment),
+                params=self.space.build(assignment),
+                flat_params=self.space.flat(assignment),
+                state=state,
+                value=check_value(value) if state is TrialState.COMPLETE else None,
+            )
+            self.history.append(trial)
+            self._on_restore(trial)  # as a finished trial of a resume, to those that keep one
+
+    def enqueue(self, params: Mapping[str, Any]) -> None:
+        """Have the next ask issue ``params`` (nested, shaped like the objective's) before
+        anything the strategy suggests. Parameters it leaves out are drawn at random from
+        their ranges (a branch it leaves out too). Raises ValueError, naming the parameter,
+        for a value the space does not hold."""
+        self._queue.append(self.space.assignment_of(params))
 
     def tell(
         self,
@@ -200,7 +315,7 @@ class Strategy:
 
     @property
     def exhausted(self) -> bool:
-        """True when `ask` will issue nothing more (a finished grid)."""
+        """True when `ask` will issue nothing more (a finished grid, its queue empty)."""
         return False
 
     def artifacts(self) -> dict[str, bytes]:

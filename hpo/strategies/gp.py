@@ -15,7 +15,9 @@ configuration trained twice scores differently. Its hyperparameters are fitted b
 likelihood times a Gamma(3, 6) prior on each length scale (mode 1/3 of the unit cube): with a
 dozen points in six dimensions the plain likelihood often prefers length scales at the bounds,
 a flat model or a needle one, and the search then wanders. Fits restart while data are few and
-are warm-started from the previous fit afterwards (the fit is what makes an ask cost time).
+are warm-started from the previous fit afterwards (the fit is what makes an ask cost time);
+past 100 observations they happen only as the history grows by a tenth, on at most 300 of
+the observations (see `REFIT_GROWTH`), so that an ask stays fast at a thousand.
 
 Objective values are standardised and then Yeo-Johnson transformed (scikit-learn's
 `PowerTransformer`, its power fitted by maximum likelihood): losses that span decades are far
@@ -50,6 +52,15 @@ from hpo.space import Choice, Float, Int, Space
 from hpo.strategies.base import Strategy, TrialState
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+# Fitting the kernel's hyperparameters is what makes an ask cost time: every step of the
+# search factorises the kernel matrix and forms its gradient, cubic in the observations. So
+# with many observations the hyperparameters are fitted again only once the history has
+# grown by REFIT_GROWTH since the last fit (the model in between conditions on every
+# observation with the last fit's hyperparameters: one factorisation), and on a subset of
+# at most FIT_SUBSET observations: the best third of them (where the search looks) and a
+# random draw of the rest. Below REFIT_ALWAYS observations every ask fits on everything.
+REFIT_ALWAYS, REFIT_GROWTH, FIT_SUBSET = 100, 1.1, 300
 
 
 def log_expected_improvement(mean: np.ndarray, std: np.ndarray, best: float) -> np.ndarray:
@@ -301,6 +312,7 @@ class GPEI(Strategy):
             "n_polish": self.n_polish,
         }
         self._theta: np.ndarray | None = None  # kernel hyperparameters of the last fit
+        self._fitted_on = 0  # the number of observations when they were fitted
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -310,6 +322,8 @@ class GPEI(Strategy):
             "kernel": "Matern(nu=2.5, ARD) + noise, Gamma(3, 6) length-scale prior",
             "outputs": "standardised, Yeo-Johnson",
             "acquisition": "log EI",
+            "refits": f"every ask up to {REFIT_ALWAYS} observations, then at each "
+            f"{REFIT_GROWTH:g}x growth, on at most {FIT_SUBSET} of them",
             "pending": "constant liar (mean)",
             "failures": "worst value seen",
         }
@@ -317,7 +331,7 @@ class GPEI(Strategy):
     # -- suggestions ---------------------------------------------------------------------
     def _suggest(self, n: int) -> list[dict[str, Any]]:
         rng = np.random.default_rng([self.seed, len(self.trials)])
-        told = [t for t in self.trials if t.state is not TrialState.RUNNING]
+        told = [t for t in self.history + self.trials if t.state is not TrialState.RUNNING]
         if sum(t.state is TrialState.COMPLETE for t in told) < 2 or len(told) < self.n_initial:
             return self._initial_design(n)
         X, y = self._data(told)
@@ -327,7 +341,7 @@ class GPEI(Strategy):
         pending = [self.encoding.encode(t.assignment) for t in self.pending]
         liar = float(np.mean(u))
         out: list[dict[str, Any]] = []
-        seen = {self._key(t.assignment) for t in self.trials}
+        seen = {self._key(t.assignment) for t in self.history + self.trials}
         for _ in range(n):
             if pending:  # condition on the lies; the kernel stays the one fitted on data
                 posterior = posterior.conditioned(
@@ -371,17 +385,33 @@ class GPEI(Strategy):
         if self._theta is not None:  # warm start from the previous fit
             kernel = kernel.clone_with_theta(self._theta)
         warp = _OutputWarp(y)
-        model = GaussianProcessRegressor(
-            kernel=kernel,
-            optimizer=_length_scale_prior_optimizer(kernel),
-            n_restarts_optimizer=2 if len(y) < 40 else 0,
-            random_state=int(rng.integers(2**31)),
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # convergence notices at the bounds
-            model.fit(X, warp(y))
-        self._theta = model.kernel_.theta
+        u, n = warp(y), len(y)
+        if n < REFIT_ALWAYS or self._theta is None or n >= REFIT_GROWTH * self._fitted_on:
+            rows = self._fit_subset(u, rng) if n > FIT_SUBSET else slice(None)
+            model = GaussianProcessRegressor(
+                kernel=kernel,
+                optimizer=_length_scale_prior_optimizer(kernel),
+                n_restarts_optimizer=2 if n < 40 else 0,
+                random_state=int(rng.integers(2**31)),
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # convergence notices at the bounds
+                model.fit(X[rows], u[rows])
+            self._theta, self._fitted_on = model.kernel_.theta, n
+            if n <= FIT_SUBSET:
+                return _Posterior(model, warp)
+            kernel = model.kernel_
+        model = GaussianProcessRegressor(kernel=kernel, optimizer=None)
+        model.fit(X, u)  # every observation, the hyperparameters as they are
         return _Posterior(model, warp)
+
+    @staticmethod
+    def _fit_subset(u: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """FIT_SUBSET rows of ``u``: the best third of them, and a random draw of the rest."""
+        order = np.argsort(u, kind="stable")
+        best, rest = order[: FIT_SUBSET // 3], order[FIT_SUBSET // 3 :]
+        drawn = rng.choice(rest, FIT_SUBSET - len(best), replace=False)
+        return np.sort(np.concatenate([best, drawn]))
 
     def _score(self, posterior: _Posterior, U: np.ndarray, best: float) -> np.ndarray:
         mean, std = posterior.predict(U)
@@ -445,7 +475,7 @@ class GPEI(Strategy):
         """``gp_posterior.png`` for a search over one number: the model's mean with its 95%
         band, the observations, and the expected-improvement curve the next ask maximises."""
         params = self.space.params
-        told = [t for t in self.trials if t.state is not TrialState.RUNNING]
+        told = [t for t in self.history + self.trials if t.state is not TrialState.RUNNING]
         done = [t for t in told if t.state is TrialState.COMPLETE]
         if len(params) != 1 or isinstance(params[0].dim, Choice) or len(done) < 2:
             return {}

@@ -23,25 +23,39 @@ class GridSearch(Strategy):
     """
 
     name = "grid"
+    max_infeasible = None  # a grid ends: it skips every point the constraints refuse
 
     def _configure(self) -> None:
         self.size = self.space.grid_size()  # raises now if a Float has no grid
         self._points = self.space.grid()
         self._issued: set[tuple[tuple[str, Any], ...]] = set()  # points issued, as `_point_key`
+        self._left = self.size  # grid points not issued yet
+        self._on_grid: set[tuple[tuple[str, Any], ...]] | None = None  # made when needed
 
     @property
     def exhausted(self) -> bool:
-        return len(self._issued) >= self.size
+        return self._left == 0 and not self._queue
 
     def _suggest(self, n: int) -> list[dict[str, Any]]:
         # Points a restored sweep already ran are skipped: the grid goes on where it stopped.
         fresh = (a for a in self._points if _point_key(a) not in self._issued)
         batch = list(itertools.islice(fresh, n))
         self._issued.update(_point_key(a) for a in batch)
+        self._left -= len(batch)
         return batch
 
     def _on_restore(self, trial: Trial) -> None:
-        self._issued.add(_point_key(trial.assignment))
+        # A restored or enqueued point: done, and counted off the grid if it is on it.
+        key = _point_key(trial.assignment)
+        if key not in self._issued and self.on_grid(trial.assignment):
+            self._left -= 1
+        self._issued.add(key)
+
+    def on_grid(self, assignment: dict[str, Any]) -> bool:
+        """Whether ``assignment`` is one of the grid's points."""
+        if self._on_grid is None:
+            self._on_grid = {_point_key(a) for a in self.space.grid()}
+        return _point_key(assignment) in self._on_grid
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "grid_size": self.size}

@@ -123,8 +123,11 @@ class HyperoptTPE(Strategy):
         from hyperopt import JOB_STATE_DONE, JOB_STATE_ERROR, STATUS_FAIL, STATUS_OK
 
         doc = self._docs.pop(trial.number)
-        if trial.state is TrialState.COMPLETE:
-            doc["result"] = {"loss": loss_sign(self.direction) * trial.value, "status": STATUS_OK}
+        # An infeasible suggestion counts as bad as the worst value seen, so TPE avoids it.
+        worst = self.worst_value() if trial.attrs.get("infeasible") else None
+        value = worst if worst is not None else trial.value
+        if trial.state is TrialState.COMPLETE or worst is not None:
+            doc["result"] = {"loss": loss_sign(self.direction) * value, "status": STATUS_OK}
             doc["state"] = JOB_STATE_DONE
         else:
             doc["result"] = {"status": STATUS_FAIL}

@@ -146,7 +146,10 @@ class OptunaSampler(Strategy):
         optuna_trial = self._asked.pop(trial.number)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if trial.state is TrialState.COMPLETE:
+            worst = self.worst_value() if trial.attrs.get("infeasible") else None
+            if worst is not None:  # as bad as the worst seen: TPE learns to avoid the region
+                self.study.tell(optuna_trial, worst)
+            elif trial.state is TrialState.COMPLETE:
                 self.study.tell(optuna_trial, trial.value)
             elif trial.state is TrialState.PRUNED:
                 # TPE ranks pruned trials by how far they got and their last value there.

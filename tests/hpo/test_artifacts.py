@@ -141,3 +141,34 @@ def test_a_store_the_worker_cannot_reach_gets_the_files_through_the_driver(store
     report = _Reporter(events, threading.Event(), {}, 0.0, place={"store": store})
     report.artifact("a.txt", "a")
     assert events.get_nowait() == Artifact({"a.txt": b"a"})
+
+
+def test_a_checkpoint_is_stored_at_the_last_step_and_restored_only_when_the_trial_runs_again(
+    tmp_path,
+):
+    import queue
+
+    events: queue.Queue = queue.Queue()
+    run_folder = tmp_path / "1" / "run-a" / "artifacts"
+    run_folder.mkdir(parents=True)
+    store = (run_folder.as_uri(), "sqlite:///mlflow.db")
+    first = _Reporter(events, threading.Event(), {}, 0.0, place={"store": store})
+    assert first.restore() is None  # a first attempt has nothing to go on from
+    for step in range(3):
+        first(step, loss=1.0 / (step + 1))
+    first.checkpoint({"weights": [1, 2, 3]})
+    first(3, loss=0.2)
+    first.checkpoint({"weights": [4, 5, 6]})  # replaces the one before
+    assert (run_folder / "checkpoint.pkl").is_file()
+    resent: queue.Queue = queue.Queue()
+    curves: dict = {}
+    again = _Reporter(resent, threading.Event(), curves, 0.0, place={"store": store, "rerun": True})
+    assert again.restore() == ({"weights": [4, 5, 6]}, 3)
+    # The reports up to the checkpoint go to the driver again (the lost attempt may have died
+    # before they left it; the driver logs each step once), and into the curves' figure.
+    assert [r.step for r in resent.queue] == [0, 1, 2, 3]
+    assert curves == {"loss": [(0, 1.0), (1, 0.5), (2, 1.0 / 3), (3, 0.2)]}
+    elsewhere = {"store": ((tmp_path / "none").as_uri(), "sqlite:///m.db"), "rerun": True}
+    assert _Reporter(events, threading.Event(), {}, 0.0, place=elsewhere).restore() is None
+    with pytest.raises(ValueError, match="'checkpoint.pkl' is hpo's own"):
+        first.artifact("checkpoint.pkl", b"x")

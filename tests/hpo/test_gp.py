@@ -171,3 +171,42 @@ def test_length_scale_prior_keeps_irrelevant_dimensions_off_the_bound():
     assert np.max(plain.kernel_.k1.k2.length_scale[1:]) > 50  # the degenerate fit
     assert np.all(with_prior[1:] < 10)
     assert with_prior[0] < np.min(with_prior[1:])  # the dimension that matters is the shortest
+
+
+def _long_history(n: int, seed: int = 0) -> GPEI:
+    """A GP told ``n`` random points of a quadratic bowl centred at (0.3, 0.7)."""
+    s = GPEI({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)}, seed=seed, n_initial=n + 1)
+    for _ in range(n):  # through the cheap initial design
+        [t] = s.ask()
+        s.tell(t, (t.params["x"] - 0.3) ** 2 + (t.params["y"] - 0.7) ** 2)
+    s.n_initial = 1
+    return s
+
+
+def test_a_long_history_refits_the_kernel_only_as_it_grows_by_a_tenth():
+    from hpo.strategies.gp import REFIT_GROWTH
+
+    s = _long_history(120)
+    fits = []
+    for _ in range(20):
+        [t] = s.ask()
+        fits.append(s._fitted_on)
+        s.tell(t, (t.params["x"] - 0.3) ** 2 + (t.params["y"] - 0.7) ** 2)
+    # Fitted at 120 observations, then again at the first ask with 10% more (132).
+    assert fits == [120] * 12 + [132] * 8 and math.ceil(120 * REFIT_GROWTH) == 132
+
+
+def test_a_long_history_fits_the_kernel_on_a_subset_and_conditions_on_everything():
+    from hpo.strategies.gp import FIT_SUBSET
+
+    s = _long_history(450)
+    u = np.random.default_rng(1).normal(size=450)
+    rows = s._fit_subset(u, np.random.default_rng(2))
+    assert len(rows) == len(set(rows)) == FIT_SUBSET and list(rows) == sorted(rows)
+    assert set(np.argsort(u)[: FIT_SUBSET // 3]) <= set(rows)  # the best third, all of it
+    X, y = s._data(s.trials)
+    posterior = s._fit(X, y, np.random.default_rng(0))
+    assert s._fitted_on == 450 and posterior.model.X_train_.shape == (450, 2)
+    [t] = s.ask()  # the hyperparameters of that fit, the model of every point
+    assert s._fitted_on == 450
+    assert math.dist((t.params["x"], t.params["y"]), (0.3, 0.7)) < 0.05

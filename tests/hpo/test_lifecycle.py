@@ -146,6 +146,8 @@ def test_a_lost_worker_retries_the_trial_as_the_same_run_logging_each_step_once(
     assert run.tags["hpo.attempt"] == "2" and "died" in run.tags["hpo.attempt_1_error"]
     assert metric_points(run, "loss") == [(0, 5.0), (1, 4.0), (2, 3.0)]
     assert run.ends == 1 and len(strategy.told) == 1
+    # The retry is told where its run keeps its artifacts: its checkpoint, if it took one.
+    assert pool.stores[-1] == (0, ("file:///store/run-0/artifacts", tracker.tracking_uri))
 
 
 def test_a_lost_node_the_retry_waits_for_a_worker_and_the_sweep_for_room():
@@ -339,3 +341,65 @@ def test_files_from_the_objective_reach_the_run_and_workers_learn_where_it_is():
         (0, "file:///store/run-0/artifacts"),
         (1, "file:///store/run-1/artifacts"),
     ]
+
+
+def test_enqueued_configurations_run_first_count_in_the_budget_and_are_tagged():
+    s, strategy, pool, tracker = sweep(lambda r, a: [complete(r.params["x"])], n_trials=4)
+    strategy.enqueue({"x": 0.25})
+    strategy.enqueue({"x": 0.75})
+    result = s.run("r", {})
+    assert [r.params["x"] for r in result.trials[:2]] == [0.25, 0.75]
+    assert len(result.trials) == 4  # the two queued ones and two of the strategy's
+    tagged = [n for n, run in tracker.runs.items() if run.tags.get("hpo.enqueued") == "true"]
+    assert tagged == [0, 1]
+    assert sorted(n for n, *_ in strategy.told) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("values", "rule", "ran", "why"),
+    [
+        ([5, 4, 3, 2, 1, 0], {"stop_at": 3.5}, 3, "stop_at: the best value 3 reached 3.5"),
+        ([3, 2, 2.5, 2.5, 2, 1], {"patience": 3}, 5, "patience: no improvement in the last 3"),
+        ([3, 2, 1, 0], {"stop_at": -1.0, "patience": 9}, 4, None),  # neither met: the budget
+    ],
+)
+def test_a_stopping_rule_starts_no_more_trials_and_says_which_stopped_the_sweep(
+    values, rule, ran, why
+):
+    s, strategy, pool, tracker = sweep(
+        lambda r, a: [complete(values[r.number])], n_trials=len(values), workers=1, **rule
+    )
+    result = s.run("r", {})
+    assert len(result.trials) == ran and result.n_complete == ran  # none cancelled
+    if why is None:
+        assert result.stopped_by is None and "hpo.stopped_by" not in tracker.sweep.tags
+    else:
+        assert result.stopped_by.startswith(why) and "stopped early" in result.summary()
+        assert tracker.sweep.tags["hpo.stopped_by"] == result.stopped_by
+        assert "stopped early" in tracker.sweep.tags["mlflow.note.content"]
+        assert tracker.sweep.status == "FINISHED"
+
+
+def test_refused_configurations_are_recorded_not_run_and_not_counted():
+    s, strategy, pool, tracker = sweep(lambda r, a: [complete(r.params["x"])], n_trials=5)
+    strategy.constraints = lambda params: params["x"] < 0.5
+    result = s.run("r", {})
+    ran = [r for r in result.trials if not r.trial.attrs.get("infeasible")]
+    refused = [r for r in result.trials if r.trial.attrs.get("infeasible")]
+    assert len(ran) == 5 and all(r.state is TrialState.COMPLETE for r in ran)
+    assert refused and all(r.params["x"] >= 0.5 and r.state is TrialState.FAILED for r in refused)
+    assert sorted(pool.attempts) == sorted(r.number for r in ran)  # never sent to a worker
+    for r in refused:
+        run = tracker.runs[r.number]
+        assert run.tags["hpo.infeasible"] == "true" and run.status == "FAILED"
+        assert run.tags["hpo.error"] == "infeasible: the constraints returned False"
+    assert tracker.sweep.tags["hpo.n_infeasible"] == str(len(refused))
+
+
+def test_a_sweep_whose_strategy_finds_nothing_feasible_stops_with_the_reason():
+    s, strategy, pool, tracker = sweep(lambda r, a: [complete(r.params["x"])], n_trials=5)
+    strategy.constraints = lambda params: False
+    result = s.run("r", {})
+    assert result.stopped_by.startswith("constraints: the random strategy suggested 100")
+    assert result.n_complete == 0 and tracker.sweep.status == "FINISHED"
+    assert tracker.sweep.tags["hpo.stopped_by"] == result.stopped_by

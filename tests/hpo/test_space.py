@@ -185,3 +185,29 @@ def test_repr_is_compact_and_readable():
     assert repr(space) == (
         "Space({'lr': Float(1e-05, 10, log=True), 'n': Int(1, 9, step=2), 'a': Choice(['x', 'y'])})"
     )
+
+
+def test_assignment_of_inverts_build_and_complete_fills_what_is_left_out():
+    space = Space(
+        {
+            "lr": Float(1e-4, 1e-1, log=True),
+            "act": Choice(["relu", "tanh"]),
+            "momentum": Choice([0.0, 0.9, True]),
+            "layers": Choice([{"units": [Int(1, 9)]}, {"units": [Int(1, 9), Int(1, 9)]}]),
+            "fixed": 3,
+        }
+    )
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        assignment = space.sample(rng)
+        assert space.assignment_of(space.build(assignment)) == assignment
+    # 0 is the option 0.0, not True; True is the option True, not 1.
+    assert space.assignment_of({"momentum": 0})["momentum"] == 0
+    assert space.assignment_of({"momentum": True})["momentum"] == 2
+    partial = space.assignment_of({"layers": {"units": [4, 5]}})
+    assert partial == {"layers": 1, "layers[1].units.0": 4, "layers[1].units.1": 5}
+    whole = space.complete(partial, rng)
+    space.validate(whole)
+    assert space.build(whole)["layers"] == {"units": [4, 5]}
+    with pytest.raises(ValueError, match="'fixed' is the constant 3 here, got 4"):
+        space.assignment_of({"fixed": 4})

@@ -12,6 +12,7 @@ import pytest
 
 import hpo
 from hpo.space import Choice, Float, Int
+from hpo.strategies.base import NoFeasibleConfiguration, TrialState
 
 STRATEGIES = [
     "random",
@@ -178,3 +179,128 @@ def test_a_restored_grid_continues_where_it_stopped():
     whole = [t.assignment for t in run(hpo.make_strategy("grid", SPACES["conditional"]), 10_000)]
     assert [t.assignment for t in done + rest] == whole
     assert fresh.exhausted
+
+
+GRID_POINT = {"lr": 1e-4, "layers": {"units": [50, 1000], "dropout": {"rate": 0.5}}}
+PARTIAL = {"layers": {"units": [1000]}}  # lr left out: drawn at random
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_enqueued_configurations_run_first_in_order_and_are_the_strategys_own(name):
+    strategy = hpo.make_strategy(name, SPACES["conditional"], seed=5)
+    strategy.enqueue(GRID_POINT)
+    strategy.enqueue(PARTIAL)
+    first, second, third = strategy.ask(3)
+    assert first.params == GRID_POINT and first.attrs == {"enqueued": True}
+    assert second.params["layers"] == {"units": [1000]} and second.attrs == {"enqueued": True}
+    assert 1e-4 <= second.params["lr"] <= 1e-1 and "enqueued" not in third.attrs
+    assert [t.number for t in (first, second, third)] == [0, 1, 2]
+    for t in (first, second, third):
+        strategy.space.validate(t.assignment)
+        strategy.tell(t, objective(t.params))
+    # Told as its own: in the history the strategy learns from (and, where it keeps its own
+    # record, there too).
+    assert [t.number for t in strategy.completed] == [0, 1, 2]
+    if hasattr(strategy, "study"):  # Optuna's samplers
+        values = [t.value for t in strategy.study.trials]
+        assert values == [objective(t.params) for t in (first, second, third)]
+    rest = run(strategy, 30 if name != "grid" else 10_000, batch=2)
+    trials = [first, second, third, *rest]
+    for t in rest:
+        strategy.space.validate(t.assignment)
+    if name == "grid":  # every grid point once, the queued one not again; the off-grid one too
+        keys = [tuple(sorted(t.assignment.items())) for t in trials]
+        assert len(keys) == len(set(keys)) == strategy.size + 1
+        assert strategy.exhausted
+
+
+def test_enqueue_refuses_what_the_space_does_not_hold_naming_the_parameter():
+    strategy = hpo.make_strategy("random", SPACES["conditional"], seed=0)
+    cases = [
+        ({"lr": 1.0}, r"'lr' must be in Float\(0.0001, 0.1, log=True"),
+        ({"learning_rate": 0.01}, "the space has no parameter 'learning_rate'"),
+        ({"layers": {"units": [50, 50, 50]}}, "no option of 'layers' fits"),
+        ({"layers": {"units": [50, 2000]}}, "'layers.units.1' must be in Int"),
+        ({"layers": {"units": [50, 60], "dropout": {"rate": 0.9}}}, "'layers.dropout.rate'"),
+        ([1, 2], "a configuration must be a dict like params"),
+    ]
+    for configuration, message in cases:
+        with pytest.raises(ValueError, match=message):
+            strategy.enqueue(configuration)
+    assert strategy.ask(1)[0].attrs == {}  # nothing was queued
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_a_warm_start_is_history_the_strategy_learns_from_not_trials_of_the_sweep(name):
+    earlier = hpo.make_strategy(name, SPACES["conditional"], seed=6)
+    done = run(earlier, 12, fail_every=5)
+    strategy = hpo.make_strategy(name, SPACES["conditional"], seed=7)
+    strategy.warm_start([(t.assignment, t.state, t.value) for t in done])
+    assert [t.number for t in strategy.history] == list(range(-1, -13, -1))
+    assert strategy.trials == [] and strategy.best_trial() is None  # none of this sweep's
+    if hasattr(strategy, "study"):  # Optuna's samplers hold it in their study
+        assert len(strategy.study.trials) == 12
+    new = run(strategy, 6 if name != "grid" else 10_000, batch=2)
+    assert [t.number for t in new][:3] == [0, 1, 2]
+    if name == "grid":  # the points done earlier are not run again
+        before = {tuple(sorted(t.assignment.items())) for t in done}
+        after = {tuple(sorted(t.assignment.items())) for t in new}
+        assert not before & after and len(before | after) == strategy.size
+    with pytest.raises(ValueError, match="a warm start takes finished trials, got one RUNNING"):
+        strategy.warm_start([(done[0].assignment, TrialState.RUNNING, None)])
+
+
+def test_gp_warm_started_skips_its_initial_design():
+    space = {"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)}
+    earlier = hpo.make_strategy("gp", space, seed=0)
+    done = run(earlier, 12)
+    cold = hpo.make_strategy("gp", space, seed=1)
+    warm = hpo.make_strategy("gp", space, seed=1)
+    warm.warm_start([(t.assignment, t.state, t.value) for t in done])
+    [first_cold], [first_warm] = cold.ask(), warm.ask()
+    # The cold one starts its Sobol design; the warm one asks its model, fitted on the history.
+    assert warm._theta is not None and cold._theta is None
+    assert first_cold.assignment != first_warm.assignment
+
+
+def _left_half(params):
+    return params["x"] < 0.5  # x in [-2, 3]: half of the box is infeasible
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_infeasible_suggestions_are_never_issued_and_are_told_as_failures(name):
+    strategy = hpo.make_strategy(name, SPACES["float"], seed=8)
+    strategy.constraints = _left_half
+    issued = run(strategy, 30 if name != "grid" else 10_000, batch=3)
+    refused = strategy.take_rejected()
+    assert issued and all(_left_half(t.params) for t in issued)
+    assert refused and not any(_left_half(t.params) for t in refused)
+    assert all(t.state.value == "FAILED" and t.attrs == {"infeasible": True} for t in refused)
+    assert strategy.take_rejected() == []  # taken once
+    if name == "grid":  # every feasible grid point once: x in {-2, -0.75} times 3 values of y
+        assert len(issued) == 6 and strategy.exhausted
+
+
+@pytest.mark.parametrize("name", ["gp", "tpe", "hyperopt-tpe"])
+def test_model_based_strategies_learn_to_avoid_the_infeasible_region(name):
+    def refused(strategy_name):
+        strategy = hpo.make_strategy(strategy_name, {"x": Float(-2.0, 3.0)}, seed=9)
+        strategy.constraints = _left_half
+        run(strategy, 40)
+        return len(strategy.take_rejected())
+
+    # Random search has half its suggestions refused (about 40 for 40 issued).
+    assert refused(name) < 0.6 * refused("random")
+
+
+def test_a_strategy_that_finds_nothing_feasible_says_so():
+    strategy = hpo.make_strategy("random", SPACES["float"], seed=0)
+    strategy.constraints = lambda params: False
+    with pytest.raises(NoFeasibleConfiguration, match="100 configurations in a row"):
+        strategy.ask(1)
+    grid = hpo.make_strategy("grid", SPACES["float"])
+    grid.constraints = lambda params: False
+    assert grid.ask(4) == [] and grid.exhausted and len(grid.take_rejected()) == grid.size
+    strategy.constraints = lambda params: "yes"
+    with pytest.raises(TypeError, match="constraints must return True or False, got 'yes'"):
+        strategy.ask(1)

@@ -242,3 +242,36 @@ def ticking(params, report):
         time.sleep(0.25)
         report(step, loss=params["x"] + 1.0 / (step + 1))
     return params["x"]
+
+
+def checkpointed(params, report, data):
+    """20 epochs of a real model, checkpointed every `every` epochs; its worker SIGKILLs
+    itself at each epoch in `kill_at` the first time it gets there (a marker file per kill),
+    and every epoch trained is appended to the `log` file (to count the repeated ones)."""
+    from models import MLPClassifier
+
+    X_train, X_val, y_train, y_val = data
+    log = Path(params["log"])
+
+    def on_epoch(epoch, metrics):
+        report(epoch, **metrics)
+        with log.open("a") as f:
+            f.write(f"{epoch}\n")
+        if epoch % params["every"] == 0:
+            report.checkpoint(model.training_state())
+        marker = log.with_name(f"killed-at-{epoch}")
+        if epoch in params["kill_at"] and not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    restored = report.restore()
+    model = MLPClassifier(
+        (32,),
+        solver="adam",
+        max_iter=20,
+        n_iter_no_change=20,
+        random_state=0,
+        epoch_callback=on_epoch,
+    )
+    model.fit(X_train, y_train, eval_set=(X_val, y_val), resume_from=restored and restored[0])
+    return model.score(X_val, y_val)

@@ -152,6 +152,7 @@ def test_the_driver_sigkilled_halfway_then_hpo_resume(tmp_path, hpo_env, client,
 
 def test_a_sweep_stopped_by_its_timeout_is_resumed_to_its_budget(ray_cluster, tracking_uri, client):
     space = {"x": Float(0.0, 1.0)}
+    queued = [{"x": x / 20} for x in range(1, 14, 2)]  # 7: more than 2.5 s can start
     first = hpo.run(
         space,
         objectives.one_second,
@@ -159,12 +160,13 @@ def test_a_sweep_stopped_by_its_timeout_is_resumed_to_its_budget(ray_cluster, tr
         workers=2,
         seed=5,
         strategy="tpe",
+        enqueue=queued,
         timeout=2.5,
         tracking_uri=tracking_uri,
         experiment_name="timeout-resume",
         progress=False,
     )
-    assert first.timed_out and len(first.trials) < 8
+    assert first.timed_out and len(first.trials) < 7  # so the resume starts queued ones
     cancelled = [t.number for t in first.trials if "timeout" in (t.error or "")]
     assert cancelled
     second = hpo.resume(
@@ -174,6 +176,13 @@ def test_a_sweep_stopped_by_its_timeout_is_resumed_to_its_budget(ray_cluster, tr
     runs = check_invariants(
         client, first.sweep_id, 8, curve=("loss", range(10)), workers=cluster_workers
     )
+    # The queued configurations ran first, in order, those the timeout kept from starting
+    # after the resume; then the strategy's own.
+    for number, run in runs.items():
+        enqueued = run.data.tags.get("hpo.enqueued") == "true"
+        assert enqueued == (number < 7)
+        if enqueued:
+            assert float(run.data.params["x"]) == queued[number]["x"]
     for number in cancelled:
         tags = runs[number].data.tags
         assert tags["hpo.state"] == "COMPLETE" and "hpo.error" not in tags
@@ -270,3 +279,77 @@ def test_objectives_that_raise_return_nan_or_diverge(ray_cluster, tracking_uri, 
     assert all("fails on purpose" in errors[i] for i in range(0, 20, 5))
     assert "not a finite number" in errors[7] and "DivergenceError" in errors[11]
     assert result.n_failed == 6 and result.n_complete == 14
+
+
+def test_a_sweep_its_patience_stopped_resumes_only_with_a_larger_budget(
+    ray_cluster, tracking_uri, client
+):
+    space = {"x": Float(0.0, 1.0)}
+    first = hpo.run(
+        space,
+        objectives.quadratic,
+        n_trials=40,
+        workers=2,
+        seed=1,
+        patience=3,
+        tracking_uri=tracking_uri,
+        experiment_name="patience",
+        progress=False,
+    )
+    ran = len(first.trials)
+    assert first.stopped_by.startswith("patience: no improvement in the last") and ran < 40
+    assert first.n_complete == ran  # the trial running when the rule was met finished
+    assert client.get_run(first.sweep_id).data.tags["hpo.stopped_by"] == first.stopped_by
+    with pytest.raises(ValueError, match=r"stopped early by its rule \(patience: .*larger budget"):
+        hpo.resume(first.sweep_id, space, objectives.quadratic, tracking_uri=tracking_uri)
+    second = hpo.resume(
+        first.sweep_id,
+        space,
+        objectives.quadratic,
+        tracking_uri=tracking_uri,
+        n_trials=ran + 3,
+        progress=False,
+    )
+    assert len(second.trials) == ran + 3 and second.stopped_by is None  # the rule is not re-applied
+    check_invariants(client, first.sweep_id, ran + 3, curve=("loss", range(5)))
+    assert "hpo.stopped_by" not in client.get_run(first.sweep_id).data.tags
+
+
+def test_a_trial_killed_twice_goes_on_from_its_checkpoint_each_time(
+    ray_cluster, tracking_uri, client, tmp_path
+):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    digits = train_test_split(X / 16.0, y, test_size=0.3, random_state=0)
+    log = tmp_path / "epochs"
+    params = {"every": 3, "kill_at": [7, 14], "log": str(log)}
+    result = hpo.run(
+        params,  # constants only: one configuration
+        objectives.checkpointed,
+        n_trials=1,
+        workers=1,
+        max_retries=2,
+        data=digits,
+        tracking_uri=tracking_uri,
+        experiment_name="checkpoints",
+        progress=False,
+    )
+    [trial] = result.trials
+    assert trial.state.value == "COMPLETE" and trial.attempts == 3  # killed twice, then done
+    epochs = [int(line) for line in log.read_text().split()]
+    # Killed at 7 (checkpoint at 6): 7 again; killed at 14 (checkpoint at 12): 13, 14 again.
+    assert epochs == [*range(1, 8), *range(7, 15), *range(13, 21)]
+    assert len(epochs) - 20 <= 2 * params["every"]  # at most one interval repeated per loss
+    [run] = child_runs(client, result.sweep_id)
+    for metric in ("train_loss", "val_loss", "val_accuracy"):
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, metric)]
+        assert sorted(steps) == list(range(1, 21)), metric  # every step logged once, no gap
+    # The interrupted training went on exactly: the same score as one uninterrupted fit.
+    from models import MLPClassifier
+
+    X_train, X_val, y_train, y_val = digits
+    whole = MLPClassifier((32,), solver="adam", max_iter=20, n_iter_no_change=20, random_state=0)
+    assert trial.value == whole.fit(X_train, y_train).score(X_val, y_val)
+    assert "checkpoint.pkl" in {a.path for a in client.list_artifacts(run.info.run_id)}

@@ -12,6 +12,7 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from conftest import by_trial, child_runs
@@ -68,6 +69,7 @@ def hpo_cmd(*args: str) -> list[str]:
 
 def test_hpo_run_records_a_sweep_that_hpo_show_reads(tmp_path, hpo_env, client, tracking_uri):
     (tmp_path / "iris_grid.py").write_text(EXPERIMENT)
+    (tmp_path / "queued.json").write_text('[{"lr": 1.0, "act": "tanh"}]')  # a grid point
     done = subprocess.run(
         hpo_cmd(
             "run",
@@ -78,6 +80,8 @@ def test_hpo_run_records_a_sweep_that_hpo_show_reads(tmp_path, hpo_env, client, 
             "2",
             "--tracking-uri",
             tracking_uri,
+            "--enqueue",
+            "queued.json",
         ),
         cwd=tmp_path,
         env=hpo_env,
@@ -99,6 +103,10 @@ def test_hpo_run_records_a_sweep_that_hpo_show_reads(tmp_path, hpo_env, client, 
     assert parent.data.tags["hpo.strategy"] == "grid" and parent.info.status == "FINISHED"
     runs = by_trial(child_runs(client, parent.info.run_id))
     assert sorted(runs) == list(range(6))
+    # The queued grid point ran first, tagged, and the grid did not run it again.
+    assert runs[0].data.params == {"lr": "1.0", "act": "tanh"}
+    assert [n for n, r in runs.items() if r.data.tags.get("hpo.enqueued") == "true"] == [0]
+    assert len({tuple(sorted(r.data.params.items())) for r in runs.values()}) == 6
     for run in runs.values():
         assert run.info.status == "FINISHED" and set(run.data.params) == {"lr", "act"}
         history = client.get_metric_history(run.info.run_id, "val_accuracy")
@@ -183,11 +191,24 @@ def test_hpo_run_records_a_sweep_that_hpo_show_reads(tmp_path, hpo_env, client, 
             ["exp.py"],
             "defines no load_data()",
         ),
+        (
+            "from hpo.space import Float\nspace = {'x': Float(0, 1)}\n"
+            "def objective(p, r): return 0.0\n",
+            ["exp.py", "--enqueue", "queued.json"],
+            "enqueue[1] {'x': 2}: 'x' must be in Float(0, 1), got 2",
+        ),
+        (
+            None,
+            [str(Path(__file__).resolve().parents[2] / "experiments" / "mnist_mlp.py")],
+            "put mnist.npz (as distributed with Keras) on this machine and name it in HPO_MNIST",
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_error_and_creates_nothing(tmp_path, hpo_env, setup, args, message):
     if setup is not None:
         (tmp_path / "exp.py").write_text(setup)
+    hpo_env.pop("HPO_MNIST", None)  # the MNIST experiment is run without its file
+    (tmp_path / "queued.json").write_text('[{"x": 0.5}, {"x": 2}]')
     done = subprocess.run(
         hpo_cmd("run", *args),
         cwd=tmp_path,

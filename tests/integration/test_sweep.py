@@ -368,3 +368,81 @@ def test_a_direction_that_contradicts_the_strategy_object_is_refused_before_anyt
         hpo.run(
             {"x": Float(0.0, 1.0)}, objectives.quadratic, strategy=strategy, direction="maximize"
         )
+
+
+def test_a_sweep_warm_started_from_earlier_ones_learns_from_them_without_running_them(
+    ray_cluster, tracking_uri, client
+):
+    space = {"x": Float(-1.0, 1.0)}
+    earlier = [
+        hpo.run(
+            space,
+            objectives.quadratic,
+            strategy="random",
+            n_trials=6,
+            workers=2,
+            seed=seed,
+            tracking_uri=tracking_uri,
+            experiment_name="warm",
+            progress=False,
+        )
+        for seed in (1, 2)
+    ]
+    narrowed = {"x": Float(0.0, 1.0)}  # trials at x < 0 fall outside it
+    outside = sum(t.params["x"] < 0 for r in earlier for t in r.trials)
+    result = hpo.run(
+        narrowed,
+        objectives.quadratic,
+        strategy="gp",
+        n_trials=4,
+        workers=2,
+        seed=3,
+        warm_start=[r.sweep_id for r in earlier],
+        tracking_uri=tracking_uri,
+        experiment_name="warm",
+        progress=False,
+    )
+    # Its own 4 trials only: the history was learnt from, not run and not counted.
+    assert [t.number for t in result.trials] == [0, 1, 2, 3] and result.n_complete == 4
+    assert len(child_runs(client, result.sweep_id)) == 4
+    tags = client.get_run(result.sweep_id).data.tags
+    kept = 12 - outside
+    assert tags["hpo.warm_start"].startswith(f"warm start: {kept} finished trials of 2 earlier")
+    assert (f"{outside} left out" in tags["hpo.warm_start"]) == (outside > 0)
+    assert all(0.0 <= t.params["x"] <= 1.0 for t in result.trials)  # inside the new space
+    with pytest.raises(ValueError, match="needs the same direction"):
+        hpo.run(
+            narrowed,
+            objectives.quadratic,
+            direction="maximize",
+            warm_start=[earlier[0].sweep_id],
+            tracking_uri=tracking_uri,
+            progress=False,
+        )
+
+
+def test_constraints_keep_infeasible_configurations_from_running(ray_cluster, tracking_uri, client):
+    result = hpo.run(
+        {"x": Float(-1.0, 1.0)},
+        objectives.quadratic,
+        strategy="tpe",
+        n_trials=8,
+        workers=2,
+        seed=2,
+        constraints=lambda params: params["x"] >= 0.0,  # half the interval is infeasible
+        tracking_uri=tracking_uri,
+        experiment_name="constrained",
+        progress=False,
+    )
+    ran = [t for t in result.trials if not t.trial.attrs.get("infeasible")]
+    refused = [t for t in result.trials if t.trial.attrs.get("infeasible")]
+    assert len(ran) == 8 and result.n_complete == 8 and all(t.params["x"] >= 0 for t in ran)
+    runs = by_trial(child_runs(client, result.sweep_id))
+    assert sorted(runs) == sorted(t.number for t in result.trials)  # one run each
+    for t in refused:
+        run = runs[t.number]
+        assert t.params["x"] < 0 and run.info.status == "FAILED"
+        assert run.data.tags["hpo.infeasible"] == "true" and "objective" not in run.data.metrics
+        assert "loss" not in run.data.metrics  # never run: nothing reported
+    tags = client.get_run(result.sweep_id).data.tags
+    assert tags.get("hpo.n_infeasible", "0") == str(len(refused))

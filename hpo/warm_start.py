@@ -1,0 +1,73 @@
+"""Warm starts: the finished trials of earlier sweeps in the store, as history for a new
+sweep's strategy (learnt from, never run again, not counted in the budget).
+
+A trial is carried over by its nested parameters (the ``hpo.params`` tag), mapped into the
+new space with `Space.assignment_of`: so an option index means the same option even when
+options were removed, and a trial with a value outside the new space (a narrowed range, a
+removed option) or without a value for one of its parameters (a new parameter) is left out
+and counted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpo.space import Space
+from hpo.store import child_runs, sweep_run
+from hpo.strategies.base import TrialState
+
+
+@dataclass
+class History:
+    """What a warm start gives the strategy, and what it left out."""
+
+    sweep_ids: list[str]
+    trials: list[tuple[dict[str, Any], TrialState, float | None]] = field(default_factory=list)
+    left_out: int = 0
+
+    def describe(self) -> str:
+        line = (
+            f"warm start: {len(self.trials)} finished trials of {len(self.sweep_ids)} earlier "
+            f"sweep{'s' if len(self.sweep_ids) > 1 else ''} as history"
+        )
+        if self.left_out:
+            line += f"; {self.left_out} left out (their parameters fall outside this space)"
+        return line
+
+
+def load_history(sweep_ids: list[str], space: Space, direction: str, tracking_uri: str) -> History:
+    """The finished trials of ``sweep_ids`` that fit ``space``; ValueError for a sweep that
+    is not in the store or that optimised in the other direction."""
+    from mlflow.tracking import MlflowClient
+
+    if isinstance(sweep_ids, str) or not all(isinstance(s, str) for s in sweep_ids):
+        raise ValueError(f"warm_start must be a list of sweep ids, got {sweep_ids!r}")
+    client = MlflowClient(tracking_uri)
+    history = History(list(dict.fromkeys(sweep_ids)))
+    for sweep_id in history.sweep_ids:
+        parent = sweep_run(client, sweep_id, tracking_uri)
+        theirs = parent.data.tags.get("hpo.direction")
+        if theirs != direction:
+            raise ValueError(
+                f"warm_start: sweep {sweep_id!r} was to {theirs} its objective, this one is "
+                f"to {direction} it; a warm start needs the same direction"
+            )
+        runs = child_runs(client, parent.info.experiment_id, sweep_id)
+        for run in sorted(runs, key=lambda r: int(r.data.tags["hpo.trial"])):  # a fixed order
+            tags = run.data.tags
+            state = TrialState(tags.get("hpo.state", "RUNNING"))
+            value = run.data.metrics.get("objective")
+            if not state.is_finished or (state is TrialState.COMPLETE and value is None):
+                continue  # never finished: nothing to learn from
+            try:
+                assignment = space.assignment_of(json.loads(tags["hpo.params"]))
+                space.validate(assignment)
+            except (KeyError, ValueError):
+                history.left_out += 1
+                continue
+            history.trials.append(
+                (assignment, state, value if state is TrialState.COMPLETE else None)
+            )
+    return history

@@ -1,0 +1,69 @@
+"""Reading a warm start's history from a real sqlite store in a temporary directory."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from hpo.space import Choice, Float, Space
+from hpo.strategies.base import TrialState
+from hpo.warm_start import load_history
+
+
+def _sweep(client, experiment_id, direction, trials):
+    """A parent run and one child run per (params, state, value), as hpo records them."""
+    tags = {"hpo.sweep": "true", "hpo.direction": direction}
+    parent = client.create_run(experiment_id, tags=tags)
+    sweep_id = parent.info.run_id
+    for number, (params, state, value) in enumerate(trials):
+        run = client.create_run(
+            experiment_id,
+            tags={
+                "mlflow.parentRunId": sweep_id,
+                "hpo.trial": str(number),
+                "hpo.state": state,
+                "hpo.params": json.dumps(params),
+            },
+        )
+        if value is not None:
+            client.log_metric(run.info.run_id, "objective", value)
+    return sweep_id
+
+
+def test_history_keeps_finished_trials_that_fit_the_new_space_by_their_values(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment("e", artifact_location=tmp_path.as_uri())
+    sweep_id = _sweep(
+        client,
+        experiment_id,
+        "minimize",
+        [
+            ({"lr": 0.01, "act": "elu"}, "COMPLETE", 0.3),
+            ({"lr": 0.5, "act": "relu"}, "COMPLETE", 0.9),  # lr outside the narrowed range
+            ({"lr": 0.001, "act": "tanh"}, "COMPLETE", 0.2),  # tanh was removed
+            ({"lr": 0.002, "act": "relu"}, "FAILED", None),
+            ({"lr": 0.003, "act": "relu"}, "RUNNING", None),  # never finished: not history
+        ],
+    )
+    # The earlier space: lr in [1e-4, 1], act relu/tanh/elu. Now the range is narrowed and
+    # "tanh" removed: "elu" is now option 1, and is found as such.
+    new = Space({"lr": Float(1e-4, 0.1, log=True), "act": Choice(["relu", "elu"])})
+    history = load_history([sweep_id], new, "minimize", uri)
+    assert history.trials == [
+        ({"lr": 0.01, "act": 1}, TrialState.COMPLETE, 0.3),
+        ({"lr": 0.002, "act": 0}, TrialState.FAILED, None),
+    ]
+    assert history.left_out == 2
+    assert history.describe() == (
+        "warm start: 2 finished trials of 1 earlier sweep as history; 2 left out (their "
+        "parameters fall outside this space)"
+    )
+    with pytest.raises(ValueError, match="was to minimize its objective, this one is to maximize"):
+        load_history([sweep_id], new, "maximize", uri)
+    with pytest.raises(ValueError, match="no sweep 'nope'"):
+        load_history(["nope"], new, "minimize", uri)
+    with pytest.raises(ValueError, match="warm_start must be a list of sweep ids"):
+        load_history(sweep_id, new, "minimize", uri)
