@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean system-packages
+.PHONY: demo test lint bench studies clean system-packages
 
 # Debian packages some tests use beyond Python: Chromium for the UI tests (driven through
 # Playwright's Python package; nothing downloads a browser), docker-compose, a Compose
@@ -53,6 +53,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/optimizers.py
 	$(BIN)/python benchmarks/pruning.py
 	$(BIN)/python benchmarks/cluster.py  # namespace hosts: needs root
+
+# The source material's studies, run and written into docs/seed_studies.md (about half an
+# hour on 2 cores; mnist_mlp only when HPO_MNIST names an MNIST file).
+studies: $(STAMP)
+	$(BIN)/python benchmarks/seed_studies.py
 
 clean:
 	rm -rf $(VENV) mlflow.db mlartifacts .pytest_cache
