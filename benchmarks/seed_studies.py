@@ -38,7 +38,7 @@ def _best(result, value: str, metric: str | None = None, label: str | None = Non
     """Rows for the best trial: its value (``value`` names it), one of its reported
     metrics (``label`` names it), and its parameters."""
     best = result.best_trial
-    rows = [[value, f"{best.value:.4f}"]]
+    rows = [["", "our run"], [value, f"{best.value:.4f}"]]
     if metric is not None:
         rows.append([label, f"{best.last_metrics[metric][1]:.4f}"])
     params = ", ".join(
@@ -65,12 +65,12 @@ def _seeds(result, client) -> list[list[str]]:
     path = client.download_artifacts(result.sweep_id, "best_configurations.csv", folder)
     rows = [["configuration", "scores of the 8 seeds", "seeds that learnt XOR"]]
     found = list(csv.DictReader(io.StringIO(Path(path).read_text())))
-    found.sort(key=lambda r: (r["params.activation"], int(r["params.hidden_units"])))
+    found.sort(key=lambda r: (r["activation"], int(r["hidden_units"])))
     for row in found:
         values = [float(v) for v in row["values"].split()]
         rows.append(
             [
-                f"{row['params.hidden_units']} units, {row['params.activation']}",
+                f"{row['hidden_units']} units, {row['activation']}",
                 " ".join(f"{v:g}" for v in values),
                 f"{sum(v == 1.0 for v in values)}/{len(values)}",
             ]
@@ -78,7 +78,7 @@ def _seeds(result, client) -> list[list[str]]:
     return rows
 
 
-# name -> (the parent run's figure to show, the rows of numbers read from the sweep)
+# name -> (the parent run's figure to show, the table of numbers read from the sweep)
 STUDIES: dict[str, tuple[str, Callable]] = {
     "digits_grid": ("heatmap.png", _grid),
     "digits_grid_sklearn": ("heatmap.png", _grid),
@@ -136,7 +136,7 @@ def run_study(name: str, workers: int, store: Path) -> str:
     return (
         f"`{' '.join(command)}`, run {date.today()} with {workers} workers in "
         f"{minutes:.1f} min: {counts}.\n\n"
-        f"{table([['', 'ours'], *numbers(result, client)])}\n\n"
+        f"{table(numbers(result, client))}\n\n"
         f"![{name}: {figure}](seed_studies/{shown.name})\n"
     )
 
