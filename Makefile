@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(BIN)/hpo run experiments/digits_grid.py
 
 test: $(STAMP) lint system-packages
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 system-packages:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -163,6 +163,9 @@ def test_a_local_cluster_that_fails_to_start_names_rays_log(tmp_path, hpo_env):
         taken.bind(("0.0.0.0", 0))
         taken.listen()
         env = {**hpo_env, "RAY_TMPDIR": ray_dir, "RAY_GCS_SERVER_PORT": str(taken.getsockname()[1])}
+        # Ray's client waits 5 s to connect to the GCS before its own 30 s (not settable
+        # without Ray then exiting on its own, without hpo's line): the first cut to 1 s.
+        env["RAY_gcs_rpc_server_connect_timeout_s"] = "1"
         try:
             line = one_line_error(hpo(tmp_path, env, "run", "remote.py", "--trials", "1"))
             assert line.startswith(
