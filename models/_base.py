@@ -9,7 +9,6 @@ penalties, dropout, max-norm, early stopping, callbacks, divergence) lives here.
 from __future__ import annotations
 
 import copy
-
 from collections.abc import Callable, Sequence
 from typing import Any, Self
 
