@@ -269,7 +269,7 @@ def run(
         "hpo.space_digest": space_digest(strat.space),
     }
     if history is not None:  # where the sweep started from
-        tags["hpo.warm_start"] = history.describe()
+        tags["hpo.warm_start"] = f"{history.describe()}; from {', '.join(history.sweep_ids)}"
     options = SweepOptions(
         budget=budget,
         max_retries=max_retries,

@@ -259,6 +259,10 @@ def checkpointed(params, report, data):
             f.write(f"{epoch}\n")
         if epoch % params["every"] == 0:
             report.checkpoint(model.training_state())
+        # An epoch of a real training takes a while; a few milliseconds here would let a
+        # kill come before the checkpoint just taken has left this process (it then goes
+        # on from the one before: two intervals repeated, not one).
+        time.sleep(0.05)
         marker = log.with_name(f"killed-at-{epoch}")
         if epoch in params["kill_at"] and not marker.exists():
             marker.write_text(str(os.getpid()))

@@ -409,6 +409,7 @@ def test_a_sweep_warm_started_from_earlier_ones_learns_from_them_without_running
     kept = 12 - outside
     assert tags["hpo.warm_start"].startswith(f"warm start: {kept} finished trials of 2 earlier")
     assert (f"{outside} left out" in tags["hpo.warm_start"]) == (outside > 0)
+    assert tags["hpo.warm_start"].endswith(f"from {earlier[0].sweep_id}, {earlier[1].sweep_id}")
     assert all(0.0 <= t.params["x"] <= 1.0 for t in result.trials)  # inside the new space
     with pytest.raises(ValueError, match="needs the same direction"):
         hpo.run(
