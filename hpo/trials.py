@@ -257,6 +257,7 @@ class Lifecycle:
         count it. A ``cancelled`` trial (an interrupt, the sweep's timeout) ends FAILED for
         the strategy, and its run KILLED and tagged so that `hpo resume` runs it again."""
         trial = record.trial
+        record.checkpoints.clear()  # held for a rerun only: an ended trial has none
         if outcome.seconds is not None:
             record.seconds = outcome.seconds
         record.repeat_values = outcome.repeat_values

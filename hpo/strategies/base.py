@@ -217,7 +217,7 @@ class Strategy:
 
     def worst_value(self) -> float | None:
         """The worst value completed so far (history included), in the sweep's direction."""
-        values = [t.value for t in self.history + self.trials if t.state is TrialState.COMPLETE]
+        values = [t.value for t in self.known if t.state is TrialState.COMPLETE]
         if not values:
             return None
         return max(values) if self.direction == "minimize" else min(values)
@@ -327,6 +327,11 @@ class Strategy:
         return {"strategy": self.name, "direction": self.direction, "seed": self.seed}
 
     # -- history -------------------------------------------------------------------------
+    @property
+    def known(self) -> list[Trial]:
+        """Every trial the strategy learns from: a warm start's history, then this sweep's."""
+        return self.history + self.trials
+
     @property
     def pending(self) -> list[Trial]:
         return [t for t in self.trials if t.state is TrialState.RUNNING]

@@ -331,7 +331,7 @@ class GPEI(Strategy):
     # -- suggestions ---------------------------------------------------------------------
     def _suggest(self, n: int) -> list[dict[str, Any]]:
         rng = np.random.default_rng([self.seed, len(self.trials)])
-        told = [t for t in self.history + self.trials if t.state is not TrialState.RUNNING]
+        told = [t for t in self.known if t.state is not TrialState.RUNNING]
         if sum(t.state is TrialState.COMPLETE for t in told) < 2 or len(told) < self.n_initial:
             return self._initial_design(n)
         X, y = self._data(told)
@@ -341,7 +341,7 @@ class GPEI(Strategy):
         pending = [self.encoding.encode(t.assignment) for t in self.pending]
         liar = float(np.mean(u))
         out: list[dict[str, Any]] = []
-        seen = {self._key(t.assignment) for t in self.history + self.trials}
+        seen = {self._key(t.assignment) for t in self.known}
         for _ in range(n):
             if pending:  # condition on the lies; the kernel stays the one fitted on data
                 posterior = posterior.conditioned(
@@ -475,7 +475,7 @@ class GPEI(Strategy):
         """``gp_posterior.png`` for a search over one number: the model's mean with its 95%
         band, the observations, and the expected-improvement curve the next ask maximises."""
         params = self.space.params
-        told = [t for t in self.history + self.trials if t.state is not TrialState.RUNNING]
+        told = [t for t in self.known if t.state is not TrialState.RUNNING]
         done = [t for t in told if t.state is TrialState.COMPLETE]
         if len(params) != 1 or isinstance(params[0].dim, Choice) or len(done) < 2:
             return {}

@@ -19,7 +19,7 @@ from fakes import (
 )
 
 from hpo.driver import Sweep, SweepOptions
-from hpo.events import Outcome, Report
+from hpo.events import Artifact, Outcome, Report
 from hpo.pruners import MedianPruner
 from hpo.space import Float
 from hpo.strategies.base import TrialState
@@ -403,3 +403,19 @@ def test_a_sweep_whose_strategy_finds_nothing_feasible_stops_with_the_reason():
     assert result.stopped_by.startswith("constraints: the random strategy suggested 100")
     assert result.n_complete == 0 and tracker.sweep.status == "FINISHED"
     assert tracker.sweep.tags["hpo.stopped_by"] == result.stopped_by
+
+
+def test_a_checkpoint_sent_through_the_driver_goes_to_the_rerun_and_is_freed_at_the_end():
+    seen = []
+
+    def script(record, attempt):
+        if attempt == 1:
+            return [Artifact({"checkpoint.pkl": b"epoch 5"}), DIE]
+        seen.append(dict(record.checkpoints))  # what the rerun is handed
+        return [complete(1.0)]
+
+    s, strategy, pool, tracker = sweep(script, n_trials=1)
+    [record] = s.run("r", {}).trials
+    assert seen == [{"checkpoint.pkl": b"epoch 5"}]
+    assert record.checkpoints == {}  # an ended trial holds none in the driver's memory
+    assert tracker.runs[0].artifacts["checkpoint.pkl"] == b"epoch 5"  # and the run has it
