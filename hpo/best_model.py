@@ -98,7 +98,14 @@ def load_best_model(sweep_id: str, *, tracking_uri: str | None = None) -> Any:
 
     where = resolve_tracking_uri(tracking_uri)
     client = MlflowClient(where)
-    uri = sweep_run(client, sweep_id, where).data.tags.get(BEST_MODEL_TAG)
+    tags = sweep_run(client, sweep_id, where).data.tags
+    uri = tags.get(BEST_MODEL_TAG)
+    if uri is None and "," in tags.get("hpo.direction", ""):
+        raise ValueError(
+            f"sweep {sweep_id!r} has several objectives, so no one best model: pick a trial "
+            "of its Pareto front (pareto_front.csv, hpo show) and load its model with "
+            "mlflow.sklearn.load_model('runs:/RUN_ID/model')"
+        )
     if uri is None:
         raise ValueError(
             f"sweep {sweep_id!r} has no best model: its best trial stored none (an objective "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -21,14 +22,35 @@ def check_direction(direction: str) -> str:
     return direction
 
 
+def check_directions(direction: Any) -> tuple[str, ...]:
+    """One direction per objective: "minimize", a list such as ["minimize", "maximize"],
+    or the same list written "minimize,maximize" (the command line, the ``hpo.direction``
+    tag)."""
+    if isinstance(direction, str):
+        parts = direction.split(",") if "," in direction else [direction]
+    elif isinstance(direction, list | tuple) and direction:
+        parts = list(direction)
+    else:
+        raise ValueError(
+            "direction must be 'minimize', 'maximize' or a non-empty list of them (one per "
+            f"objective), got {direction!r}"
+        )
+    for part in parts:
+        if part not in DIRECTIONS:
+            raise ValueError(
+                f"each direction must be 'minimize' or 'maximize', got {part!r} in {direction!r}"
+            )
+    return tuple(parts)
+
+
 def better(a: float, b: float, direction: str) -> bool:
-    """Whether ``a`` is strictly better than ``b`` in ``direction``."""
-    return a < b if direction == "minimize" else a > b
+    """Whether ``a`` is strictly better than ``b`` in ``direction`` (one objective's)."""
+    return a < b if check_direction(direction) == "minimize" else a > b
 
 
 def loss_sign(direction: str) -> float:
     """1 for "minimize", -1 for "maximize": the sign that makes lower values better."""
-    return 1.0 if direction == "minimize" else -1.0
+    return 1.0 if check_direction(direction) == "minimize" else -1.0
 
 
 def int_at_least(name: str, value: Any, low: int) -> int:
@@ -65,6 +87,32 @@ def check_value(value: Any) -> float:
     if not math.isfinite(value):
         raise ValueError(f"the objective returned {value}, which is not a finite number")
     return value
+
+
+def check_result(value: Any) -> float | tuple[float, ...] | dict[str, float]:
+    """What an objective returned, checked where it ran: a real (one objective), or a
+    tuple or list of reals, or a dict of them by name (several; matched to the sweep's
+    directions and names by the driver)."""
+    if isinstance(value, Mapping):
+        return {str(k): check_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return tuple(check_value(v) for v in value)
+    return check_value(value)
+
+
+def check_values(value: Any, n: int) -> tuple[float, ...]:
+    """A multi-objective result (a tuple or list of ``n`` finite reals) as floats."""
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple | np.ndarray):
+        raise TypeError(
+            f"the objective must return {n} values (a tuple, one per direction), got "
+            f"{type(value).__name__}: {value!r:.200}"
+        )
+    if len(value) != n:
+        raise ValueError(
+            f"the objective returned {len(value)} values, the sweep has {n} directions: "
+            f"{value!r:.200}"
+        )
+    return tuple(check_value(v) for v in value)
 
 
 def finite_real(name: str, value: Any) -> float | None:

@@ -225,6 +225,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             exp.space,
             exp.objective,
             direction=exp.direction,
+            objective_names=exp.objective_names,
             strategy=strategy,
             n_trials=args.trials if args.trials is not None else exp.n_trials,
             workers=args.workers,

@@ -19,6 +19,7 @@ from typing import Any
 from hpo.best_model import publish_best_model
 from hpo.checks import (
     better,
+    check_directions,
     check_seconds,
     finite_real,
     first_line,
@@ -60,7 +61,8 @@ def run(
     space: Space | Mapping[str, Any],
     objective: Callable[..., Any],
     *,
-    direction: str | None = None,
+    direction: str | Sequence[str] | None = None,
+    objective_names: Sequence[str] | None = None,
     strategy: str | Strategy = "random",
     n_trials: int | None = None,
     workers: int | None = None,
@@ -94,9 +96,17 @@ def run(
         The search space (see `hpo.space`).
     objective : callable
         ``objective(params, report)`` or ``objective(params, report, data)``; returns a
-        float. ``report(step, **metrics)`` streams per-step metrics to MLflow.
-    direction : {"minimize", "maximize"}, optional
-        "minimize" when omitted, or the strategy object's own direction.
+        float (with several directions: a tuple of one per direction, or a dict of them
+        by name). ``report(step, **metrics)`` streams per-step metrics to MLflow.
+    direction : {"minimize", "maximize"} or list of them, optional
+        "minimize" when omitted, or the strategy object's own direction. A list, one per
+        objective, makes a multi-objective sweep: it searches for the Pareto front (the
+        trials no other trial beats in every objective), ``result.best_trials``. Not with a
+        pruner, ``stop_at``, ``repeats`` or ``register_model``, which rank by one value.
+    objective_names : list of str, optional
+        With several directions, the objectives' names (their metrics in MLflow, in the
+        order of the directions); the keys of the first dict the objective returns when
+        omitted, or ``objective_0``, ``objective_1``, ... for a tuple.
     strategy : str or Strategy
         A name known to `hpo.make_strategy` ("random", "grid", ...) or a strategy object.
     n_trials : int, optional
@@ -186,13 +196,14 @@ def run(
     # Everything is validated before a cluster is started or a run is created.
     if isinstance(strategy, Strategy):
         strat = strategy
-        if direction is not None and direction != strat.direction:
+        if direction is not None and check_directions(direction) != strat.directions:
             raise ValueError(
                 f"direction={direction!r} differs from the strategy's own "
                 f"direction={strat.direction!r}; make the strategy with direction={direction!r}"
             )
     else:
         strat = make_strategy(strategy, space, direction=direction or "minimize", seed=seed)
+    names = check_objective_names(objective_names, strat.directions)
     arity = objective_arity(objective)
     if arity == 2 and data is not None:
         raise TypeError(
@@ -213,6 +224,10 @@ def run(
     stop_at = finite_real("stop_at", stop_at)
     patience = positive_int("patience", patience)
     prune = make_pruner(pruner)
+    if strat.n_objectives > 1:
+        refuse_single_objective_options(
+            pruner=prune, stop_at=stop_at, repeats=n_repeats, register_model=register_model
+        )
     if prune is not None:
         prune.bind(strat.direction)
         if n_repeats > 1:
@@ -236,7 +251,7 @@ def run(
     uri = resolve_tracking_uri(tracking_uri)
     history = None
     if warm_start:
-        history = load_history(list(warm_start), strat.space, strat.direction, uri)
+        history = load_history(list(warm_start), strat.space, strat.direction, uri, names)
         strat.warm_start(history.trials)
         if progress:
             print(f"hpo: {history.describe()}", file=sys.stderr)
@@ -268,6 +283,8 @@ def run(
         "hpo.recipe": json.dumps(recipe, default=str),
         "hpo.space_digest": space_digest(strat.space),
     }
+    if names is not None:
+        tags["hpo.objectives"] = json.dumps(list(names))
     if history is not None:  # where the sweep started from
         tags["hpo.warm_start"] = f"{history.describe()}; from {', '.join(history.sweep_ids)}"
     options = SweepOptions(
@@ -282,6 +299,7 @@ def run(
         register_model=register_model,
         stop_at=stop_at,
         patience=patience,
+        objective_names=names,
     )
     sweep = open_sweep(
         strat,
@@ -296,6 +314,40 @@ def run(
         tracking_patience=tracking_patience,
     )
     return sweep.run(run_name or f"{experiment_name}-{strat.name}", tags)
+
+
+def check_objective_names(names: Any, directions: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The objectives' names as given (None: named by the first result), checked against
+    the directions."""
+    if names is None:
+        return None
+    if len(directions) == 1:
+        raise ValueError(
+            f"objective_names names several objectives, but the sweep has one direction "
+            f"({directions[0]!r}, whose metric is 'objective'); give direction=[...] with one "
+            f"direction per name, got objective_names={names!r}"
+        )
+    if isinstance(names, str) or not isinstance(names, Sequence) or len(names) != len(directions):
+        raise ValueError(
+            f"objective_names must be a list of {len(directions)} names, one per direction "
+            f"{list(directions)}, got {names!r}"
+        )
+    for name in names:
+        check_name("objective", name)
+    if len(set(names)) != len(names):
+        raise ValueError(f"objective_names must differ from each other, got {list(names)}")
+    return tuple(names)
+
+
+def refuse_single_objective_options(**options: Any) -> None:
+    """ValueError for an option that ranks trials by one value, in a sweep with several."""
+    given = {k: v for k, v in options.items() if v is not None and v != 1}
+    for name, value in given.items():
+        shown = value.name if isinstance(value, Pruner) else value
+        raise ValueError(
+            f"{name}={shown!r} ranks trials by one value, but the sweep has several "
+            "objectives; leave it out (the sweep's result is its Pareto front)"
+        )
 
 
 def enqueue_all(strategy: Strategy, configurations: Any) -> list[dict[str, Any]]:
@@ -349,6 +401,7 @@ class SweepOptions:
     register_model: str | None = None
     stop_at: float | None = None
     patience: int | None = None
+    objective_names: tuple[str, ...] | None = None  # several objectives, when given
 
 
 def open_sweep(
@@ -400,6 +453,7 @@ class Sweep:
             pruner=options.pruner,
             prune_metric=options.prune_metric,
             max_retries=options.max_retries,
+            objective_names=options.objective_names,
         )
         self.interrupted = self.timed_out = False
         self.stopped_by: str | None = None  # the stopping rule that was met, in words
@@ -476,6 +530,7 @@ class Sweep:
             experiment_id=self.tracker.experiment_id,
             tracking_uri=self.tracker.tracking_uri,
             direction=self.strategy.direction,
+            objective_names=self.trials.objective_names or ("objective",),
             trials=[self.trials.records[t.number] for t in self.strategy.trials],
             interrupted=self.interrupted,
             timed_out=self.timed_out,
@@ -579,9 +634,12 @@ class Sweep:
             self.progress.close(self.trials.tally)
         s, o = self.strategy, self.options
         records = [self.trials.records[t.number] for t in s.trials]
+        names = self.trials.objective_names or ("objective",)
         # Drawn on an idle worker while the writer drains its backlog: in this process the
         # drawing would compete with the writer for the interpreter.
-        figures = self.pool.render(figure_specs(records, s.space, s.direction, repeats=o.repeats))
+        figures = self.pool.render(
+            figure_specs(records, s.space, s.direction, repeats=o.repeats, names=names)
+        )
         try:
             self.tracker.close()  # every trial written: all run ids are known from here on
             figures = figures()
@@ -607,6 +665,7 @@ class Sweep:
             direction=s.direction,
             strategy=s.name,
             budget=o.budget,
+            names=names,
             status="timed out"
             if self.timed_out
             else f"stopped early ({self.stopped_by})"
@@ -614,7 +673,7 @@ class Sweep:
             else ended[status],
         )
         artifacts = {
-            **closing_artifacts(records, s.space, s.direction, repeats=o.repeats),
+            **closing_artifacts(records, s.space, s.direction, repeats=o.repeats, names=names),
             **figures,
             **s.artifacts(),
         }
@@ -623,6 +682,8 @@ class Sweep:
     def _publish_best_model(self, records: list[Any]) -> dict[str, str]:
         """The best trial's model as the sweep's (see `hpo.best_model`); its tags."""
         s, tracker = self.strategy, self.tracker
+        if s.n_objectives > 1:  # no one best trial: each trial of the front has its model
+            return {}
         best = best_of(records, s.direction)
         if best is None or not best.models or best.run_id is None:
             return {}
@@ -658,8 +719,11 @@ class _Progress:
         counts = {"failed": tally.counts[TrialState.FAILED]}
         if self.show_pruned:
             counts["pruned"] = tally.counts[TrialState.PRUNED]
-        best = "-" if tally.best is None else f"{tally.best:.4g}"
-        self.bar.set_postfix(**counts, best=best, refresh=False)
+        if "," in tally.direction:  # several objectives: the front's size
+            self.bar.set_postfix(**counts, front=len(tally.front), refresh=False)
+        else:
+            best = "-" if tally.best is None else f"{tally.best:.4g}"
+            self.bar.set_postfix(**counts, best=best, refresh=False)
         self.bar.update(tally.finished - self.bar.n)
 
     def close(self, tally: Any = None) -> None:

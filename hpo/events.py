@@ -36,7 +36,9 @@ class Outcome(NamedTuple):
     """
 
     state: TrialState
-    value: float | None = None  # COMPLETE: the objective (the mean of the repeats)
+    # COMPLETE: the objective (the mean of the repeats); with several objectives, a tuple
+    # or a dict by name, as the objective returned them
+    value: float | tuple[float, ...] | dict[str, float] | None = None
     error: str | None = None  # FAILED: the reason, one line
     traceback: str | None = None  # FAILED in the objective: the full traceback
     seconds: float | None = None  # the objective's time

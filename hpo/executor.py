@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from hpo.artifacts import CHECKPOINT, pack, pack_model
-from hpo.checks import check_value, first_line
+from hpo.checks import check_result, check_value, first_line
 from hpo.events import Artifact, Event, Outcome, Report
 from hpo.pruners import TrialPruned
 from hpo.strategies.base import TrialState
@@ -217,11 +217,12 @@ def run_objective(
                 report = _Reporter(events, stop, history, start, f"/repeat_{r}", place)
                 run_params = {**params, "seed": r}
             raw = objective(run_params, report, *([data] if arity == 3 else []))
-            values.append(check_value(raw))
+            # Repeats average one objective; alone, a trial may return several.
+            values.append(check_value(raw) if repeats > 1 else check_result(raw))
             if repeats > 1:
                 seconds = time.perf_counter() - start
                 events.put(Report(r, {"objective_repeat": values[-1]}, seconds))
-        value = sum(values) / len(values)
+        value = values[0] if repeats == 1 else sum(values) / len(values)
         if repeats > 1:
             std = repeats_std(values)
             events.put(Report(0, {"objective_std": std}, time.perf_counter() - start))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpo.checks import check_direction
+from hpo.checks import check_directions
 from hpo.space import Space, as_space
 
 MODULE_PREFIX = "hpo_experiment_"
@@ -20,7 +20,8 @@ MODULE_PREFIX = "hpo_experiment_"
 class Experiment:
     """What an experiment file defines.
 
-    Required: ``space`` and ``objective``. Optional: ``direction`` (default "minimize"),
+    Required: ``space`` and ``objective``. Optional: ``direction`` (default "minimize"; a
+    list of them, one per objective, for several, with ``objective_names``),
     ``load_data()`` (called once per sweep; its result is the objective's ``data``),
     ``strategy``, ``strategy_options`` (keyword arguments of that strategy), ``n_trials``,
     ``pruner`` (a name or a `hpo.pruners.Pruner`), ``prune_metric``, ``repeats`` and
@@ -33,7 +34,8 @@ class Experiment:
     path: Path
     space: Space
     objective: Callable[..., Any]
-    direction: str = "minimize"
+    direction: str | list[str] = "minimize"
+    objective_names: list[str] | None = None
     load_data: Callable[[], Any] | None = None
     strategy: str | None = None
     strategy_options: dict[str, Any] | None = None
@@ -78,7 +80,8 @@ def load_experiment(path: str | Path) -> Experiment:
         path=path,
         space=as_space(module.space),
         objective=module.objective,
-        direction=check_direction(getattr(module, "direction", "minimize")),
+        direction=_direction(getattr(module, "direction", "minimize")),
+        objective_names=getattr(module, "objective_names", None),
         load_data=load_data,
         strategy=getattr(module, "strategy", None),
         strategy_options=getattr(module, "strategy_options", None),
@@ -93,3 +96,9 @@ def load_experiment(path: str | Path) -> Experiment:
         warm_start=getattr(module, "warm_start", None),
         constraints=getattr(module, "constraints", None),
     )
+
+
+def _direction(direction: Any) -> str | list[str]:
+    """The file's direction, checked: one, or a list of one per objective."""
+    directions = check_directions(direction)
+    return directions[0] if len(directions) == 1 else list(directions)

@@ -136,6 +136,45 @@ def repeats_png(labels: Sequence[str], values: Sequence[Sequence[float]], direct
     return _png(fig)
 
 
+def pareto_png(
+    names: Sequence[str],
+    directions: Sequence[str],
+    values: Sequence[Sequence[float]],
+    on_front: Sequence[bool],
+    numbers: Sequence[int],
+) -> bytes:
+    """Every completed trial by its objectives, the Pareto front marked and labelled with
+    trial numbers: one panel for two objectives, every pair for three or more."""
+    import itertools
+
+    data, front = np.asarray(values, dtype=float), np.asarray(on_front, dtype=bool)
+    pairs = list(itertools.combinations(range(len(names)), 2))
+    columns = min(len(pairs), 3)
+    rows = math.ceil(len(pairs) / columns)
+    fig = _figure(4.6 * columns + 0.6, 4.2 * rows + 0.4)
+    fig.subplots_adjust(left=0.1 / columns + 0.04, bottom=0.14 / rows, wspace=0.35, hspace=0.4)
+    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
+    for ax, (i, j) in zip(axes, pairs, strict=False):
+        ax.scatter(data[~front, i], data[~front, j], s=14, color="0.6", label="dominated")
+        ax.scatter(data[front, i], data[front, j], s=26, color="C3", label="Pareto front", zorder=3)
+        if len(pairs) == 1:  # two objectives: the front is a staircase, its trials labelled
+            order = np.argsort(data[front, i])
+            xs, ys = data[front, i][order], data[front, j][order]
+            ax.step(xs, ys, where="post", color="C3", alpha=0.5)
+            for x, y, n in zip(xs, ys, np.asarray(numbers)[front][order], strict=True):
+                ax.annotate(
+                    f"#{n}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize="x-small"
+                )
+        ax.set_xlabel(f"{names[i]} ({directions[i]})")
+        ax.set_ylabel(f"{names[j]} ({directions[j]})")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(pairs) :]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize="small")
+    fig.suptitle(f"Pareto front: {int(front.sum())} of {len(data)} completed trials")
+    return _png(fig)
+
+
 INACTIVE = "inactive"  # a conditional parameter's slot in trials whose branch lacks it
 FEW_LEVELS = 10  # integers with at most this many values are drawn as levels (branch indices)
 
@@ -278,7 +317,7 @@ def importance_png(
 
 def render(specs: list[tuple[str, str, dict]]) -> dict[str, bytes]:
     """PNG bytes by file name for ``(name, kind, arguments)`` specs ("history", "heatmap",
-    "repeats", "parallel", "slices", "importance"); a figure with nothing to draw is left
+    "repeats", "parallel", "slices", "importance", "pareto"); a figure with nothing to draw is left
     out."""
     from hpo.curves import history_png
 
@@ -289,6 +328,7 @@ def render(specs: list[tuple[str, str, dict]]) -> dict[str, bytes]:
         "parallel": parallel_png,
         "slices": slices_png,
         "importance": importance_png,
+        "pareto": pareto_png,
     }
     out = {name: draw[kind](**arguments) for name, kind, arguments in specs}
     return {name: png for name, png in out.items() if png is not None}

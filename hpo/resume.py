@@ -21,7 +21,7 @@ from hpo.executor import objective_arity
 from hpo.pruners import make_pruner
 from hpo.result import SweepResult
 from hpo.space import Space, as_space
-from hpo.store import child_runs, sweep_run
+from hpo.store import child_runs, objective_names, objective_values, sweep_run, trial_value
 from hpo.strategies import make_strategy
 from hpo.strategies.base import Trial, TrialState
 from hpo.tracking import OUTAGE_LIMIT_SECONDS, RUN_STATUS, resolve_tracking_uri
@@ -98,10 +98,12 @@ def resume(
             load_history(recipe["warm_start"], space, strategy.direction, uri).trials
         )
 
-    restored = _read_trials(client, parent.info.experiment_id, sweep_id)
+    names = objective_names(tags)
+    restored = _read_trials(client, parent.info.experiment_id, sweep_id, names)
     for r in restored:
         t = r.trial
-        r.trial = strategy.restore(t.number, t.assignment, t.state, t.value, t.error)
+        value = t.values if strategy.n_objectives > 1 else t.value
+        r.trial = strategy.restore(t.number, t.assignment, t.state, value, t.error)
         r.trial.attrs.update(t.attrs)
     # Enqueued configurations start first and in order: those past the ones that have a
     # run had not started when the driver stopped.
@@ -142,6 +144,7 @@ def resume(
         register_model=recipe.get("register_model"),
         stop_at=None if stopped_by else recipe.get("stop_at"),
         patience=None if stopped_by else recipe.get("patience"),
+        objective_names=names if "hpo.objectives" in tags else None,
     )
     sweep = open_sweep(
         strategy,
@@ -163,8 +166,11 @@ def resume(
     return sweep.resume(sweep_id, restored)
 
 
-def _read_trials(client: Any, experiment_id: str, sweep_id: str) -> list[Restored]:
-    """Every child run of the sweep as a `Restored` (trial not yet in a strategy)."""
+def _read_trials(
+    client: Any, experiment_id: str, sweep_id: str, names: tuple[str, ...]
+) -> list[Restored]:
+    """Every child run of the sweep as a `Restored` (trial not yet in a strategy); a
+    completed one has a metric for each of the objectives ``names``."""
     restored: dict[int, Restored] = {}
     for run in child_runs(client, experiment_id, sweep_id):
         tags, metrics = run.data.tags, run.data.metrics
@@ -172,7 +178,8 @@ def _read_trials(client: Any, experiment_id: str, sweep_id: str) -> list[Restore
         if number in restored:
             raise ValueError(f"sweep {sweep_id!r} has two child runs for trial {number}")
         state = TrialState(tags.get("hpo.state", "RUNNING"))
-        if state is TrialState.COMPLETE and "objective" not in metrics:
+        values = objective_values(metrics, names)
+        if state is TrialState.COMPLETE and values is None:
             state = TrialState.RUNNING  # its end was not fully written: run it again
         why_again = "driver lost"
         if tags.get("hpo.cancelled") == "true":
@@ -190,7 +197,8 @@ def _read_trials(client: Any, experiment_id: str, sweep_id: str) -> list[Restore
             params={},
             flat_params={},
             state=state,
-            value=metrics.get("objective") if state is TrialState.COMPLETE else None,
+            value=trial_value(values) if state is TrialState.COMPLETE else None,
+            values=values if state is TrialState.COMPLETE else None,
             error=None
             if state is TrialState.RUNNING
             else tags.get("hpo.error") or tags.get("hpo.prune_reason"),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from hpo.checks import loss_sign
-from hpo.store import child_runs, sweep_run
+from hpo.checks import check_directions, loss_sign
+from hpo.pareto import losses, non_dominated
+from hpo.store import child_runs, objective_names, objective_values, sweep_run
 
 
 def _sweeps(client: Any, experiment_ids: list[str], max_results: int = 20) -> list[Any]:
@@ -32,7 +33,8 @@ def list_sweeps(client: Any) -> str:
                 t.get("hpo.strategy", "?"),
                 r.info.status,
                 "/".join(t.get(f"hpo.n_{s}", "-") for s in ("complete", "failed", "pruned")),
-                t.get("hpo.best_value", "-"),
+                t.get("hpo.best_value")
+                or (f"front of {t['hpo.n_pareto']}" if "hpo.n_pareto" in t else "-"),
             )
         )
     return _table(rows)
@@ -42,10 +44,21 @@ def show_sweep(client: Any, sweep_id: str, top: int = 10) -> str:
     parent = sweep_run(client, sweep_id, "this tracking store")
     t = parent.data.tags
     children = child_runs(client, parent.info.experiment_id, sweep_id)
-    sign = loss_sign(t.get("hpo.direction", "minimize"))
-    done = [r for r in children if "objective" in r.data.metrics]
+    direction = t.get("hpo.direction", "minimize")
+    names = objective_names(t)
+    done = [r for r in children if objective_values(r.data.metrics, names) is not None]
+    if "," in direction:  # several objectives: the Pareto front, by the first objective
+        values = [objective_values(r.data.metrics, names) for r in done]
+        points = losses(values, check_directions(direction))
+        done = [r for r, keep in zip(done, non_dominated(points), strict=True) if keep]
+        sign = 1.0
+        heading = f"Pareto front, {len(done)} trials:"
+    else:
+        sign = loss_sign(direction)
+        heading = f"best {min(top, len(done))} trials:"
     # Best first; of equal values the first trial, as the sweep's own summary names it.
-    done.sort(key=lambda r: (sign * r.data.metrics["objective"], int(r.data.tags["hpo.trial"])))
+    done.sort(key=lambda r: (sign * r.data.metrics[names[0]], int(r.data.tags["hpo.trial"])))
+    shown = done if "," in direction else done[:top]
     states: dict[str, int] = {}
     for r in children:
         state = r.data.tags.get("hpo.state", "?")
@@ -56,16 +69,16 @@ def show_sweep(client: Any, sweep_id: str, top: int = 10) -> str:
         "trials: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())),
         *([f"stopped early: {t['hpo.stopped_by']}"] if "hpo.stopped_by" in t else []),
         "",
-        f"best {min(top, len(done))} trials:",
+        heading,
     ]
-    names = sorted({k for r in done[:top] for k in r.data.params})
-    rows = [("trial", "objective", *names)]
-    for r in done[:top]:
+    params = sorted({k for r in shown for k in r.data.params})
+    rows = [("trial", *names, *params)]
+    for r in shown:
         rows.append(
             (
                 r.data.tags.get("hpo.trial", "?"),
-                f"{r.data.metrics['objective']:.6g}",
-                *[r.data.params.get(n, "") for n in names],
+                *[f"{r.data.metrics[n]:.6g}" for n in names],
+                *[r.data.params.get(n, "") for n in params],
             )
         )
     lines.append(_table(rows))

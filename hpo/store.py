@@ -43,6 +43,26 @@ def child_runs(client: Any, experiment_id: str, sweep_id: str) -> list[Any]:
             return runs
 
 
+def objective_names(sweep_tags: dict[str, str]) -> tuple[str, ...]:
+    """The metric names of a sweep's objectives: "objective", or those of several (its
+    ``hpo.objectives`` tag, set when they were named)."""
+    if "," not in sweep_tags.get("hpo.direction", ""):
+        return ("objective",)
+    return tuple(json.loads(sweep_tags.get("hpo.objectives", "[]")))
+
+
+def objective_values(metrics: dict[str, float], names: tuple[str, ...]) -> tuple[float, ...] | None:
+    """A child run's value of each objective, or None unless it has them all."""
+    if not names or any(n not in metrics for n in names):
+        return None
+    return tuple(metrics[n] for n in names)
+
+
+def trial_value(values: tuple[float, ...] | None) -> float | None:
+    """`Trial.value` of a trial with ``values``: the one value, None with several."""
+    return values[0] if values is not None and len(values) == 1 else None
+
+
 def param_value(text: str) -> Any:
     """A param as MLflow stores it (a string) back as the number, bool or None it was."""
     for kind in (int, float):
@@ -57,8 +77,8 @@ def load_sweep(sweep_id: str, *, tracking_uri: str | None = None) -> Any:
     """The `hpo.SweepResult` of sweep ``sweep_id`` (its parent run id), read from the store.
 
     Each trial's ``params`` are the nested values it ran with, ``flat_params`` its MLflow
-    params, ``value`` its objective, ``seconds`` the objective's time, and its reported
-    metrics their last values (for `SweepResult.to_dataframe`).
+    params, ``value`` its objective (``values`` with several), ``seconds`` the objective's
+    time, and its reported metrics their last values (for `SweepResult.to_dataframe`).
 
     Examples
     --------
@@ -73,7 +93,9 @@ def load_sweep(sweep_id: str, *, tracking_uri: str | None = None) -> Any:
     client = MlflowClient(uri)
     parent = sweep_run(client, sweep_id, uri)
     tags = parent.data.tags
-    records = [_record(run) for run in child_runs(client, parent.info.experiment_id, sweep_id)]
+    names = objective_names(tags)
+    runs = child_runs(client, parent.info.experiment_id, sweep_id)
+    records = [_record(run, names) for run in runs]
     records.sort(key=lambda r: r.number)
     return SweepResult(
         sweep_id=sweep_id,
@@ -85,12 +107,14 @@ def load_sweep(sweep_id: str, *, tracking_uri: str | None = None) -> Any:
         timed_out=tags.get("hpo.timed_out") == "true",
         stopped_by=tags.get("hpo.stopped_by"),
         settings={k: param_value(v) for k, v in parent.data.params.items()},
+        objective_names=names,
     )
 
 
-def _record(run: Any) -> TrialRecord:
+def _record(run: Any, names: tuple[str, ...]) -> TrialRecord:
     tags, metrics = run.data.tags, run.data.metrics
     state = TrialState(tags.get("hpo.state", "RUNNING"))
+    values = objective_values(metrics, names) if state is TrialState.COMPLETE else None
     flat = {k: param_value(v) for k, v in run.data.params.items()}
     trial = Trial(
         number=int(tags["hpo.trial"]),
@@ -98,8 +122,9 @@ def _record(run: Any) -> TrialRecord:
         params=json.loads(tags["hpo.params"]) if "hpo.params" in tags else flat,
         flat_params=flat,
         state=state,
-        value=metrics.get("objective") if state is TrialState.COMPLETE else None,
+        value=trial_value(values),
         error=tags.get("hpo.error") or tags.get("hpo.prune_reason"),
+        values=values,
     )
     seconds = tags.get("hpo.seconds")
     return TrialRecord(
@@ -107,6 +132,6 @@ def _record(run: Any) -> TrialRecord:
         run_id=run.info.run_id,
         attempts=int(tags.get("hpo.attempt", "1")),
         # MLflow keeps each metric's value at its latest step.
-        last_metrics={k: (0, v) for k, v in metrics.items() if k != "objective"},
+        last_metrics={k: (0, v) for k, v in metrics.items() if k not in names},
         seconds=None if seconds is None else float(seconds),
     )

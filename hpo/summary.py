@@ -16,7 +16,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from hpo.checks import loss_sign
+from hpo.checks import check_directions, loss_sign
+from hpo.pareto import pareto_front
 from hpo.pruners import Pruner
 from hpo.space import Choice, Float, Int, Space
 from hpo.strategies.base import TrialState, best_of
@@ -27,6 +28,12 @@ DESCRIPTION_ROWS = 10  # best trials in the parent run's description
 DESCRIPTION_REASONS = 5  # distinct failure reasons listed there
 HEATMAP_MAX_VALUES = 25  # more distinct values per axis than this is not a grid worth drawing
 FigureSpec = tuple[str, str, dict[str, Any]]  # (file name, kind, arguments): `hpo.plots.render`
+ONE = ("objective",)  # the objective's name when there is one
+
+
+def several(direction: str) -> bool:
+    """Whether ``direction`` ("minimize,maximize") names several objectives."""
+    return "," in direction
 
 
 def sweep_settings(
@@ -68,7 +75,12 @@ def closing_tags(
     if infeasible:  # among the failed: suggestions the constraints refused, never run
         tags["hpo.n_infeasible"] = str(infeasible)
     tags["hpo.elapsed_seconds"] = f"{elapsed:.1f}"
-    best = best_of(records, direction)
+    if several(direction):
+        front = pareto_front(records, check_directions(direction))
+        tags["hpo.n_pareto"] = str(len(front))
+        if front:  # the front's trials, in the order of the first objective
+            tags["hpo.pareto_front"] = _cut(", ".join(str(r.number) for r in front), 5000)
+    best = None if several(direction) else best_of(records, direction)
     if best is not None:
         tags.update(
             {
@@ -123,13 +135,23 @@ def repeats_csv(records: Sequence[TrialRecord], direction: str) -> str:
     return out.getvalue()
 
 
-def trials_csv(records: Sequence[TrialRecord]) -> str:
-    """One row per trial: number, state, objective, seconds, attempts, run, error, params."""
+def _cut(text: str, most: int) -> str:
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def _objective_cells(record: TrialRecord, objectives: Sequence[str]) -> list[str]:
+    values = record.values
+    return [""] * len(objectives) if values is None else [repr(v) for v in values]
+
+
+def trials_csv(records: Sequence[TrialRecord], objectives: Sequence[str] = ONE) -> str:
+    """One row per trial: number, state, objective (one column per objective's name when
+    there are several), seconds, attempts, run, error, params."""
     names = list(dict.fromkeys(k for r in records for k in r.flat_params))
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
-        ["trial", "state", "objective", "seconds", "attempts", "run_id", "error", *names]
+        ["trial", "state", *objectives, "seconds", "attempts", "run_id", "error", *names]
     )
     for r in records:
         seconds = r.seconds
@@ -137,11 +159,31 @@ def trials_csv(records: Sequence[TrialRecord]) -> str:
             [
                 r.number,
                 r.state.value,
-                "" if r.value is None else repr(r.value),
+                *_objective_cells(r, objectives),
                 "" if seconds is None or not math.isfinite(seconds) else f"{seconds:.3f}",
                 r.attempts,
                 r.run_id or "",
                 r.error or "",
+                *[r.flat_params.get(n, "") for n in names],
+            ]
+        )
+    return out.getvalue()
+
+
+def pareto_csv(records: Sequence[TrialRecord], direction: str, objectives: Sequence[str]) -> str:
+    """The trials on the Pareto front, in the order of the first objective: number, run,
+    one column per objective, params."""
+    front = pareto_front(records, check_directions(direction))
+    names = list(dict.fromkeys(k for r in front for k in r.flat_params))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["trial", "run_id", *objectives, *names])
+    for r in front:
+        writer.writerow(
+            [
+                r.number,
+                r.run_id or "",
+                *_objective_cells(r, objectives),
                 *[r.flat_params.get(n, "") for n in names],
             ]
         )
@@ -181,14 +223,34 @@ def heatmap_metrics(records: Sequence[TrialRecord], most: int = 2) -> list[str]:
 
 def short_label(record: TrialRecord, most: int = 40) -> str:
     """``#4 hidden_units=3, activation=tanh``, cut to ``most`` characters."""
-    text = f"#{record.number} " + ", ".join(f"{k}={v}" for k, v in record.flat_params.items())
-    return text if len(text) <= most else text[: most - 1] + "…"
+    return _cut(
+        f"#{record.number} " + ", ".join(f"{k}={v}" for k, v in record.flat_params.items()), most
+    )
 
 
 def figure_specs(
-    records: Sequence[TrialRecord], space: Space, direction: str, *, repeats: int = 1
+    records: Sequence[TrialRecord],
+    space: Space,
+    direction: str,
+    *,
+    repeats: int = 1,
+    names: Sequence[str] = ONE,
 ) -> list[FigureSpec]:
-    """What the closing figures show, as plain data for `hpo.plots.render`."""
+    """What the closing figures show, as plain data for `hpo.plots.render`; with several
+    objectives, the Pareto front (the figures of one value do not apply)."""
+    if several(direction):
+        done = [r for r in records if r.state is TrialState.COMPLETE]
+        if not done:
+            return []
+        on_front = {r.number for r in pareto_front(done, check_directions(direction))}
+        arguments = {
+            "names": list(names),
+            "directions": list(check_directions(direction)),
+            "values": [list(r.values) for r in done],
+            "on_front": [r.number in on_front for r in done],
+            "numbers": [r.number for r in done],
+        }
+        return [("pareto_front.png", "pareto", arguments)]
     specs: list[FigureSpec] = []
     if records:
         specs.append(
@@ -249,14 +311,48 @@ def figure_specs(
 
 
 def closing_artifacts(
-    records: Sequence[TrialRecord], space: Space, direction: str, *, repeats: int = 1
+    records: Sequence[TrialRecord],
+    space: Space,
+    direction: str,
+    *,
+    repeats: int = 1,
+    names: Sequence[str] = ONE,
 ) -> dict[str, bytes]:
     """The parent run's files that are not figures: trials.csv, space.txt and, with
-    repeats, best_configurations.csv."""
-    files = {"trials.csv": trials_csv(records).encode(), "space.txt": repr(space).encode()}
+    repeats, best_configurations.csv; with several objectives, pareto_front.csv."""
+    files = {
+        "trials.csv": trials_csv(records, names).encode(),
+        "space.txt": repr(space).encode(),
+    }
+    if several(direction):
+        files["pareto_front.csv"] = pareto_csv(records, direction, names).encode()
     if repeats > 1:
         files["best_configurations.csv"] = repeats_csv(records, direction).encode()
     return files
+
+
+def _front_lines(
+    records: Sequence[TrialRecord], direction: str, names: Sequence[str], experiment_id: str
+) -> list[str]:
+    """The description's Pareto front: its size and its first trials, linked."""
+    front = pareto_front(records, check_directions(direction))
+    if not front:
+        return ["No trial completed."]
+    lines = [
+        f"**Pareto front: {len(front)} trials** (none is beaten in every objective by "
+        "another; `pareto_front.csv` lists them, `pareto_front.png` draws them)",
+        "",
+    ]
+    params = list(dict.fromkeys(k for r in front[:DESCRIPTION_ROWS] for k in r.flat_params))
+    lines.append("| trial | " + " | ".join([*names, *params]) + " |")
+    lines.append("|---" * (len(names) + len(params) + 1) + "|")
+    for r in front[:DESCRIPTION_ROWS]:
+        link = f"[{r.number}](#/experiments/{experiment_id}/runs/{r.run_id})"
+        cells = [f"{v:.6g}" for v in r.values] + [str(r.flat_params.get(n, "")) for n in params]
+        lines.append(f"| {link} | " + " | ".join(cells) + " |")
+    if len(front) > DESCRIPTION_ROWS:
+        lines.append(f"| … {len(front) - DESCRIPTION_ROWS} more |")
+    return lines
 
 
 def _reason(error: str | None) -> str:
@@ -273,18 +369,26 @@ def description(
     strategy: str,
     budget: int,
     status: str,
+    names: Sequence[str] = ONE,
 ) -> str:
     """The parent run's description (MLflow's note, the Overview's "Description"): a
     Markdown summary of the sweep with links to the best trials' runs."""
     counts = count_states(records)
+    goal = (
+        ", ".join(f"{d} {n}" for d, n in zip(check_directions(direction), names, strict=True))
+        if several(direction)
+        else f"{direction} the objective"
+    )
     lines = [
-        f"**hpo sweep**, {strategy}, {direction} the objective: {len(records)} of {budget} "
+        f"**hpo sweep**, {strategy}, {goal}: {len(records)} of {budget} "
         f"trials ({counts[TrialState.COMPLETE]} complete, {counts[TrialState.FAILED]} failed, "
         f"{counts[TrialState.PRUNED]} pruned); {status.lower()}.",
         "",
     ]
-    best = best_of(records, direction)
-    if best is None:
+    best = None if several(direction) else best_of(records, direction)
+    if several(direction):
+        lines += _front_lines(records, direction, names, experiment_id)
+    elif best is None:
         lines.append("No trial completed.")
     else:
         params = ", ".join(f"`{k}` = {v!r}" for k, v in best.flat_params.items())

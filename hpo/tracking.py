@@ -468,13 +468,14 @@ class Tracker:
         number: int,
         state: TrialState,
         *,
-        value: float | None = None,
+        objectives: dict[str, float] | None = None,
         error: str | None = None,
         tags: dict[str, str] | None = None,
         artifacts: dict[str, bytes] | None = None,
         status: str | None = None,
     ) -> None:
-        """Record the trial's outcome; ``status`` overrides the MLflow run status of its state."""
+        """Record the trial's outcome (``objectives``: its value by metric name, "objective"
+        for one); ``status`` overrides the MLflow run status of its state."""
         ts = now_ms()
         with self._lock:
             self._unrecorded.add(number)
@@ -482,8 +483,8 @@ class Tracker:
             buf.tags.update({"hpo.state": state.value, **(tags or {})})
             if error is not None:
                 buf.tags["hpo.error"] = error[:5000]
-            if value is not None:
-                buf.metrics.append(("objective", value, ts, 0))
+            for name, value in (objectives or {}).items():  # at step 0: one value each
+                buf.metrics.append((name, value, ts, 0))
             buf.artifacts.extend((artifacts or {}).items())
             buf.end = (status or RUN_STATUS[state], ts)
         self._wake.set()

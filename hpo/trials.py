@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpo.artifacts import CHECKPOINT
-from hpo.checks import better
+from hpo.checks import better, check_directions, check_values
 from hpo.events import Artifact, Outcome, Report
+from hpo.pareto import losses
 from hpo.pruners import Pruner
 from hpo.strategies.base import Strategy, Trial, TrialState
-from hpo.tracking import SWEEP, TAG_VALUE_LIMIT, truncated_params
+from hpo.tracking import SWEEP, TAG_VALUE_LIMIT, check_name, truncated_params
 
 CURVES = "learning_curves.png"
 TRACEBACK = "traceback.txt"
@@ -69,6 +70,7 @@ class TrialRecord:
     flat_params = property(lambda self: self.trial.flat_params)
     state = property(lambda self: self.trial.state)
     value = property(lambda self: self.trial.value)
+    values = property(lambda self: self.trial.values)
     error = property(lambda self: self.trial.error)
     intermediate = property(lambda self: self.trial.intermediate)
 
@@ -98,7 +100,8 @@ def count_states(trials: Iterable[Any]) -> Counter[TrialState]:
 
 @dataclass
 class Tally:
-    """The sweep's running account of finished trials: counts by state and the best value.
+    """The sweep's running account of finished trials: counts by state and the best value
+    (with several objectives: the Pareto front's points).
 
     Kept as trials finish, so the progress bar and the parent's ``best_objective`` metric
     cost nothing per trial; `count_states` derives the same counts from the records.
@@ -107,7 +110,8 @@ class Tally:
     direction: str
     counts: Counter[TrialState] = field(default_factory=Counter)
     best: float | None = None
-    since_best: int = 0  # trials finished since the best last improved (for ``patience``)
+    front: list[tuple[float, ...]] = field(default_factory=list)  # several objectives: losses
+    since_best: int = 0  # trials finished since the best (or the front) last improved
 
     @property
     def finished(self) -> int:
@@ -115,11 +119,27 @@ class Tally:
 
     def add(self, trial: Trial) -> None:
         self.counts[trial.state] += 1
-        value = trial.value
-        if value is not None and (self.best is None or better(value, self.best, self.direction)):
-            self.best, self.since_best = value, 0
+        if trial.state is TrialState.COMPLETE and "," in self.direction:
+            improved = self._join_front(trial.values)
         else:
-            self.since_best += 1
+            value = trial.value
+            improved = value is not None and (
+                self.best is None or better(value, self.best, self.direction)
+            )
+            if improved:
+                self.best = value
+        self.since_best = 0 if improved else self.since_best + 1
+
+    def _join_front(self, values: tuple[float, ...]) -> bool:
+        """Put ``values`` on the front unless a point there is as good in every objective
+        (the same point again does not move the front); True when it joined."""
+        point = tuple(losses([values], check_directions(self.direction))[0])
+        if any(all(f <= p for f, p in zip(old, point, strict=True)) for old in self.front):
+            return False
+        self.front = [
+            old for old in self.front if not all(p <= f for p, f in zip(point, old, strict=True))
+        ] + [point]
+        return True
 
 
 class Lifecycle:
@@ -137,6 +157,9 @@ class Lifecycle:
         The metric the pruner watches; the first one reported when None.
     max_retries : int
         How often a lost trial runs again before it finishes FAILED.
+    objective_names : list of str, optional
+        With several objectives, their metric names; when None, the keys of the first dict
+        an objective returns, or ``objective_0``, ``objective_1``, ... for a tuple.
     """
 
     def __init__(
@@ -147,8 +170,10 @@ class Lifecycle:
         pruner: Pruner | None = None,
         prune_metric: str | None = None,
         max_retries: int = 1,
+        objective_names: tuple[str, ...] | None = None,
     ) -> None:
         self.strategy, self.tracker = strategy, tracker
+        self.objective_names = objective_names
         self.pruner, self.prune_metric, self.max_retries = pruner, prune_metric, max_retries
         self.records: dict[int, TrialRecord] = {}
         self.retries: list[TrialRecord] = []  # lost trials waiting to run again, in order
@@ -180,7 +205,6 @@ class Lifecycle:
         self.tracker.end_trial(
             trial.number,
             trial.state,
-            value=None,
             error=trial.error,
             artifacts={},
             status=None,
@@ -263,7 +287,12 @@ class Lifecycle:
         record.repeat_values = outcome.repeat_values
         tags: dict[str, str] = {}
         if outcome.state is TrialState.COMPLETE:
-            self.strategy.tell(trial, outcome.value)
+            try:
+                value = self._result(outcome.value)
+            except (TypeError, ValueError) as exc:  # the trial's fault: it ends FAILED
+                outcome = outcome._replace(state=TrialState.FAILED, value=None, error=str(exc))
+        if outcome.state is TrialState.COMPLETE:
+            self.strategy.tell(trial, value)
             if self.pruner is not None:
                 self.pruner.complete(trial.number)
         elif outcome.state is TrialState.PRUNED:
@@ -292,15 +321,69 @@ class Lifecycle:
         self.tracker.end_trial(
             trial.number,
             trial.state,
-            value=trial.value,
+            objectives=self.objectives(trial),
             error=None if trial.state is TrialState.PRUNED else trial.error,
             artifacts={k: v for k, v in artifacts.items() if v is not None},
             status="KILLED" if cancelled else None,
             tags=tags,
         )
         self.tally.add(trial)
-        if self.tally.best is not None:
-            self.tracker.log_sweep_metrics(self.tally.finished, {"best_objective": self.tally.best})
+        tally = self.tally
+        if tally.best is not None:
+            self.tracker.log_sweep_metrics(tally.finished, {"best_objective": tally.best})
+        elif tally.front:  # several objectives: how many points the front has
+            self.tracker.log_sweep_metrics(tally.finished, {"pareto_size": len(tally.front)})
+
+    def objectives(self, trial: Trial) -> dict[str, float]:
+        """The metrics of a completed trial's values: "objective", or one per objective."""
+        if trial.values is None:
+            return {}
+        if trial.value is not None:
+            return {"objective": trial.value}
+        return dict(zip(self.objective_names or (), trial.values, strict=True))
+
+    def _result(self, value: Any) -> Any:
+        """A completed trial's value as its strategy takes it: a real, or one real per
+        direction in the order of the objectives' names (fixed by the first such result
+        when not given). TypeError or ValueError naming what is wrong."""
+        n = self.strategy.n_objectives
+        several = isinstance(value, tuple | list | dict)
+        if n == 1:
+            if several:
+                raise TypeError(
+                    f"the objective returned {value!r:.200}; this sweep has one direction, "
+                    "so it must return one real (give direction=[...] with one direction per "
+                    "objective for several)"
+                )
+            return value
+        if not several:
+            raise TypeError(
+                f"the objective returned one value ({value!r}); this sweep has {n} "
+                f"directions {list(self.strategy.directions)}, so it must return {n}"
+            )
+        if isinstance(value, dict) and len(value) != n:
+            raise ValueError(
+                f"the objective returned {len(value)} values {sorted(value)}, the sweep has "
+                f"{n} directions {list(self.strategy.directions)}"
+            )
+        if self.objective_names is None:
+            names = list(value) if isinstance(value, dict) else [f"objective_{i}" for i in range(n)]
+            for name in names:
+                check_name("objective", name)
+            self._name_objectives(tuple(names))
+        if isinstance(value, dict):
+            if set(value) != set(self.objective_names):
+                raise ValueError(
+                    f"the objective returned {sorted(value)}, the sweep's objectives are "
+                    f"{list(self.objective_names)}"
+                )
+            value = tuple(value[name] for name in self.objective_names)
+        return check_values(value, n)
+
+    def _name_objectives(self, names: tuple[str, ...]) -> None:
+        self.objective_names = names
+        # Recorded at once: a resume names the metrics the same way.
+        self.tracker.set_tags(SWEEP, {"hpo.objectives": json.dumps(list(names))})
 
     # -- lost ------------------------------------------------------------------------------
     def lost(self, record: TrialRecord, reason: str, *, counts_as_retry: bool = True) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpo.space import Space
-from hpo.store import child_runs, sweep_run
+from hpo.store import child_runs, objective_names, objective_values, sweep_run
 from hpo.strategies.base import TrialState
 
 
@@ -24,7 +24,8 @@ class History:
     """What a warm start gives the strategy, and what it left out."""
 
     sweep_ids: list[str]
-    trials: list[tuple[dict[str, Any], TrialState, float | None]] = field(default_factory=list)
+    # (assignment, state, value): a tuple of values with several objectives
+    trials: list[tuple[dict[str, Any], TrialState, Any]] = field(default_factory=list)
     left_out: int = 0
 
     def describe(self) -> str:
@@ -37,9 +38,16 @@ class History:
         return line
 
 
-def load_history(sweep_ids: list[str], space: Space, direction: str, tracking_uri: str) -> History:
+def load_history(
+    sweep_ids: list[str],
+    space: Space,
+    direction: str,
+    tracking_uri: str,
+    names: tuple[str, ...] | None = None,
+) -> History:
     """The finished trials of ``sweep_ids`` that fit ``space``; ValueError for a sweep that
-    is not in the store or that optimised in the other direction."""
+    is not in the store, that optimised in another direction, or (several objectives,
+    ``names`` given) that named its objectives otherwise."""
     from mlflow.tracking import MlflowClient
 
     if isinstance(sweep_ids, str) or not all(isinstance(s, str) for s in sweep_ids):
@@ -54,11 +62,18 @@ def load_history(sweep_ids: list[str], space: Space, direction: str, tracking_ur
                 f"warm_start: sweep {sweep_id!r} was to {theirs} its objective, this one is "
                 f"to {direction} it; a warm start needs the same direction"
             )
+        theirs_named = objective_names(parent.data.tags)
+        if "," in direction and names is not None and theirs_named != names:
+            raise ValueError(
+                f"warm_start: sweep {sweep_id!r}'s objectives are {list(theirs_named)}, this "
+                f"one's are {list(names)}; a warm start needs the same objectives"
+            )
         runs = child_runs(client, parent.info.experiment_id, sweep_id)
         for run in sorted(runs, key=lambda r: int(r.data.tags["hpo.trial"])):  # a fixed order
             tags = run.data.tags
             state = TrialState(tags.get("hpo.state", "RUNNING"))
-            value = run.data.metrics.get("objective")
+            values = objective_values(run.data.metrics, theirs_named)
+            value = values if values is None or len(values) > 1 else values[0]
             if not state.is_finished or (state is TrialState.COMPLETE and value is None):
                 continue  # never finished: nothing to learn from
             try:

@@ -17,8 +17,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hpo.checks import better, check_direction, check_value
+from hpo.checks import better, check_directions, check_value, check_values
 from hpo.space import Space, as_space
+
+# Named in the refusal of the strategies that optimise one objective only.
+MULTI_OBJECTIVE_STRATEGIES = "random, grid, gp, tpe, optuna:nsgaii or optuna:nsgaiii"
 
 
 class NoFeasibleConfiguration(RuntimeError):
@@ -50,12 +53,19 @@ class Trial:
     params: dict[str, Any]
     flat_params: dict[str, Any]
     state: TrialState = TrialState.RUNNING
-    value: float | None = None
+    value: float | None = None  # COMPLETE, one objective
     error: str | None = None
     # For a pruned trial: (step, value) of the watched metric it was pruned on, when that
     # metric is comparable to objective values (TPE ranks pruned trials by it).
     intermediate: tuple[int, float] | None = None
     attrs: dict[str, Any] = field(default_factory=dict)  # free for the user's own notes
+    # COMPLETE: one value per objective, in the order of the directions (``(value,)`` for
+    # one objective; with several, ``value`` stays None: no one of them is "the" value).
+    values: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.values is None and self.value is not None:
+            self.values = (self.value,)
 
 
 def fresh_seed() -> int:
@@ -76,6 +86,11 @@ def _check_options(configure: Any, options: dict[str, Any], owner: str) -> None:
 
 def best_of(trials: Iterable[Trial], direction: str) -> Trial | None:
     """The completed trial with the best value; of equal values, the first issued."""
+    if "," in direction:
+        raise ValueError(
+            f"a sweep with several objectives ({direction}) has no single best trial; its "
+            "Pareto front is (result.best_trials)"
+        )
     best = None
     for t in trials:
         if t.state is not TrialState.COMPLETE:
@@ -106,6 +121,8 @@ class Strategy:
     """
 
     name: ClassVar[str] = "base"
+    # Whether it can search for the Pareto front of several objectives.
+    multi_objective: ClassVar[bool] = False
     # Suggestions in a row the constraints may refuse before `ask` gives up (None: never,
     # for a strategy that walks a finite set, such as a grid).
     max_infeasible: ClassVar[int | None] = 100
@@ -119,7 +136,13 @@ class Strategy:
         **options: Any,
     ) -> None:
         self.space = as_space(space)
-        self.direction = check_direction(direction)
+        self.directions = check_directions(direction)
+        if len(self.directions) > 1 and not self.multi_objective:
+            raise ValueError(
+                f"the {self.name} strategy optimises one objective, got "
+                f"{len(self.directions)} directions {list(self.directions)}; for several use "
+                f"{MULTI_OBJECTIVE_STRATEGIES}"
+            )
         if seed is not None and (not isinstance(seed, numbers.Integral) or seed < 0):
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         self.seed = fresh_seed() if seed is None else int(seed)
@@ -215,12 +238,35 @@ class Strategy:
                 "space to where they hold"
             )
 
-    def worst_value(self) -> float | None:
-        """The worst value completed so far (history included), in the sweep's direction."""
-        values = [t.value for t in self.known if t.state is TrialState.COMPLETE]
-        if not values:
+    @property
+    def direction(self) -> str:
+        """The direction, or the directions joined by commas ("minimize,maximize") when
+        there are several objectives (as the ``hpo.direction`` tag records them)."""
+        return ",".join(self.directions)
+
+    @property
+    def n_objectives(self) -> int:
+        return len(self.directions)
+
+    def worst_value(self) -> float | tuple[float, ...] | None:
+        """The worst value completed so far (history included), in the sweep's direction;
+        with several objectives, the worst of each."""
+        rows = [t.values for t in self.known if t.state is TrialState.COMPLETE]
+        if not rows:
             return None
-        return max(values) if self.direction == "minimize" else min(values)
+        worst = tuple(
+            max(column) if d == "minimize" else min(column)
+            for d, column in zip(self.directions, zip(*rows, strict=True), strict=True)
+        )
+        return worst if self.n_objectives > 1 else worst[0]
+
+    def checked_result(self, value: Any) -> tuple[float | None, tuple[float, ...]]:
+        """``(value, values)`` of a completed trial: a real for one objective, a tuple of
+        one real per direction for several."""
+        if self.n_objectives == 1:
+            value = check_value(value)
+            return value, (value,)
+        return None, check_values(value, self.n_objectives)
 
     def warm_start(self, trials: Iterable[tuple[dict[str, Any], TrialState, float | None]]) -> None:
         """Learn from finished trials of earlier sweeps, given as (assignment in this
@@ -236,8 +282,9 @@ class Strategy:
                 params=self.space.build(assignment),
                 flat_params=self.space.flat(assignment),
                 state=state,
-                value=check_value(value) if state is TrialState.COMPLETE else None,
             )
+            if state is TrialState.COMPLETE:
+                trial.value, trial.values = self.checked_result(value)
             self.history.append(trial)
             self._on_restore(trial)  # as a finished trial of a resume, to those that keep one
 
@@ -258,7 +305,8 @@ class Strategy:
         error: str | None = None,
         intermediate: tuple[int, float] | None = None,
     ) -> None:
-        """Report the end of ``trial``: its value, or ``failed=True``, or ``pruned=True``
+        """Report the end of ``trial``: its value (a tuple of one per direction with several
+        objectives), or ``failed=True``, or ``pruned=True``
         (with the ``intermediate`` (step, value) it was pruned on, when comparable)."""
         if self._by_number.get(trial.number) is not trial:
             raise ValueError(f"trial {trial.number} was not issued by this strategy")
@@ -270,7 +318,8 @@ class Strategy:
                 f"(value={value!r}, failed={failed}, pruned={pruned})"
             )
         if value is not None:
-            trial.value, trial.state = check_value(value), TrialState.COMPLETE
+            trial.value, trial.values = self.checked_result(value)
+            trial.state = TrialState.COMPLETE
         else:
             trial.state = TrialState.FAILED if failed else TrialState.PRUNED
             trial.error = error
@@ -292,17 +341,16 @@ class Strategy:
         if not isinstance(number, numbers.Integral) or number < 0 or number in self._by_number:
             raise ValueError(f"cannot restore trial number {number!r}: taken or not an int >= 0")
         self.space.validate(assignment)
-        if state is TrialState.COMPLETE:
-            value = check_value(value)
         trial = Trial(
             number=int(number),
             assignment=dict(assignment),
             params=self.space.build(assignment),
             flat_params=self.space.flat(assignment),
             state=state,
-            value=value if state is TrialState.COMPLETE else None,
             error=error,
         )
+        if state is TrialState.COMPLETE:
+            trial.value, trial.values = self.checked_result(value)
         self.trials.append(trial)
         self._by_number[trial.number] = trial
         if trial.number >= self._next_number:

@@ -34,6 +34,15 @@ is a genuinely bad region, and leaving it out would let EI propose it again. Tri
 running enter with the mean of the transformed values (constant liar), so parallel asks spread
 out instead of piling onto one point.
 
+With several objectives the search is ParEGO's (Knowles, 2006): each ask draws a weight
+vector uniformly from the simplex and models one scalar, the augmented Chebyshev
+scalarisation of the objectives normalised to [0, 1] over the trials so far,
+``max_j(w_j f_j) + 0.05 * sum_j(w_j f_j)``, whose minima are Pareto-optimal points (also on a
+non-convex front, where a weighted sum finds only the ends); EI on it then works as for one
+objective. It keeps the one model and its speed, where a hypervolume improvement would need
+one model per objective and a costly acquisition; successive asks, each with its own
+weights, spread the trials along the front.
+
 Everything random is drawn from a generator seeded by ``(seed, number of trials so far)``:
 the same seed and history give the same suggestion.
 """
@@ -48,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from hpo.checks import loss_sign
+from hpo.pareto import losses
 from hpo.space import Choice, Float, Int, Space
 from hpo.strategies.base import Strategy, TrialState
 
@@ -296,6 +306,7 @@ class GPEI(Strategy):
     """
 
     name = "gp"
+    multi_objective = True
 
     def _configure(
         self, *, n_initial: int | None = None, n_candidates: int = 1024, n_polish: int = 10
@@ -321,7 +332,8 @@ class GPEI(Strategy):
             "n_candidates": self.n_candidates,
             "kernel": "Matern(nu=2.5, ARD) + noise, Gamma(3, 6) length-scale prior",
             "outputs": "standardised, Yeo-Johnson",
-            "acquisition": "log EI",
+            "acquisition": "log EI"
+            + (" on a random ParEGO scalarisation per ask" if self.n_objectives > 1 else ""),
             "refits": f"every ask up to {REFIT_ALWAYS} observations, then at each "
             f"{REFIT_GROWTH:g}x growth, on at most {FIT_SUBSET} of them",
             "pending": "constant liar (mean)",
@@ -334,7 +346,9 @@ class GPEI(Strategy):
         told = [t for t in self.known if t.state is not TrialState.RUNNING]
         if sum(t.state is TrialState.COMPLETE for t in told) < 2 or len(told) < self.n_initial:
             return self._initial_design(n)
-        X, y = self._data(told)
+        # Drawn only with several objectives: one objective's suggestions stay as they were.
+        weights = rng.dirichlet(np.ones(self.n_objectives)) if self.n_objectives > 1 else None
+        X, y = self._data(told, weights)
         posterior = self._fit(X, y, rng)
         u = posterior.observed
         best = float(np.min(u))
@@ -363,12 +377,22 @@ class GPEI(Strategy):
             points = sobol.random(len(self.trials) + n)[len(self.trials) :]
         return [self.encoding.decode(u) for u in points]
 
-    def _data(self, told: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-        sign = loss_sign(self.direction)
-        values = [sign * t.value for t in told if t.state is TrialState.COMPLETE]
-        worst = max(values)
+    def _data(
+        self, told: list[Any], weights: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The encoded trials and their losses (failures at the worst); with several
+        objectives, their ParEGO scalarisation under ``weights``."""
+        done = np.array([t.state is TrialState.COMPLETE for t in told])
+        scores = losses([t.values for t in told if t.state is TrialState.COMPLETE], self.directions)
+        if weights is not None:
+            low, span = scores.min(axis=0), np.ptp(scores, axis=0)
+            scaled = (scores - low) / np.where(span > 0, span, 1.0)
+            weighted = scaled * weights
+            scores = weighted.max(axis=1) + 0.05 * weighted.sum(axis=1)
+        scores = scores.reshape(len(scores), -1)[:, 0]
+        y = np.full(len(told), scores.max())
+        y[done] = scores
         X = np.array([self.encoding.encode(t.assignment) for t in told])
-        y = np.array([sign * t.value if t.state is TrialState.COMPLETE else worst for t in told])
         return X, y
 
     def _kernel(self, width: int):
@@ -478,6 +502,8 @@ class GPEI(Strategy):
         told = [t for t in self.known if t.state is not TrialState.RUNNING]
         done = [t for t in told if t.state is TrialState.COMPLETE]
         if len(params) != 1 or isinstance(params[0].dim, Choice) or len(done) < 2:
+            return {}
+        if self.n_objectives > 1:  # the model is of a different scalarisation at each ask
             return {}
         from hpo.plots import gp_posterior_png
 

@@ -23,6 +23,7 @@ class GridSearch(Strategy):
     """
 
     name = "grid"
+    multi_objective = True
     max_infeasible = None  # a grid ends: it skips every point the constraints refuse
 
     def _configure(self) -> None:

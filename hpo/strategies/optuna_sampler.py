@@ -37,6 +37,10 @@ def _sampler_classes() -> dict[str, type]:
 NEEDS = {"cmaes": "cmaes", "gp": "torch"}
 
 
+# Samplers that search for the Pareto front of several objectives (the others raise in
+# Optuna at their first trial, or model the first objective only).
+MULTI_OBJECTIVE_SAMPLERS = ("gp", "nsgaii", "nsgaiii", "qmc", "random", "tpe")
+
 # What `tpe` passes to Optuna's TPESampler (a user's options override them).
 TPE_SETTINGS = {"multivariate": True, "group": True, "constant_liar": True}
 
@@ -67,6 +71,7 @@ class OptunaSampler(Strategy):
     """
 
     name = "optuna"
+    multi_objective = True  # as far as the sampler does: checked in `_configure`
 
     def _configure(self, *, sampler: str = "tpe", **sampler_options: Any) -> None:
         import optuna
@@ -78,6 +83,12 @@ class OptunaSampler(Strategy):
                 f"unknown Optuna sampler {sampler!r}; choose one of: {', '.join(sorted(classes))}"
             )
         cls = classes[key]
+        if self.n_objectives > 1 and key not in MULTI_OBJECTIVE_SAMPLERS:
+            raise ValueError(
+                f"Optuna's {cls.__name__} optimises one objective, got {self.n_objectives} "
+                f"directions; for several use optuna:NAME with NAME one of "
+                f"{', '.join(MULTI_OBJECTIVE_SAMPLERS)}"
+            )
         module = NEEDS.get(key)
         if module is not None and importlib.util.find_spec(module) is None:
             raise ValueError(f"optuna:{key} needs the {module!r} package, which is not installed")
@@ -95,7 +106,7 @@ class OptunaSampler(Strategy):
             # Optuna marks multivariate/group TPE "experimental"; they are what we want.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self._sampler = cls(**options)
-        self.study = optuna.create_study(direction=self.direction, sampler=self._sampler)
+        self.study = optuna.create_study(directions=list(self.directions), sampler=self._sampler)
         self._asked: dict[int, Any] = {}  # our trial number -> Optuna trial
 
     def _suggest(self, n: int) -> list[dict[str, Any]]:
@@ -129,7 +140,10 @@ class OptunaSampler(Strategy):
             }[trial.state]
             self.study.add_trial(
                 optuna.trial.create_trial(
-                    params=params, distributions=distributions, value=trial.value, state=state
+                    params=params,
+                    distributions=distributions,
+                    values=None if trial.values is None else list(trial.values),
+                    state=state,
                 )
             )
 
@@ -150,7 +164,7 @@ class OptunaSampler(Strategy):
             if worst is not None:  # as bad as the worst seen: TPE learns to avoid the region
                 self.study.tell(optuna_trial, worst)
             elif trial.state is TrialState.COMPLETE:
-                self.study.tell(optuna_trial, trial.value)
+                self.study.tell(optuna_trial, list(trial.values))
             elif trial.state is TrialState.PRUNED:
                 # TPE ranks pruned trials by how far they got and their last value there.
                 if trial.intermediate is not None:

@@ -19,6 +19,7 @@ class RandomSearch(Strategy):
     """
 
     name = "random"
+    multi_objective = True
 
     def _suggest(self, n: int) -> list[dict[str, Any]]:
         return [self.space.sample(self.rng) for _ in range(n)]

@@ -182,7 +182,7 @@ class FakeTracker:
         number: int,
         state: TrialState,
         *,
-        value: float | None = None,
+        objectives: dict[str, float] | None = None,
         error: str | None = None,
         tags: dict[str, str] | None = None,
         artifacts: dict[str, bytes] | None = None,
@@ -194,8 +194,8 @@ class FakeTracker:
         run.tags.update({"hpo.state": state.value, **(tags or {})})
         if error is not None:
             run.tags["hpo.error"] = error
-        if value is not None:
-            run.metrics.append(("objective", 0, value))
+        for name, value in (objectives or {}).items():
+            run.metrics.append((name, 0, value))
         run.artifacts.update(artifacts or {})
         run.status = status or RUN_STATUS[state]
         run.ends += 1

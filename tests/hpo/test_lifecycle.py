@@ -419,3 +419,76 @@ def test_a_checkpoint_sent_through_the_driver_goes_to_the_rerun_and_is_freed_at_
     assert seen == [{"checkpoint.pkl": b"epoch 5"}]
     assert record.checkpoints == {}  # an ended trial holds none in the driver's memory
     assert tracker.runs[0].artifacts["checkpoint.pkl"] == b"epoch 5"  # and the run has it
+
+
+# -- several objectives ---------------------------------------------------------------------
+def multi_sweep(script, *, n_trials=6, **options):
+    strategy = TellingStrategy(SPACE, direction=["minimize", "maximize"], seed=0)
+    pool, tracker = FakePool(1, script), FakeTracker()
+    s = Sweep(strategy, pool, tracker, SweepOptions(budget=n_trials, progress=False, **options))
+    return s, strategy, pool, tracker
+
+
+def test_several_objectives_are_named_by_the_first_dict_and_each_logged_as_a_metric():
+    def script(record, attempt):
+        x = record.params["x"]
+        if record.number == 2:
+            return [complete({"size": x, "wrong": 1.0})]
+        if record.number == 3:
+            return [complete(0.5)]
+        if record.number == 0:  # the first result names them, in its order
+            return [complete({"size": x, "accuracy": x**0.5})]
+        return [complete({"accuracy": x**0.5, "size": x})]  # matched by name
+
+    s, strategy, pool, tracker = multi_sweep(script)
+    result = s.run("r", {})
+    assert tracker.sweep.tags["hpo.objectives"] == '["size", "accuracy"]'
+    assert result.objective_names == ("size", "accuracy")
+    failed = {r.number: r.error for r in result.trials if r.state is TrialState.FAILED}
+    assert failed == {
+        2: "the objective returned ['size', 'wrong'], the sweep's objectives are "
+        "['size', 'accuracy']",
+        3: "the objective returned one value (0.5); this sweep has 2 directions "
+        "['minimize', 'maximize'], so it must return 2",
+    }
+    for r in result.trials:
+        metrics = {k: v for k, step, v in tracker.runs[r.number].metrics if step == 0}
+        if r.state is TrialState.COMPLETE:
+            x = r.params["x"]
+            assert r.values == (x, x**0.5) and r.value is None
+            assert metrics == {"size": x, "accuracy": x**0.5}
+        else:
+            assert metrics == {}
+    # Smaller and more accurate at once is impossible here: every completed trial is on it.
+    done = [r for r in result.trials if r.state is TrialState.COMPLETE]
+    assert {r.number for r in result.best_trials} == {r.number for r in done}
+    tags = tracker.sweep.tags
+    assert tags["hpo.n_pareto"] == "4" and "hpo.best_value" not in tags
+    assert tags["hpo.pareto_front"] == ", ".join(str(r.number) for r in result.best_trials)
+    rows = tracker.sweep.artifacts["pareto_front.csv"].decode().splitlines()
+    assert rows[0] == "trial,run_id,size,accuracy,x" and len(rows) == 5
+    assert "pareto_front.png" in tracker.sweep.artifacts
+    assert "optimization_history.png" not in tracker.sweep.artifacts  # one value's figure
+    assert ("pareto_size", 6, 4.0) in tracker.sweep.metrics
+    with pytest.raises(ValueError, match="no single best trial"):
+        _ = result.best_value
+
+
+def test_a_one_objective_sweep_fails_a_trial_that_returns_several_values():
+    s, strategy, pool, tracker = sweep(lambda r, a: [complete((1.0, 2.0))], n_trials=1)
+    [record] = s.run("r", {}).trials
+    assert record.state is TrialState.FAILED
+    assert record.error.startswith("the objective returned (1.0, 2.0); this sweep has one")
+
+
+def test_patience_with_several_objectives_counts_trials_that_left_the_front_as_it_was():
+    # (size, accuracy): trial 2 dominates 0 and 1; 3 and 5 are dominated by it, and 4 is
+    # the same point again (on the front too, but the front did not move).
+    values = [(3, 0.5), (2, 0.4), (1, 0.9), (2, 0.8), (1, 0.9), (4, 0.1), (0, 1.0)]
+    s, strategy, pool, tracker = multi_sweep(
+        lambda r, a: [complete(values[r.number])], n_trials=7, patience=3
+    )
+    result = s.run("r", {})
+    assert len(result.trials) == 6
+    assert result.stopped_by == "patience: no improvement in the last 3 trials"
+    assert [r.number for r in result.best_trials] == [2, 4]

@@ -11,6 +11,7 @@ import math
 import pytest
 
 import hpo
+from hpo.pareto import pareto_front
 from hpo.space import Choice, Float, Int
 from hpo.strategies.base import NoFeasibleConfiguration, TrialState
 
@@ -304,3 +305,83 @@ def test_a_strategy_that_finds_nothing_feasible_says_so():
     strategy.constraints = lambda params: "yes"
     with pytest.raises(TypeError, match="constraints must return True or False, got 'yes'"):
         strategy.ask(1)
+
+
+# -- several objectives ---------------------------------------------------------------------
+MULTI_OBJECTIVE = {  # strategy -> whether it searches for a Pareto front
+    **{name: name not in ("hyperopt-tpe", "optuna:cmaes") for name in STRATEGIES},
+    "optuna:nsgaii": True,
+    "optuna:tpe": True,
+}
+DIRECTIONS = ["minimize", "maximize"]
+
+
+def two_objectives(params) -> tuple[float, float]:
+    """A trade-off: the first objective (minimised) grows with the second (maximised)."""
+    score = objective(params)
+    return score, score + 0.5 * math.sin(3 * score)
+
+
+@pytest.mark.parametrize("name", list(MULTI_OBJECTIVE))
+def test_every_strategy_supports_several_objectives_or_refuses_them_up_front(name):
+    if not MULTI_OBJECTIVE[name]:
+        with pytest.raises(ValueError, match="optimises one objective, got 2 directions"):
+            hpo.make_strategy(name, SPACES["float"], direction=DIRECTIONS, seed=0)
+        return
+    strategy = hpo.make_strategy(name, SPACES["float"], direction=DIRECTIONS, seed=0)
+    assert strategy.direction == "minimize,maximize" and strategy.n_objectives == 2
+    seen = []
+    while len(seen) < 16 and not strategy.exhausted:
+        for t in strategy.ask(2):
+            seen.append(t)
+            if t.number % 5 == 4:
+                strategy.tell(t, failed=True, error="injected failure")
+            else:
+                strategy.tell(t, two_objectives(t.params))
+    done = [t for t in seen if t.state is TrialState.COMPLETE]
+    assert done and all(t.value is None and len(t.values) == 2 for t in done)
+    assert pareto_front(strategy.trials, DIRECTIONS)  # whatever the algorithm, there is one
+    # A single number, or the wrong count, is refused with the rule.
+    [t] = strategy.ask(1) or [None]
+    if t is not None:
+        with pytest.raises(TypeError, match="must return 2 values"):
+            strategy.tell(t, 1.0)
+        with pytest.raises(ValueError, match="returned 3 values, the sweep has 2 directions"):
+            strategy.tell(t, (1.0, 2.0, 3.0))
+        strategy.tell(t, (1.0, 2.0))
+    # Put back into a new strategy (a resume), the values stay and the search goes on.
+    again = hpo.make_strategy(name, SPACES["float"], direction=DIRECTIONS, seed=0)
+    for old in strategy.trials:
+        value = old.values if old.state is TrialState.COMPLETE else None
+        again.restore(old.number, old.assignment, old.state, value, old.error)
+    assert [t.values for t in again.trials] == [t.values for t in strategy.trials]
+    assert again.ask(1) or again.exhausted
+
+
+@pytest.mark.parametrize("name", ["gp", "tpe", "optuna:nsgaii"])
+def test_several_objectives_learn_from_warm_starts_and_refused_suggestions(name):
+    strategy = hpo.make_strategy(name, SPACES["float"], direction=DIRECTIONS, seed=4)
+    strategy.warm_start(
+        [
+            ({"x": 2.0, "y": 0.5}, TrialState.COMPLETE, (1.0, 5.0)),
+            ({"x": 0.0, "y": 0.0}, TrialState.FAILED, None),
+        ]
+    )
+    strategy.constraints = lambda params: params["x"] > -1.0
+    seen = run_multi(strategy, 12)
+    refused = strategy.take_rejected()
+    assert refused and all(t.params["x"] <= -1.0 for t in refused)
+    assert all(t.params["x"] > -1.0 for t in seen)
+    if hasattr(strategy, "study"):  # Optuna was told each refusal as values (the worst seen)
+        told = [t.values for t in strategy.study.trials if t.state.name == "COMPLETE"]
+        assert len(told) == 1 + len(seen) + len(refused)  # and the warm start's
+        assert all(len(v) == 2 for v in told)
+
+
+def run_multi(strategy, n):
+    seen = []
+    while len(seen) < n:
+        for t in strategy.ask(1):
+            seen.append(t)
+            strategy.tell(t, two_objectives(t.params))
+    return seen

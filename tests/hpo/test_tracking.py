@@ -24,7 +24,7 @@ def test_artifacts_written_in_place_are_read_back_by_mlflow(tmp_path):
     tracker.start_sweep(run_name="s", tags={}, params={"n_trials": 1})
     tracker.start_trial(0, {"x": 1.0}, {})
     content = {"learning_curves.png": b"\x89PNG fake", "nested/traceback.txt": b"boom"}
-    tracker.end_trial(0, TrialState.COMPLETE, value=1.0, artifacts=content)
+    tracker.end_trial(0, TrialState.COMPLETE, objectives={"objective": 1.0}, artifacts=content)
     tracker.end_sweep(status="FINISHED", tags={}, artifacts={"trials.csv": b"number\n0\n"})
 
     client = MlflowClient(uri)
@@ -112,7 +112,7 @@ def test_a_create_run_whose_answer_was_lost_does_not_make_a_second_run(tmp_path)
     tracker.start_sweep(run_name="s", tags={}, params={"n_trials": 1})
     tracker.client.create_run = create_then_lose_the_reply  # for the trials' runs
     tracker.start_trial(0, {"x": 1.0}, {})
-    tracker.end_trial(0, TrialState.COMPLETE, value=1.0)
+    tracker.end_trial(0, TrialState.COMPLETE, objectives={"objective": 1.0})
     tracker.end_sweep(status="FINISHED", tags={}, artifacts={})
 
     client = MlflowClient(uri)
@@ -173,7 +173,7 @@ def test_a_reader_in_the_middle_of_a_transaction_does_not_hold_up_the_writes(tmp
     def sweep():
         tracker.start_sweep(run_name="s", tags={}, params={"n_trials": 1})
         tracker.start_trial(0, {"x": 1.0}, {})
-        tracker.end_trial(0, TrialState.COMPLETE, value=1.0)
+        tracker.end_trial(0, TrialState.COMPLETE, objectives={"objective": 1.0})
         tracker.end_sweep(status="FINISHED", tags={}, artifacts={})
         done.set()
 

@@ -12,6 +12,14 @@ from hpo.strategies.base import TrialState
 from hpo.warm_start import load_history
 
 
+@pytest.fixture
+def store(tmp_path):
+    """A sqlite store in a temporary directory: its URI, a client, an experiment id."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    return uri, client, client.create_experiment("e", artifact_location=tmp_path.as_uri())
+
+
 def _sweep(client, experiment_id, direction, trials):
     """A parent run and one child run per (params, state, value), as hpo records them."""
     tags = {"hpo.sweep": "true", "hpo.direction": direction}
@@ -32,10 +40,8 @@ def _sweep(client, experiment_id, direction, trials):
     return sweep_id
 
 
-def test_history_keeps_finished_trials_that_fit_the_new_space_by_their_values(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(uri)
-    experiment_id = client.create_experiment("e", artifact_location=tmp_path.as_uri())
+def test_history_keeps_finished_trials_that_fit_the_new_space_by_their_values(store):
+    uri, client, experiment_id = store
     sweep_id = _sweep(
         client,
         experiment_id,
@@ -67,3 +73,24 @@ def test_history_keeps_finished_trials_that_fit_the_new_space_by_their_values(tm
         load_history(["nope"], new, "minimize", uri)
     with pytest.raises(ValueError, match="warm_start must be a list of sweep ids"):
         load_history(sweep_id, new, "minimize", uri)
+
+
+def test_a_history_of_several_objectives_carries_each_value_and_checks_the_names(store):
+    uri, client, experiment_id = store
+    sweep_id = _sweep(
+        client,
+        experiment_id,
+        "minimize,maximize",
+        [({"lr": 0.01}, "COMPLETE", None), ({"lr": 0.02}, "COMPLETE", None)],
+    )
+    client.set_tag(sweep_id, "hpo.objectives", '["error", "speed"]')
+    runs = client.search_runs([experiment_id], "tags.hpo.trial = '0'")
+    client.log_metric(runs[0].info.run_id, "error", 0.1)
+    client.log_metric(runs[0].info.run_id, "speed", 7.0)  # trial 1 lacks its values: left
+    space = Space({"lr": Float(1e-4, 0.1, log=True)})
+    history = load_history([sweep_id], space, "minimize,maximize", uri, ("error", "speed"))
+    assert history.trials == [({"lr": 0.01}, TrialState.COMPLETE, (0.1, 7.0))]
+    with pytest.raises(ValueError, match=r"objectives are \['error', 'speed'\], this one's are"):
+        load_history([sweep_id], space, "minimize,maximize", uri, ("loss", "speed"))
+    with pytest.raises(ValueError, match="needs the same direction"):
+        load_history([sweep_id], space, "minimize", uri)

@@ -279,3 +279,10 @@ def checkpointed(params, report, data):
     )
     model.fit(X_train, y_train, eval_set=(X_val, y_val), resume_from=restored and restored[0])
     return model.score(X_val, y_val)
+
+
+def error_and_size(params, report):
+    """Two objectives in a trade-off, as a dict: a larger x costs size and buys error."""
+    x, y = params["x"], params["y"]
+    report(0, train_error=1.0 + y - math.sqrt(x))
+    return {"error": 1.0 + y - math.sqrt(x), "size": 10.0 * x}

@@ -1,0 +1,105 @@
+"""The Pareto front and the hypervolume against brute-force computations."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from hpo.pareto import dominates, hypervolume_2d, losses, non_dominated, pareto_front
+from hpo.strategies.base import Trial, TrialState
+from hpo.trials import Tally
+
+
+def brute_front(points: np.ndarray) -> set[int]:
+    """Indices of the points (losses) no other point dominates, by checking every pair."""
+    front = set()
+    for i, p in enumerate(points):
+        if not any(
+            all(q[k] <= p[k] for k in range(len(p))) and any(q[k] < p[k] for k in range(len(p)))
+            for j, q in enumerate(points)
+            if j != i
+        ):
+            front.add(i)
+    return front
+
+
+def brute_hypervolume(points: np.ndarray, reference: tuple[float, float]) -> float:
+    """The dominated area, summed over the cells of the grid the points' coordinates make."""
+    xs = sorted({*points[:, 0], reference[0]})
+    ys = sorted({*points[:, 1], reference[1]})
+    area = 0.0
+    for (x0, x1), (y0, y1) in itertools.product(itertools.pairwise(xs), itertools.pairwise(ys)):
+        if x1 > reference[0] or y1 > reference[1]:
+            continue
+        if any(p[0] <= x0 and p[1] <= y0 for p in points):  # the cell's lower corner is covered
+            area += (x1 - x0) * (y1 - y0)
+    return area
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("k", [2, 3])
+def test_the_front_is_what_checking_every_pair_finds(seed, k):
+    rng = np.random.default_rng(seed)
+    # Few distinct values, so that ties and duplicate points occur.
+    points = rng.integers(0, 6, size=(40, k)).astype(float)
+    assert set(np.flatnonzero(non_dominated(points))) == brute_front(points)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pareto_front_of_trials_follows_each_objectives_direction(seed):
+    rng = np.random.default_rng(seed)
+    directions = ("minimize", "maximize")
+    trials = []
+    for n in range(30):
+        state = [TrialState.COMPLETE, TrialState.FAILED, TrialState.PRUNED][n % 5 % 3]
+        values = tuple(rng.integers(0, 8, size=2).astype(float))
+        trials.append(
+            Trial(
+                n, {}, {}, {}, state=state, values=values if state is TrialState.COMPLETE else None
+            )
+        )
+    done = [t for t in trials if t.state is TrialState.COMPLETE]
+    expected = brute_front(np.array([(a, -b) for a, b in (t.values for t in done)]))
+    front = pareto_front(trials, directions)
+    assert {t.number for t in front} == {done[i].number for i in expected}
+    assert [t.values for t in front] == sorted(t.values for t in front)  # by the first objective
+    for t in front:
+        assert not any(dominates(o.values, t.values, directions) for o in done)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hypervolume_2d_is_the_area_dominated_up_to_the_reference(seed):
+    rng = np.random.default_rng(seed)
+    points = rng.uniform(0, 10, size=(25, 2)).round(1)
+    reference = (8.0, 9.0)  # some points lie beyond it: they count nothing
+    expected = brute_hypervolume(points[np.all(points < reference, axis=1)], reference)
+    assert hypervolume_2d(points, reference) == pytest.approx(expected)
+
+
+def test_hypervolume_of_one_point_and_of_none():
+    assert hypervolume_2d(np.array([[1.0, 2.0]]), (3.0, 3.0)) == pytest.approx(2.0)
+    assert hypervolume_2d(np.array([[4.0, 2.0]]), (3.0, 3.0)) == 0.0
+    assert hypervolume_2d(np.empty((0, 2)), (3.0, 3.0)) == 0.0
+
+
+def test_losses_turn_maximised_objectives_around():
+    assert losses([(1.0, 2.0)], ("minimize", "maximize")).tolist() == [[1.0, -2.0]]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_tally_keeps_the_front_and_counts_trials_since_it_last_moved(seed):
+    rng = np.random.default_rng(seed)
+    tally = Tally("minimize,maximize")
+    trials, since = [], 0
+    for n in range(40):
+        values = tuple(rng.integers(0, 6, size=2).astype(float))
+        trial = Trial(n, {}, {}, {}, state=TrialState.COMPLETE, values=values)
+        before = {t.values for t in pareto_front(trials, ("minimize", "maximize"))}
+        trials.append(trial)
+        after = {t.values for t in pareto_front(trials, ("minimize", "maximize"))}
+        since = 0 if after != before else since + 1
+        tally.add(trial)
+        assert sorted(tally.front) == sorted((a, -b) for a, b in after)
+        assert tally.since_best == since and tally.best is None
