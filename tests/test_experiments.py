@@ -143,3 +143,17 @@ def test_mnist_mlp_says_what_is_wrong_with_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("HPO_MNIST", str(tmp_path / "other.npz"))
     with pytest.raises(ValueError, match="missing y_train, x_test, y_test"):
         exp.load_data()
+
+
+def test_digits_size_returns_the_error_and_the_weights_it_names():
+    exp = _experiment("digits_size")
+    assert exp.direction == ["minimize", "minimize"]
+    assert exp.objective_names == ["val_error", "weights"]
+    data = exp.load_data()
+    reports = _Reports()
+    reports.model = lambda model: reports.calls.append(("model", {"model": model}))
+    params = {"learning_rate": 1e-2, "layers": {"units": [8, 4]}}
+    values = exp.objective(params, reports, data)
+    assert values["weights"] == (64 * 8 + 8) + (8 * 4 + 4) + (4 * 10 + 10)
+    assert 0.0 <= values["val_error"] < 0.3  # it learns
+    assert values["val_error"] == pytest.approx(1.0 - reports.last("val_accuracy"))
