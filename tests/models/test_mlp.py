@@ -152,13 +152,15 @@ def test_and_is_learned_faster_with_cross_entropy_than_squared_error():
 
 @pytest.mark.slow
 def test_xor_is_learned_far_more_often_with_ten_hidden_units_than_two():
+    seeds = 25
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
     y = np.array([0, 1, 1, 0])
 
     def success_rate(units):
         # The textbook's setting: 10,000 plain SGD steps, one sample per step.
+        # 25 seeds: measured 0.48 with two units and 1.0 with ten (0.54 and 1.0 over 50).
         learned = 0
-        for seed in range(50):
+        for seed in range(seeds):
             model = MLPClassifier(
                 (units,),
                 activation="tanh",
@@ -172,7 +174,7 @@ def test_xor_is_learned_far_more_often_with_ten_hidden_units_than_two():
                 random_state=seed,
             )
             learned += model.fit(X, y).score(X, y) == 1.0
-        return learned / 50
+        return learned / seeds
 
     two, ten = success_rate(2), success_rate(10)
     assert ten >= 0.9 and ten > two + 0.15, (two, ten)
