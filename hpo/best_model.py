@@ -93,6 +93,7 @@ def load_best_model(sweep_id: str, *, tracking_uri: str | None = None) -> Any:
     import mlflow.sklearn
     from mlflow.tracking import MlflowClient
 
+    from hpo.checks import several_objectives
     from hpo.store import sweep_run
     from hpo.tracking import resolve_tracking_uri
 
@@ -100,7 +101,7 @@ def load_best_model(sweep_id: str, *, tracking_uri: str | None = None) -> Any:
     client = MlflowClient(where)
     tags = sweep_run(client, sweep_id, where).data.tags
     uri = tags.get(BEST_MODEL_TAG)
-    if uri is None and "," in tags.get("hpo.direction", ""):
+    if uri is None and several_objectives(tags.get("hpo.direction", "")):
         raise ValueError(
             f"sweep {sweep_id!r} has several objectives, so no one best model: pick a trial "
             "of its Pareto front (pareto_front.csv, hpo show) and load its model with "

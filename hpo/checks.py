@@ -43,6 +43,12 @@ def check_directions(direction: Any) -> tuple[str, ...]:
     return tuple(parts)
 
 
+def several_objectives(direction: str) -> bool:
+    """Whether ``direction`` ("minimize,maximize", as `check_directions` reads it) names
+    several objectives."""
+    return "," in direction
+
+
 def better(a: float, b: float, direction: str) -> bool:
     """Whether ``a`` is strictly better than ``b`` in ``direction`` (one objective's)."""
     return a < b if check_direction(direction) == "minimize" else a > b

@@ -25,6 +25,7 @@ from hpo.checks import (
     first_line,
     int_at_least,
     positive_int,
+    several_objectives,
 )
 from hpo.cluster import connect
 from hpo.events import Artifact, Outcome, Report
@@ -253,6 +254,7 @@ def run(
     if warm_start:
         history = load_history(list(warm_start), strat.space, strat.direction, uri, names)
         strat.warm_start(history.trials)
+        names = names or history.objective_names  # its values come by those names
         if progress:
             print(f"hpo: {history.describe()}", file=sys.stderr)
     grid_size = getattr(strat, "size", None)
@@ -719,7 +721,7 @@ class _Progress:
         counts = {"failed": tally.counts[TrialState.FAILED]}
         if self.show_pruned:
             counts["pruned"] = tally.counts[TrialState.PRUNED]
-        if "," in tally.direction:  # several objectives: the front's size
+        if several_objectives(tally.direction):  # the front's size
             self.bar.set_postfix(**counts, front=len(tally.front), refresh=False)
         else:
             best = "-" if tally.best is None else f"{tally.best:.4g}"

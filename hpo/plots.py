@@ -160,7 +160,10 @@ def pareto_png(
         if len(pairs) == 1:  # two objectives: the front is a staircase, its trials labelled
             order = np.argsort(data[front, i])
             xs, ys = data[front, i][order], data[front, j][order]
-            ax.step(xs, ys, where="post", color="C3", alpha=0.5)
+            # The edge of the region the front dominates: it holds each point's value up
+            # to the next point when the first objective is minimised, from the last before.
+            where = "post" if directions[i] == "minimize" else "pre"
+            ax.step(xs, ys, where=where, color="C3", alpha=0.5)
             for x, y, n in zip(xs, ys, np.asarray(numbers)[front][order], strict=True):
                 ax.annotate(
                     f"#{n}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize="x-small"

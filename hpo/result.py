@@ -10,6 +10,8 @@ from hpo.pareto import pareto_front
 from hpo.strategies.base import TrialState, best_of
 from hpo.trials import TrialRecord, count_states
 
+SUMMARY_FRONT = 20  # trials of a Pareto front the summary lists
+
 
 @dataclass
 class SweepResult:
@@ -133,11 +135,13 @@ class SweepResult:
             lines.append(
                 f"Pareto front ({goal}): {len(front)} trials" if front else "no trial completed"
             )
-            for t in front:
+            for t in front[:SUMMARY_FRONT]:
                 values = ", ".join(
                     f"{n}={v:.6g}" for n, v in zip(self.objective_names, t.values, strict=True)
                 )
                 lines.append(f"  trial {t.number}: {values}")
+            if len(front) > SUMMARY_FRONT:
+                lines.append(f"  ... and {len(front) - SUMMARY_FRONT} more (result.best_trials)")
             return "\n".join(lines)
         best = self.best_trial
         if best is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hpo.checks import check_directions, loss_sign
+from hpo.checks import check_directions, loss_sign, several_objectives
 from hpo.pareto import losses, non_dominated
 from hpo.store import child_runs, objective_names, objective_values, sweep_run
 
@@ -47,7 +47,7 @@ def show_sweep(client: Any, sweep_id: str, top: int = 10) -> str:
     direction = t.get("hpo.direction", "minimize")
     names = objective_names(t)
     done = [r for r in children if objective_values(r.data.metrics, names) is not None]
-    if "," in direction:  # several objectives: the Pareto front, by the first objective
+    if several_objectives(direction):  # the Pareto front, by the first objective
         values = [objective_values(r.data.metrics, names) for r in done]
         points = losses(values, check_directions(direction))
         done = [r for r, keep in zip(done, non_dominated(points), strict=True) if keep]
@@ -58,7 +58,7 @@ def show_sweep(client: Any, sweep_id: str, top: int = 10) -> str:
         heading = f"best {min(top, len(done))} trials:"
     # Best first; of equal values the first trial, as the sweep's own summary names it.
     done.sort(key=lambda r: (sign * r.data.metrics[names[0]], int(r.data.tags["hpo.trial"])))
-    shown = done if "," in direction else done[:top]
+    shown = done if several_objectives(direction) else done[:top]
     states: dict[str, int] = {}
     for r in children:
         state = r.data.tags.get("hpo.state", "?")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hpo.checks import several_objectives
 from hpo.strategies.base import Trial, TrialState
 from hpo.tracking import resolve_tracking_uri
 from hpo.trials import TrialRecord
@@ -46,7 +47,7 @@ def child_runs(client: Any, experiment_id: str, sweep_id: str) -> list[Any]:
 def objective_names(sweep_tags: dict[str, str]) -> tuple[str, ...]:
     """The metric names of a sweep's objectives: "objective", or those of several (its
     ``hpo.objectives`` tag, set when they were named)."""
-    if "," not in sweep_tags.get("hpo.direction", ""):
+    if not several_objectives(sweep_tags.get("hpo.direction", "")):
         return ("objective",)
     return tuple(json.loads(sweep_tags.get("hpo.objectives", "[]")))
 

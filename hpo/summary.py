@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from hpo.checks import check_directions, loss_sign
+from hpo.checks import check_directions, loss_sign, several_objectives
 from hpo.pareto import pareto_front
 from hpo.pruners import Pruner
 from hpo.space import Choice, Float, Int, Space
@@ -29,11 +29,6 @@ DESCRIPTION_REASONS = 5  # distinct failure reasons listed there
 HEATMAP_MAX_VALUES = 25  # more distinct values per axis than this is not a grid worth drawing
 FigureSpec = tuple[str, str, dict[str, Any]]  # (file name, kind, arguments): `hpo.plots.render`
 ONE = ("objective",)  # the objective's name when there is one
-
-
-def several(direction: str) -> bool:
-    """Whether ``direction`` ("minimize,maximize") names several objectives."""
-    return "," in direction
 
 
 def sweep_settings(
@@ -75,12 +70,12 @@ def closing_tags(
     if infeasible:  # among the failed: suggestions the constraints refused, never run
         tags["hpo.n_infeasible"] = str(infeasible)
     tags["hpo.elapsed_seconds"] = f"{elapsed:.1f}"
-    if several(direction):
+    if several_objectives(direction):
         front = pareto_front(records, check_directions(direction))
         tags["hpo.n_pareto"] = str(len(front))
         if front:  # the front's trials, in the order of the first objective
             tags["hpo.pareto_front"] = _cut(", ".join(str(r.number) for r in front), 5000)
-    best = None if several(direction) else best_of(records, direction)
+    best = None if several_objectives(direction) else best_of(records, direction)
     if best is not None:
         tags.update(
             {
@@ -238,7 +233,7 @@ def figure_specs(
 ) -> list[FigureSpec]:
     """What the closing figures show, as plain data for `hpo.plots.render`; with several
     objectives, the Pareto front (the figures of one value do not apply)."""
-    if several(direction):
+    if several_objectives(direction):
         done = [r for r in records if r.state is TrialState.COMPLETE]
         if not done:
             return []
@@ -324,7 +319,7 @@ def closing_artifacts(
         "trials.csv": trials_csv(records, names).encode(),
         "space.txt": repr(space).encode(),
     }
-    if several(direction):
+    if several_objectives(direction):
         files["pareto_front.csv"] = pareto_csv(records, direction, names).encode()
     if repeats > 1:
         files["best_configurations.csv"] = repeats_csv(records, direction).encode()
@@ -376,7 +371,7 @@ def description(
     counts = count_states(records)
     goal = (
         ", ".join(f"{d} {n}" for d, n in zip(check_directions(direction), names, strict=True))
-        if several(direction)
+        if several_objectives(direction)
         else f"{direction} the objective"
     )
     lines = [
@@ -385,8 +380,8 @@ def description(
         f"{counts[TrialState.PRUNED]} pruned); {status.lower()}.",
         "",
     ]
-    best = None if several(direction) else best_of(records, direction)
-    if several(direction):
+    best = None if several_objectives(direction) else best_of(records, direction)
+    if several_objectives(direction):
         lines += _front_lines(records, direction, names, experiment_id)
     elif best is None:
         lines.append("No trial completed.")

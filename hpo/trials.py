@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpo.artifacts import CHECKPOINT
-from hpo.checks import better, check_directions, check_values
+from hpo.checks import better, check_directions, check_values, several_objectives
 from hpo.events import Artifact, Outcome, Report
 from hpo.pareto import losses
 from hpo.pruners import Pruner
@@ -119,7 +119,7 @@ class Tally:
 
     def add(self, trial: Trial) -> None:
         self.counts[trial.state] += 1
-        if trial.state is TrialState.COMPLETE and "," in self.direction:
+        if trial.state is TrialState.COMPLETE and several_objectives(self.direction):
             improved = self._join_front(trial.values)
         else:
             value = trial.value

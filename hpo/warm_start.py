@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from hpo.checks import several_objectives
 from hpo.space import Space
 from hpo.store import child_runs, objective_names, objective_values, sweep_run
 from hpo.strategies.base import TrialState
@@ -27,6 +28,7 @@ class History:
     # (assignment, state, value): a tuple of values with several objectives
     trials: list[tuple[dict[str, Any], TrialState, Any]] = field(default_factory=list)
     left_out: int = 0
+    objective_names: tuple[str, ...] | None = None  # several objectives: as the sweeps named them
 
     def describe(self) -> str:
         line = (
@@ -63,11 +65,15 @@ def load_history(
                 f"to {direction} it; a warm start needs the same direction"
             )
         theirs_named = objective_names(parent.data.tags)
-        if "," in direction and names is not None and theirs_named != names:
+        names = names or history.objective_names  # named here, or by the first sweep
+        named = several_objectives(direction) and theirs_named  # () before any result
+        if named and names is not None and theirs_named != names:
             raise ValueError(
                 f"warm_start: sweep {sweep_id!r}'s objectives are {list(theirs_named)}, this "
                 f"one's are {list(names)}; a warm start needs the same objectives"
             )
+        if named:
+            history.objective_names = theirs_named
         runs = child_runs(client, parent.info.experiment_id, sweep_id)
         for run in sorted(runs, key=lambda r: int(r.data.tags["hpo.trial"])):  # a fixed order
             tags = run.data.tags

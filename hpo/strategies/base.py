@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hpo.checks import better, check_directions, check_value, check_values
+from hpo.checks import better, check_directions, check_value, check_values, several_objectives
 from hpo.space import Space, as_space
 
 # Named in the refusal of the strategies that optimise one objective only.
@@ -86,7 +86,7 @@ def _check_options(configure: Any, options: dict[str, Any], owner: str) -> None:
 
 def best_of(trials: Iterable[Trial], direction: str) -> Trial | None:
     """The completed trial with the best value; of equal values, the first issued."""
-    if "," in direction:
+    if several_objectives(direction):
         raise ValueError(
             f"a sweep with several objectives ({direction}) has no single best trial; its "
             "Pareto front is (result.best_trials)"

@@ -109,3 +109,25 @@ def test_importance_rates_the_parameter_the_objective_depends_on_and_names_the_c
     assert unrated["layers.units.0"] == 40 and 0 < unrated["layers.units.1"] < 40
     few = param_importances(s.space, [t.assignment for t in trials[:3]], [1, 2, 3], "minimize")
     assert few[0] == {}  # fewer than 4 completed trials: nothing rated
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_the_pareto_figure_marks_the_front_in_one_panel_or_every_pair(k):
+    from hpo.plots import render
+
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0, 1, size=(20, k)).tolist()
+    on_front = [bool(i % 3 == 0) for i in range(20)]
+    spec = {
+        "names": [f"f{i}" for i in range(k)],
+        "directions": ["minimize", "maximize", "minimize"][:k],
+        "values": values,
+        "on_front": on_front,
+        "numbers": list(range(20)),
+    }
+    png = render([("pareto_front.png", "pareto", spec)])["pareto_front.png"]
+    image = Image.open(io.BytesIO(png))
+    assert image.format == "PNG"
+    assert _has_colour(png, (0xD6, 0x27, 0x28))  # matplotlib's C3: the front's points
+    # Three objectives: three pairs side by side, so the figure is three panels wide.
+    assert image.size[0] > (2.5 if k == 3 else 1.0) * image.size[1]

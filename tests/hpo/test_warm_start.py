@@ -90,6 +90,8 @@ def test_a_history_of_several_objectives_carries_each_value_and_checks_the_names
     space = Space({"lr": Float(1e-4, 0.1, log=True)})
     history = load_history([sweep_id], space, "minimize,maximize", uri, ("error", "speed"))
     assert history.trials == [({"lr": 0.01}, TrialState.COMPLETE, (0.1, 7.0))]
+    assert history.objective_names == ("error", "speed")  # a sweep not naming them takes these
+    assert load_history([sweep_id], space, "minimize,maximize", uri).trials == history.trials
     with pytest.raises(ValueError, match=r"objectives are \['error', 'speed'\], this one's are"):
         load_history([sweep_id], space, "minimize,maximize", uri, ("loss", "speed"))
     with pytest.raises(ValueError, match="needs the same direction"):
