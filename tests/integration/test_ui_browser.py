@@ -155,8 +155,10 @@ def test_a_trials_metrics_page_draws_its_learning_curves(store, ui, page):
     trial = result.best_trial
     url = f"{ui}/#/experiments/{result.experiment_id}/runs/{trial.run_id}/model-metrics?{ML}"
     with shown(page, url, "trial-metrics"):
-        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
-        assert page.locator(".js-plotly-plot").count() >= 2  # accuracy and the objective
+        # The charts are drawn one after another: wait for both, accuracy and the objective.
+        page.wait_for_function(
+            "() => document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=30_000
+        )
         assert "accuracy" in page.inner_text("body")
         # A drawn curve: plotly's scatter trace with a path.
         assert page.locator(".js-plotly-plot .scatterlayer path").count() >= 1
