@@ -112,7 +112,9 @@ class Strategy:
     ----------
     space : Space or dict
         The search space.
-    direction : {"minimize", "maximize"}
+    direction : {"minimize", "maximize"} or list of them
+        One per objective: with several, ``tell`` takes a tuple of values and the
+        strategy searches for their Pareto front (if it can: ``multi_objective``).
     seed : int, optional
         Seed of the strategy's generator; a fresh one is drawn (and kept in ``seed``)
         when omitted.
@@ -268,9 +270,10 @@ class Strategy:
             return value, (value,)
         return None, check_values(value, self.n_objectives)
 
-    def warm_start(self, trials: Iterable[tuple[dict[str, Any], TrialState, float | None]]) -> None:
+    def warm_start(self, trials: Iterable[tuple[dict[str, Any], TrialState, Any]]) -> None:
         """Learn from finished trials of earlier sweeps, given as (assignment in this
-        space, state, value), before any `ask`: they are history, not trials of this
+        space, state, value: a tuple with several objectives), before any `ask`: they
+        are history, not trials of this
         sweep (numbered -1, -2, ...; not in ``trials``, so not run and not counted)."""
         for assignment, state, value in trials:
             if not state.is_finished:
