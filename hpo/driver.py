@@ -532,7 +532,7 @@ class Sweep:
             experiment_id=self.tracker.experiment_id,
             tracking_uri=self.tracker.tracking_uri,
             direction=self.strategy.direction,
-            objective_names=self.trials.objective_names or ("objective",),
+            objective_names=self.trials.names,
             trials=[self.trials.records[t.number] for t in self.strategy.trials],
             interrupted=self.interrupted,
             timed_out=self.timed_out,
@@ -636,7 +636,7 @@ class Sweep:
             self.progress.close(self.trials.tally)
         s, o = self.strategy, self.options
         records = [self.trials.records[t.number] for t in s.trials]
-        names = self.trials.objective_names or ("objective",)
+        names = self.trials.names
         # Drawn on an idle worker while the writer drains its backlog: in this process the
         # drawing would compete with the writer for the interpreter.
         figures = self.pool.render(

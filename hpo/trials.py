@@ -334,13 +334,20 @@ class Lifecycle:
         elif tally.front:  # several objectives: how many points the front has
             self.tracker.log_sweep_metrics(tally.finished, {"pareto_size": len(tally.front)})
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The objectives' metric names: "objective" for one; with several, as named (or,
+        before any result named them, ``objective_0``, ``objective_1``, ...)."""
+        n = self.strategy.n_objectives
+        if n == 1:
+            return ("objective",)
+        return self.objective_names or tuple(f"objective_{i}" for i in range(n))
+
     def objectives(self, trial: Trial) -> dict[str, float]:
         """The metrics of a completed trial's values: "objective", or one per objective."""
         if trial.values is None:
             return {}
-        if trial.value is not None:
-            return {"objective": trial.value}
-        return dict(zip(self.objective_names or (), trial.values, strict=True))
+        return dict(zip(self.names, trial.values, strict=True))
 
     def _result(self, value: Any) -> Any:
         """A completed trial's value as its strategy takes it: a real, or one real per
@@ -367,7 +374,7 @@ class Lifecycle:
                 f"{n} directions {list(self.strategy.directions)}"
             )
         if self.objective_names is None:
-            names = list(value) if isinstance(value, dict) else [f"objective_{i}" for i in range(n)]
+            names = list(value) if isinstance(value, dict) else list(self.names)
             for name in names:
                 check_name("objective", name)
             self._name_objectives(tuple(names))

@@ -492,3 +492,14 @@ def test_patience_with_several_objectives_counts_trials_that_left_the_front_as_i
     assert len(result.trials) == 6
     assert result.stopped_by == "patience: no improvement in the last 3 trials"
     assert [r.number for r in result.best_trials] == [2, 4]
+
+
+def test_a_sweep_of_several_objectives_where_every_trial_failed_closes_with_its_record():
+    s, strategy, pool, tracker = multi_sweep(lambda r, a: [Outcome.failed("boom")], n_trials=2)
+    result = s.run("r", {})
+    assert result.n_failed == 2 and result.best_trials == []
+    assert result.objective_names == ("objective_0", "objective_1")  # named by no result
+    assert tracker.sweep.status == "FINISHED" and tracker.sweep.tags["hpo.n_pareto"] == "0"
+    assert "No trial completed." in tracker.sweep.tags["mlflow.note.content"]
+    header = tracker.sweep.artifacts["trials.csv"].decode().splitlines()[0]
+    assert header.startswith("trial,state,objective_0,objective_1,seconds")
