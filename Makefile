@@ -51,6 +51,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/models.py
 	$(BIN)/python benchmarks/step_parts.py
 	$(BIN)/python benchmarks/optimizers.py
+	$(BIN)/python benchmarks/optimizers.py --warm-start
+	$(BIN)/python benchmarks/optimizers.py --multi-objective
 	$(BIN)/python benchmarks/pruning.py
 	$(BIN)/python benchmarks/cluster.py  # namespace hosts: needs root
 
