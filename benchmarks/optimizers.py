@@ -218,8 +218,8 @@ TASKS = {
 
 
 # -- optimisers: each returns the objective values in evaluation order ----------------------
-def run_ours(name, space, fn, seed, budget, batch):
-    s = hpo.make_strategy(name, space, seed=seed)
+def run_ours(name, space, fn, seed, budget, batch, direction="minimize"):
+    s = hpo.make_strategy(name, space, direction=direction, seed=seed)
     values = []
     while len(values) < budget:
         trials = s.ask(min(batch, budget - len(values)))
@@ -230,14 +230,16 @@ def run_ours(name, space, fn, seed, budget, batch):
     return values
 
 
-def run_optuna_native(sampler_name, space, fn, seed, budget, batch):
-    """An Optuna sampler as an Optuna user writes it, with its defaults."""
+def run_optuna_native(sampler_name, space, fn, seed, budget, batch, direction="minimize"):
+    """An Optuna sampler as an Optuna user writes it, with its defaults (a list of
+    directions: its multi-objective study)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     sampler = getattr(optuna.samplers, sampler_name)(seed=seed)
-    study = optuna.create_study(sampler=sampler)
+    directions = [direction] if isinstance(direction, str) else list(direction)
+    study = optuna.create_study(directions=directions, sampler=sampler)
     values = []
     while len(values) < budget:
         # Optuna samples at suggest time: a batch draws every trial's parameters before any
@@ -624,38 +626,14 @@ MO_TASKS = {
 }
 
 
-def run_ours_mo(name, space, fn, seed, budget):
-    s = hpo.make_strategy(name, space, direction=["minimize", "minimize"], seed=seed)
-    values = []
-    for _ in range(budget):
-        [t] = s.ask()
-        values.append(fn(t.params))
-        s.tell(t, values[-1])
-    return values
-
-
-def run_optuna_mo(sampler_name, space, fn, seed, budget):
-    """An Optuna multi-objective sampler as an Optuna user writes it, with its defaults."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-    sampler = getattr(optuna.samplers, sampler_name)(seed=seed)
-    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
-    values = []
-    for _ in range(budget):
-        trial = study.ask()
-        values.append(fn(_suggest_all(trial, space)))
-        study.tell(trial, values[-1])
-    return values
-
-
+# Sequential asks, two objectives both minimised.
+_MO = {"batch": 1, "direction": ["minimize", "minimize"]}
 MO_OPTIMISERS = {
-    "hpo gp (ParEGO)": functools.partial(run_ours_mo, "gp"),
-    "hpo tpe": functools.partial(run_ours_mo, "tpe"),
-    "Optuna NSGA-II (native)": functools.partial(run_optuna_mo, "NSGAIISampler"),
-    "Optuna TPE (native)": functools.partial(run_optuna_mo, "TPESampler"),
-    "random": functools.partial(run_ours_mo, "random"),
+    "hpo gp (ParEGO)": functools.partial(run_ours, "gp", **_MO),
+    "hpo tpe": functools.partial(run_ours, "tpe", **_MO),
+    "Optuna NSGA-II (native)": functools.partial(run_optuna_native, "NSGAIISampler", **_MO),
+    "Optuna TPE (native)": functools.partial(run_optuna_native, "TPESampler", **_MO),
+    "random": functools.partial(run_ours, "random", **_MO),
 }
 
 

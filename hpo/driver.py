@@ -343,8 +343,9 @@ def check_objective_names(names: Any, directions: tuple[str, ...]) -> tuple[str,
 
 def refuse_single_objective_options(**options: Any) -> None:
     """ValueError for an option that ranks trials by one value, in a sweep with several."""
-    given = {k: v for k, v in options.items() if v is not None and v != 1}
-    for name, value in given.items():
+    for name, value in options.items():
+        if value is None or value == 1:  # not given (repeats: its default)
+            continue
         shown = value.name if isinstance(value, Pruner) else value
         raise ValueError(
             f"{name}={shown!r} ranks trials by one value, but the sweep has several "
