@@ -39,10 +39,11 @@ def connect(address: str | None) -> dict[str, float]:
 
     if ray.is_initialized():
         return ray.cluster_resources()
+    log = Path(tempfile.gettempdir()) / f"hpo-ray-connect-{os.getpid()}.log"
     if target is not None and not target.startswith("ray://") and target != "auto":
         _check_answers(target)
+        _check_token(target, log)
         _check_local_node(target)
-    log = Path(tempfile.gettempdir()) / f"hpo-ray-connect-{os.getpid()}.log"
     try:
         with _stderr_to(log):
             # Quiet the cluster's own start-up chatter; errors still surface as exceptions.
@@ -73,6 +74,31 @@ def _check_answers(target: str) -> None:
             f"the Ray cluster at {target} does not answer ({exc.strerror or exc}): check the "
             f"address and that its head node runs (`ray start --head --port={port}`)"
         ) from exc
+
+
+def _check_token(target: str, log: Path) -> None:
+    """One request to the cluster's GCS with this machine's token. Ray's own connection
+    retries a refused token for 20 s before saying so; this says it at once."""
+    from ray._raylet import GcsClient  # the client Ray itself opens a node's connection with
+    from ray.exceptions import AuthenticationError
+
+    try:
+        with _stderr_to(log):
+            GcsClient(address=target)
+    except AuthenticationError as exc:
+        raise ClusterConnectionError(_refused_token(target)) from exc
+    except Exception:
+        pass  # anything else is ray.init's to meet and explain
+    finally:
+        log.unlink(missing_ok=True)  # what Ray printed of this attempt says no more
+
+
+def _refused_token(target: str | None) -> str:
+    token = "not set" if not os.environ.get("RAY_AUTH_TOKEN") else "not the cluster's"
+    return (
+        f"the Ray cluster at {target} refused this machine's token (RAY_AUTH_TOKEN is "
+        f"{token}): set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to the cluster's token"
+    )
 
 
 def _check_local_node(target: str) -> None:
@@ -114,11 +140,7 @@ def _explain(exc: Exception, said: str, target: str | None, log: Path) -> str:
     """One line for a failed ``ray.init``: what went wrong and what to do."""
     text = f"{exc}\n{said}"
     if "InvalidAuthToken" in text or "Unauthenticated" in text:
-        token = "not set" if not os.environ.get("RAY_AUTH_TOKEN") else "not the cluster's"
-        return (
-            f"the Ray cluster at {target} refused this machine's token (RAY_AUTH_TOKEN is "
-            f"{token}): set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to the cluster's token"
-        )
+        return _refused_token(target)
     versions = _VERSIONS.findall(str(exc))
     if "Version mismatch" in str(exc) and len(versions) == 2:
         (ray_there, python_there), (ray_here, python_here) = versions

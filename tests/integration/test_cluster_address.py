@@ -131,7 +131,9 @@ def one_line_error(done) -> str:
     return line
 
 
-def test_an_address_nobody_answers_at_and_a_cluster_of_another_ray_version(tmp_path, head):
+def test_an_address_nobody_answers_at_a_wrong_token_and_a_cluster_of_another_ray_version(
+    tmp_path, head
+):
     address, env = head
     (tmp_path / "remote.py").write_text(EXPERIMENT.replace("OUT", repr(str(tmp_path))))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -140,6 +142,14 @@ def test_an_address_nobody_answers_at_and_a_cluster_of_another_ray_version(tmp_p
     line = one_line_error(hpo(tmp_path, env, *run, "--address", nobody))
     assert line.startswith(f"hpo: error: the Ray cluster at {nobody} does not answer")
     assert "ray start --head" in line
+
+    wrong = {**env, "RAY_AUTH_TOKEN": "not-the-token-" * 4}
+    line = one_line_error(hpo(tmp_path, wrong, *run, "--address", address))
+    assert line == (
+        f"hpo: error: the Ray cluster at {address} refused this machine's token "
+        "(RAY_AUTH_TOKEN is not the cluster's): set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN "
+        "to the cluster's token"
+    )
 
     rewrite = [sys.executable, "-c", REWRITE_VERSION, address]
     old = subprocess.run([*rewrite, "2.0.0"], env=env, capture_output=True, text=True)
