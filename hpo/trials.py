@@ -63,6 +63,7 @@ class TrialRecord:
     repeat_values: list[float] | None = None
     pruning: Pruning | None = None  # set when the pruner decided to stop the trial
     models: list[str] = field(default_factory=list)  # folders of report.model, in order
+    misreported: str | None = None  # why it fails: it reported a metric named as an objective
     checkpoints: dict[str, bytes] = field(default_factory=dict)  # latest sent via the driver
 
     number = property(lambda self: self.trial.number)
@@ -231,6 +232,10 @@ class Lifecycle:
     def report(self, record: TrialRecord, report: Report) -> bool:
         """Log a report of a running trial; True when the pruner says to stop the trial."""
         step, metrics = report.step, report.metrics
+        if self._named_objectives().intersection(metrics):
+            # Not logged: in MLflow that curve and the objective would be one metric.
+            record.misreported = self._misreport(next(k for k in metrics if k in self.names))
+            return True  # stopped at its next report, and ends FAILED with the reason
         # A retried trial reports its early steps again; each (metric, step) is logged once.
         fresh = {k: v for k, v in metrics.items() if (k, step) not in record.logged}
         if fresh:
@@ -289,8 +294,15 @@ class Lifecycle:
         if outcome.state is TrialState.COMPLETE:
             try:
                 value = self._result(outcome.value)
+                clash = self._named_objectives().intersection(record.last_metrics)
+                if clash:  # names given by this very result
+                    raise ValueError(self._misreport(min(clash)))
             except (TypeError, ValueError) as exc:  # the trial's fault: it ends FAILED
                 outcome = outcome._replace(state=TrialState.FAILED, value=None, error=str(exc))
+        if record.misreported is not None and outcome.state is not TrialState.FAILED:
+            outcome = outcome._replace(
+                state=TrialState.FAILED, value=None, error=record.misreported
+            )
         if outcome.state is TrialState.COMPLETE:
             self.strategy.tell(trial, value)
             if self.pruner is not None:
@@ -342,6 +354,26 @@ class Lifecycle:
         if n == 1:
             return ("objective",)
         return self.objective_names or tuple(f"objective_{i}" for i in range(n))
+
+    def _named_objectives(self) -> set[str]:
+        """The objectives' metric names once known (several are named by the first result
+        when not given)."""
+        if self.strategy.n_objectives > 1 and self.objective_names is None:
+            return set()
+        return set(self.names)
+
+    def _misreport(self, name: str) -> str:
+        rule = "a metric given to report() must not be named like an objective"
+        if self.strategy.n_objectives == 1:
+            return (
+                f"{rule}: report() got {name!r}, the metric of the value the objective "
+                "returns; report that curve under another name"
+            )
+        return (
+            f"{rule}: report() got {name!r}, and the sweep's objectives are "
+            f"{list(self.names)}; report that curve under another name (e.g. "
+            f"{name + '_curve'!r}) or name the objectives apart with objective_names"
+        )
 
     def objectives(self, trial: Trial) -> dict[str, float]:
         """The metrics of a completed trial's values: "objective", or one per objective."""

@@ -503,3 +503,40 @@ def test_a_sweep_of_several_objectives_where_every_trial_failed_closes_with_its_
     assert "No trial completed." in tracker.sweep.tags["mlflow.note.content"]
     header = tracker.sweep.artifacts["trials.csv"].decode().splitlines()[0]
     assert header.startswith("trial,state,objective_0,objective_1,seconds")
+
+
+def test_a_trial_that_reports_a_metric_named_as_an_objective_fails_with_the_rule():
+    # One objective: its metric is "objective", known before any trial; the trial is
+    # stopped at that report, which is not logged.
+    s, strategy, pool, tracker = sweep(
+        lambda r, a: [*reports("objective", [0.9, 0.8]), complete(0.8)], n_trials=1
+    )
+    [record] = s.run("r", {}).trials
+    assert record.state is TrialState.FAILED
+    assert record.error == (
+        "a metric given to report() must not be named like an objective: report() got "
+        "'objective', the metric of the value the objective returns; report that curve "
+        "under another name"
+    )
+    assert tracker.runs[0].metrics == [] and pool.stopped
+    assert strategy.told[0][1] is TrialState.FAILED
+
+
+def test_several_objectives_named_by_a_result_refuse_a_curve_of_the_same_name():
+    def script(record, attempt):
+        x = record.params["x"]
+        return [*reports("error", [1.0, x]), complete({"error": x, "size": 2.0})]
+
+    s, strategy, pool, tracker = multi_sweep(script, n_trials=2)
+    result = s.run("r", {})
+    first, second = result.trials
+    # The first trial's result names the objectives: its curve was logged before that.
+    assert first.state is TrialState.FAILED and metric_points(tracker.runs[0], "error")
+    assert first.error.startswith(
+        "a metric given to report() must not be named like an objective: report() got "
+        "'error', and the sweep's objectives are ['error', 'size']; report that curve under "
+        "another name (e.g. 'error_curve') or name the objectives apart with objective_names"
+    )
+    # The second trial is stopped at its first report, which is not logged.
+    assert second.state is TrialState.FAILED and second.error == first.error
+    assert tracker.runs[1].metrics == []
