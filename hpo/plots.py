@@ -254,64 +254,89 @@ def parallel_png(
 def slices_png(
     columns: dict[str, Sequence[object]],
     log: dict[str, bool],
-    values: Sequence[float],
-    direction: str,
+    objectives: dict[str, Sequence[float]],
+    directions: Sequence[str],
 ) -> bytes:
-    """The objective against each parameter, one panel each; a conditional parameter's
-    panel shows the trials it was active in and says how many it was not."""
+    """Each objective (by name: its completed trials' values) against each parameter, one
+    panel each, a row of panels per objective; a conditional parameter's panel shows the
+    trials it was active in and says how many it was not."""
     from matplotlib.ticker import NullFormatter
 
     names = list(columns)
     per_row = min(3, len(names))
-    rows = math.ceil(len(names) / per_row)
+    rows_each = math.ceil(len(names) / per_row)
+    rows = rows_each * len(objectives)
     fig = _figure(4.0 * per_row, 3.2 * rows)
-    fig.subplots_adjust(hspace=0.55, wspace=0.3, top=0.9)
-    axes = np.atleast_1d(fig.subplots(rows, per_row)).ravel()
-    for ax, name in zip(axes, names, strict=False):
-        present = [(v, y) for v, y in zip(columns[name], values, strict=True) if v is not None]
-        xs = [v for v, _ in present]
-        if _numeric(xs):
-            ax.scatter(xs, [y for _, y in present], s=14, alpha=0.7)
-            if log.get(name) and min(xs) > 0:
-                ax.set_xscale("log")
-                ax.xaxis.set_minor_formatter(NullFormatter())  # the minor labels overlap
-        else:
-            levels = sorted({repr(v) for v in xs})
-            ax.scatter(
-                [levels.index(repr(v)) for v in xs], [y for _, y in present], s=14, alpha=0.7
-            )
-            ax.set_xticks(range(len(levels)), [lv.strip("'") for lv in levels], fontsize=8)
-        inactive = len(values) - len(present)
-        ax.set_title(name + (f" ({inactive} trials {INACTIVE})" if inactive else ""), fontsize=9)
-        ax.set_ylabel("objective", fontsize=8)
-        ax.grid(alpha=0.3)
-    for ax in axes[len(names) :]:
-        ax.set_visible(False)
-    fig.suptitle(f"Objective ({direction}) against each parameter")
+    fig.subplots_adjust(hspace=0.55, wspace=0.3, top=1 - 0.25 / rows, bottom=0.32 / rows)
+    grid = np.atleast_1d(fig.subplots(rows, per_row)).reshape(rows, per_row)
+    for k, (objective, values) in enumerate(objectives.items()):
+        axes = grid[k * rows_each : (k + 1) * rows_each].ravel()
+        for ax, name in zip(axes, names, strict=False):
+            present = [(v, y) for v, y in zip(columns[name], values, strict=True) if v is not None]
+            xs = [v for v, _ in present]
+            if _numeric(xs):
+                ax.scatter(xs, [y for _, y in present], s=14, alpha=0.7, color=f"C{k}")
+                if log.get(name) and min(xs) > 0:
+                    ax.set_xscale("log")
+                    ax.xaxis.set_minor_formatter(NullFormatter())  # the minor labels overlap
+            else:
+                levels = sorted({repr(v) for v in xs})
+                where = [levels.index(repr(v)) for v in xs]
+                ax.scatter(where, [y for _, y in present], s=14, alpha=0.7, color=f"C{k}")
+                ax.set_xticks(range(len(levels)), [lv.strip("'") for lv in levels], fontsize=8)
+            inactive = len(values) - len(present)
+            title = name + (f" ({inactive} trials {INACTIVE})" if inactive else "")
+            ax.set_title(title, fontsize=9)
+            ax.set_ylabel(objective, fontsize=8)
+            ax.grid(alpha=0.3)
+        for ax in axes[len(names) :]:
+            ax.set_visible(False)
+    if len(objectives) == 1:
+        fig.suptitle(f"Objective ({directions[0]}) against each parameter")
+    else:
+        said = ", ".join(f"{n} ({d})" for n, d in zip(objectives, directions, strict=True))
+        fig.suptitle(f"Each objective against each parameter: {said}")
     return _png(fig)
 
 
 def importance_png(
-    space, assignments: list[dict], values: list[float], direction: str
+    space, assignments: list[dict], objectives: dict[str, list[float]], directions: Sequence[str]
 ) -> bytes | None:
-    """fANOVA importance of each parameter (see `hpo.importance`) as bars; None when too
-    few trials completed to rate any."""
+    """fANOVA importance of each parameter (see `hpo.importance`) as bars, a colour per
+    objective when there are several; None when too few trials completed to rate any."""
     from hpo.importance import param_importances
 
-    rated, unrated = param_importances(space, assignments, values, direction)
-    if not rated:
+    rated: dict[str, dict[str, float]] = {}  # by objective, then parameter
+    unrated: dict[str, int] = {}
+    for (objective, values), direction in zip(objectives.items(), directions, strict=True):
+        rated[objective], unrated = param_importances(space, assignments, values, direction)
+    if not any(rated.values()):
         return None
-    names = sorted(rated, key=rated.get)
-    fig = _figure(7.0, max(3.0, 0.4 * len(names) + 2.0))
+    names = sorted(
+        {n for r in rated.values() for n in r},
+        key=lambda n: max(r.get(n, 0.0) for r in rated.values()),
+    )
+    several = len(objectives) > 1
+    height = 0.8 / len(objectives)  # of each objective's bar in a parameter's row
+    fig = _figure(7.0, max(3.0, 0.4 * len(names) * len(objectives) ** 0.5 + 2.0))
     fig.subplots_adjust(left=0.28, bottom=0.18, top=0.8)
     ax = fig.subplots()
-    ax.barh(names, [rated[n] for n in names], color="C0")
-    for i, n in enumerate(names):
-        ax.text(rated[n], i, f" {rated[n]:.2f}", va="center", fontsize=8)
+    for k, (objective, by_name) in enumerate(rated.items()):
+        shift = (k - (len(objectives) - 1) / 2) * height if several else 0.0
+        rows = [i + shift for i in range(len(names))]
+        shares = [by_name.get(n, 0.0) for n in names]
+        ax.barh(rows, shares, height=height if several else 0.8, color=f"C{k}", label=objective)
+        for y, share in zip(rows, shares, strict=True):
+            ax.text(share, y, f" {share:.2f}", va="center", fontsize=8 if not several else 7)
+    ax.set_yticks(range(len(names)), names)
     ax.set_xlim(0, 1.1)
-    ax.set_xlabel("importance (fANOVA, share of the objective's variance)")
-    note = ", ".join(f"{n} (in {k} of {len(values)})" for n, k in sorted(unrated.items()))
-    title = f"Parameter importance over {len(values)} completed trials"
+    what = "each objective's" if several else "the objective's"
+    ax.set_xlabel(f"importance (fANOVA, share of {what} variance)")
+    if several:
+        ax.legend(fontsize="small", loc="lower right")
+    trials = len(assignments)
+    note = ", ".join(f"{n} (in {k} of {trials})" for n, k in sorted(unrated.items()))
+    title = f"Parameter importance over {trials} completed trials"
     if note:  # conditional parameters: fANOVA rates what every trial has
         title += "\n" + textwrap.fill(f"not rated, in conditional branches: {note}", 80)
     ax.set_title(title, fontsize=9)

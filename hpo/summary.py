@@ -232,20 +232,25 @@ def figure_specs(
     names: Sequence[str] = ONE,
 ) -> list[FigureSpec]:
     """What the closing figures show, as plain data for `hpo.plots.render`; with several
-    objectives, the Pareto front (the figures of one value do not apply)."""
+    objectives, the Pareto front and each objective's slices and importance (the history,
+    parallel coordinates and heatmap are figures of one value)."""
+    done = [r for r in records if r.state is TrialState.COMPLETE]
     if several_objectives(direction):
-        done = [r for r in records if r.state is TrialState.COMPLETE]
         if not done:
             return []
-        on_front = {r.number for r in pareto_front(done, check_directions(direction))}
+        directions = list(check_directions(direction))
+        on_front = {r.number for r in pareto_front(done, directions)}
         arguments = {
             "names": list(names),
-            "directions": list(check_directions(direction)),
+            "directions": directions,
             "values": [list(r.values) for r in done],
             "on_front": [r.number in on_front for r in done],
             "numbers": [r.number for r in done],
         }
-        return [("pareto_front.png", "pareto", arguments)]
+        objectives = {n: [r.values[i] for r in done] for i, n in enumerate(names)}
+        return [("pareto_front.png", "pareto", arguments)] + _by_parameter_specs(
+            done, space, objectives, directions
+        )
     specs: list[FigureSpec] = []
     if records:
         specs.append(
@@ -272,28 +277,7 @@ def figure_specs(
                 },
             )
         )
-    done = [r for r in records if r.state is TrialState.COMPLETE]
-    # Over one parameter these say nothing the history does not, and drawing them costs a
-    # sweep matplotlib's import (0.35 s) and fANOVA's forest.
-    if len(done) >= 2 and len(space.params) >= 2:
-        columns = {p.name: [r.flat_params.get(p.name) for r in done] for p in space.params}
-        log = {p.name: bool(getattr(p.dim, "log", False)) for p in space.params}
-        values = [r.value for r in done]
-        common = {"columns": columns, "log": log, "values": values, "direction": direction}
-        specs.append(("parallel_coordinates.png", "parallel", common))
-        specs.append(("slices.png", "slices", common))
-        specs.append(
-            (
-                "param_importance.png",
-                "importance",
-                {
-                    "space": space,
-                    "assignments": [r.trial.assignment for r in done],
-                    "values": values,
-                    "direction": direction,
-                },
-            )
-        )
+    specs += _by_parameter_specs(done, space, {"objective": [r.value for r in done]}, [direction])
     axes = heatmap_axes(space, records)
     if axes is not None:
         x, y = axes
@@ -302,6 +286,35 @@ def figure_specs(
         for name in heatmap_metrics(records):
             panels[f"final {name}"] = {cell[r.number]: r.last(name) for r in records}
         specs.append(("heatmap.png", "heatmap", {"x_name": x, "y_name": y, "panels": panels}))
+    return specs
+
+
+def _by_parameter_specs(
+    done: Sequence[TrialRecord],
+    space: Space,
+    objectives: dict[str, list[float]],
+    directions: Sequence[str],
+) -> list[FigureSpec]:
+    """The figures of the objectives against the parameters: parallel coordinates (one
+    objective only: its colour), slices and fANOVA importance, a panel row or a bar colour
+    per objective."""
+    # Over one parameter these say nothing the history does not, and drawing them costs a
+    # sweep matplotlib's import (0.35 s) and fANOVA's forest.
+    if len(done) < 2 or len(space.params) < 2:
+        return []
+    columns = {p.name: [r.flat_params.get(p.name) for r in done] for p in space.params}
+    log = {p.name: bool(getattr(p.dim, "log", False)) for p in space.params}
+    specs: list[FigureSpec] = []
+    if len(objectives) == 1:
+        [values], [direction] = objectives.values(), directions
+        arguments = {"columns": columns, "log": log, "values": values, "direction": direction}
+        specs.append(("parallel_coordinates.png", "parallel", arguments))
+    each = {"objectives": objectives, "directions": list(directions)}
+    specs.append(("slices.png", "slices", {"columns": columns, "log": log, **each}))
+    assignments = [r.trial.assignment for r in done]
+    specs.append(
+        ("param_importance.png", "importance", {"space": space, "assignments": assignments, **each})
+    )
     return specs
 
 

@@ -131,3 +131,36 @@ def test_the_pareto_figure_marks_the_front_in_one_panel_or_every_pair(k):
     assert _has_colour(png, (0xD6, 0x27, 0x28))  # matplotlib's C3: the front's points
     # Three objectives: three pairs side by side, so the figure is three panels wide.
     assert image.size[0] > (2.5 if k == 3 else 1.0) * image.size[1]
+
+
+def test_a_sweep_of_two_objectives_gets_slices_and_importance_of_each():
+    from hpo.plots import render
+    from hpo.summary import figure_specs
+    from hpo.trials import TrialRecord
+
+    s, trials = _conditional_sweep(30)
+    records = []
+    for t in trials:  # the first objective depends on lr, the second on the activation
+        t.values = (float(np.log10(t.params["lr"]) ** 2), float(t.params["act"] == "relu"))
+        records.append(TrialRecord(t))
+    specs = figure_specs(records, s.space, "minimize,maximize", names=["error", "speed"])
+    assert [name for name, _, _ in specs] == [
+        "pareto_front.png",
+        "slices.png",
+        "param_importance.png",
+    ]
+    [importance] = [args for name, _, args in specs if name == "param_importance.png"]
+    assert list(importance["objectives"]) == ["error", "speed"]
+    assert importance["objectives"]["speed"] == [t.values[1] for t in trials]
+    pngs = render(specs)
+    for name in ("slices.png", "param_importance.png"):
+        image = Image.open(io.BytesIO(pngs[name]))
+        assert image.format == "PNG" and image.size[0] > 300
+    # Each objective is rated on its own values: lr drives one, the activation the other.
+    from hpo.importance import param_importances
+
+    assignments = importance["assignments"]
+    error = param_importances(s.space, assignments, importance["objectives"]["error"], "minimize")
+    speed = param_importances(s.space, assignments, importance["objectives"]["speed"], "maximize")
+    ratings = [error[0], speed[0]]
+    assert [max(r, key=r.get) for r in ratings] == ["lr", "act"]

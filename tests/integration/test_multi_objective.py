@@ -62,7 +62,8 @@ def test_a_two_objective_sweep_records_its_pareto_front_and_resumes(
     for row in rows:
         assert (float(row["error"]), float(row["size"])) == points[int(row["trial"])]
         assert row["run_id"] == runs[int(row["trial"])].info.run_id
-    assert _artifact(client, result.sweep_id, "pareto_front.png", binary=True)[:4] == b"\x89PNG"
+    for figure in ("pareto_front.png", "slices.png", "param_importance.png"):
+        assert _artifact(client, result.sweep_id, figure, binary=True)[:4] == b"\x89PNG"
     assert "Pareto front" in tags["mlflow.note.content"]
 
     loaded = hpo.load_sweep(result.sweep_id, tracking_uri=tracking_uri)
