@@ -267,7 +267,8 @@ def slices_png(
     rows_each = math.ceil(len(names) / per_row)
     rows = rows_each * len(objectives)
     fig = _figure(4.0 * per_row, 3.2 * rows)
-    fig.subplots_adjust(hspace=0.55, wspace=0.3, top=1 - 0.25 / rows, bottom=0.32 / rows)
+    inches = fig.get_figheight()  # the margins in inches, whatever the number of rows
+    fig.subplots_adjust(hspace=0.55, wspace=0.3, top=1 - 0.6 / inches, bottom=0.45 / inches)
     grid = np.atleast_1d(fig.subplots(rows, per_row)).reshape(rows, per_row)
     for k, (objective, values) in enumerate(objectives.items()):
         axes = grid[k * rows_each : (k + 1) * rows_each].ravel()
@@ -292,10 +293,11 @@ def slices_png(
         for ax in axes[len(names) :]:
             ax.set_visible(False)
     if len(objectives) == 1:
-        fig.suptitle(f"Objective ({directions[0]}) against each parameter")
+        title = f"Objective ({directions[0]}) against each parameter"
     else:
         said = ", ".join(f"{n} ({d})" for n, d in zip(objectives, directions, strict=True))
-        fig.suptitle(f"Each objective against each parameter: {said}")
+        title = f"Each objective against each parameter: {said}"
+    fig.suptitle(title, y=1 - 0.13 / inches)
     return _png(fig)
 
 
