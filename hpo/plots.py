@@ -191,6 +191,12 @@ def _numeric(values: Sequence[object]) -> bool:
     return not (all(isinstance(v, int) for v in values) and len(set(values)) <= FEW_LEVELS)
 
 
+def _levels(values: Sequence[object]) -> list[str]:
+    """The distinct values' reprs, in the values' order (numbers by size: 5 before 28)."""
+    distinct = {repr(v): v for v in values}
+    return sorted(distinct, key=lambda r: _sort_key(distinct[r]))
+
+
 def _axis(values: Sequence[object], log: bool) -> tuple[list[float], list[float], list[str]]:
     """Positions in [0, 1] for a parameter's values (None: inactive, at -0.15), and the
     ticks and labels of its axis: numbers on a linear or log scale, other values in order."""
@@ -205,7 +211,7 @@ def _axis(values: Sequence[object], log: bool) -> tuple[list[float], list[float]
             _label(10 ** (low + t * span) if f is not float else low + t * span) for t in ticks
         ]
     else:
-        levels = sorted({repr(v) for v in present})
+        levels = _levels(present)
         step = 1.0 / max(len(levels) - 1, 1)
         where = [-0.15 if v is None else levels.index(repr(v)) * step for v in values]
         ticks = [i * step for i in range(len(levels))]
@@ -281,7 +287,7 @@ def slices_png(
                     ax.set_xscale("log")
                     ax.xaxis.set_minor_formatter(NullFormatter())  # the minor labels overlap
             else:
-                levels = sorted({repr(v) for v in xs})
+                levels = _levels(xs)
                 where = [levels.index(repr(v)) for v in xs]
                 ax.scatter(where, [y for _, y in present], s=14, alpha=0.7, color=f"C{k}")
                 ax.set_xticks(range(len(levels)), [lv.strip("'") for lv in levels], fontsize=8)

@@ -164,3 +164,12 @@ def test_a_sweep_of_two_objectives_gets_slices_and_importance_of_each():
     speed = param_importances(s.space, assignments, importance["objectives"]["speed"], "maximize")
     ratings = [error[0], speed[0]]
     assert [max(r, key=r.get) for r in ratings] == ["lr", "act"]
+
+
+def test_a_few_integers_are_levels_in_the_order_of_their_size():
+    from hpo.plots import _axis
+
+    where, ticks, labels = _axis([218, 5, 28, None, 5], log=False)
+    assert labels == ["5", "28", "218", "inactive"]  # not "218" < "28" < "5" as text
+    assert where == [1.0, 0.0, 0.5, -0.15, 0.0]
+    assert _axis(["relu", "elu"], log=False)[2] == ["elu", "relu"]
