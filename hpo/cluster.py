@@ -1,7 +1,8 @@
 """Connecting to Ray: a local cluster started on demand, or an existing one at an address.
 
 What can go wrong at that edge gets one line that says what to do, before any run is
-created: an address that does not answer, no Ray node on this machine to join through, a
+created: an address that does not answer or is not a Ray cluster's (a dashboard's port, an
+HTTP address), no Ray node on this machine to join through, a
 token that is missing or wrong, a Ray version that differs from the cluster's, a local
 cluster that fails to start. Ray's own messages of the attempt (its C++ core retries on
 the terminal) go to a log file the error names, not to the user's screen.
@@ -61,19 +62,40 @@ def connect(address: str | None) -> dict[str, float]:
 
 
 def _check_answers(target: str) -> None:
+    gcs_port = "give the port of its head's GCS (`ray start --head --port`, 6379 by default)"
+    if target.startswith(("http://", "https://")):
+        raise ClusterConnectionError(
+            f"{target} is an HTTP address (the Ray dashboard's, for `ray job submit`); a sweep "
+            f"joins the cluster as HOST:PORT: {gcs_port}"
+        )
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
         raise ClusterConnectionError(
             f"a Ray cluster address is HOST:PORT (e.g. ray-head:6379), got {target!r}"
         )
     try:
-        with socket.create_connection((host, int(port)), timeout=ANSWER_SECONDS):
-            pass
+        with socket.create_connection((host, int(port)), timeout=ANSWER_SECONDS) as conn:
+            web = _speaks_http(conn)
     except OSError as exc:
         raise ClusterConnectionError(
             f"the Ray cluster at {target} does not answer ({exc.strerror or exc}): check the "
             f"address and that its head node runs (`ray start --head --port={port}`)"
         ) from exc
+    if web:  # Ray would wait for a GCS there for minutes
+        raise ClusterConnectionError(
+            f"{target} is a web server (the Ray dashboard's port?), not a Ray cluster: {gcs_port}"
+        )
+
+
+def _speaks_http(conn: socket.socket) -> bool:
+    """Whether the server answers a request in HTTP/1 (a dashboard, a web server). Ray's
+    GCS speaks gRPC, which closes the connection on it."""
+    conn.settimeout(ANSWER_SECONDS)
+    try:
+        conn.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
+        return conn.recv(5) == b"HTTP/"
+    except OSError:
+        return False
 
 
 def _check_token(target: str, log: Path) -> None:
@@ -87,8 +109,13 @@ def _check_token(target: str, log: Path) -> None:
             GcsClient(address=target)
     except AuthenticationError as exc:
         raise ClusterConnectionError(_refused_token(target)) from exc
-    except Exception:
-        pass  # anything else is ray.init's to meet and explain
+    except Exception as exc:
+        if "Timed out" in str(exc):  # it took a connection but never answered as a GCS
+            raise ClusterConnectionError(
+                f"no Ray cluster answered at {target} ({exc}): check that it is the port of "
+                "the head's GCS (`ray start --head --port`, 6379 by default)"
+            ) from exc
+        # anything else is ray.init's to meet and explain
     finally:
         log.unlink(missing_ok=True)  # what Ray printed of this attempt says no more
 

@@ -3,6 +3,7 @@ the one-line errors at the edges of connecting to Ray."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -131,7 +133,7 @@ def one_line_error(done) -> str:
     return line
 
 
-def test_an_address_nobody_answers_at_a_wrong_token_and_a_cluster_of_another_ray_version(
+def test_an_address_nobody_answers_at_a_web_server_a_wrong_token_and_another_ray_version(
     tmp_path, head
 ):
     address, env = head
@@ -142,6 +144,21 @@ def test_an_address_nobody_answers_at_a_wrong_token_and_a_cluster_of_another_ray
     line = one_line_error(hpo(tmp_path, env, *run, "--address", nobody))
     assert line.startswith(f"hpo: error: the Ray cluster at {nobody} does not answer")
     assert "ray start --head" in line
+
+    # A web server (the dashboard's port, a classic slip) or an HTTP address: Ray would
+    # wait for a GCS there for minutes.
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        dashboard = f"127.0.0.1:{web.server_address[1]}"
+        line = one_line_error(hpo(tmp_path, env, *run, "--address", dashboard))
+    finally:
+        web.shutdown()
+        web.server_close()
+    assert line.startswith(f"hpo: error: {dashboard} is a web server (the Ray dashboard's port?)")
+    line = one_line_error(hpo(tmp_path, env, *run, "--address", f"http://{dashboard}"))
+    assert line.startswith(f"hpo: error: http://{dashboard} is an HTTP address")
+    assert "6379 by default" in line
 
     wrong = {**env, "RAY_AUTH_TOKEN": "not-the-token-" * 4}
     line = one_line_error(hpo(tmp_path, wrong, *run, "--address", address))
