@@ -43,7 +43,7 @@ def connect(address: str | None) -> dict[str, float]:
     log = Path(tempfile.gettempdir()) / f"hpo-ray-connect-{os.getpid()}.log"
     if target is not None and not target.startswith("ray://") and target != "auto":
         _check_answers(target)
-        _check_token(target, log)
+        _check_gcs(target, log)
         _check_local_node(target)
     try:
         with _stderr_to(log):
@@ -98,11 +98,15 @@ def _speaks_http(conn: socket.socket) -> bool:
         return False
 
 
-def _check_token(target: str, log: Path) -> None:
+def _check_gcs(target: str, log: Path) -> None:
     """One request to the cluster's GCS with this machine's token. Ray's own connection
-    retries a refused token for 20 s before saying so; this says it at once."""
-    from ray._raylet import GcsClient  # the client Ray itself opens a node's connection with
-    from ray.exceptions import AuthenticationError
+    retries a refused token for 20 s before saying so, and a port that is not a GCS's for
+    minutes; this says the first at once and the second after one attempt."""
+    try:  # the client Ray itself opens a node's connection with: not public, so optional
+        from ray._raylet import GcsClient
+        from ray.exceptions import AuthenticationError
+    except ImportError:
+        return  # another Ray: ray.init meets what this would have
 
     try:
         with _stderr_to(log):
