@@ -224,26 +224,38 @@ def _axis(values: Sequence[object], log: bool) -> tuple[list[float], list[float]
 def parallel_png(
     columns: dict[str, Sequence[object]],
     log: dict[str, bool],
-    values: Sequence[float],
-    direction: str,
+    values: Sequence[float] | None = None,
+    direction: str = "minimize",
+    on_front: Sequence[bool] | None = None,
 ) -> bytes:
-    """One line per completed trial across the parameters' axes, coloured by its objective;
-    a conditional parameter's inactive trials sit on the axis's "inactive" slot."""
+    """One line per completed trial across the parameters' axes, coloured by its objective
+    (``values``), or, with several objectives, the Pareto front's trials (``on_front``) in
+    red over the others in grey; a conditional parameter's inactive trials sit on the
+    axis's "inactive" slot."""
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable  # what the colour bar is drawn from
     from matplotlib.colors import Normalize
 
     names = list(columns)
     fig = _figure(max(6.0, 1.5 * len(names) + 2.5), 4.8)
-    fig.subplots_adjust(left=0.06, right=0.88, bottom=0.2, top=0.88)
+    fig.subplots_adjust(left=0.06, right=0.88 if on_front is None else 0.95, bottom=0.2, top=0.88)
     ax = fig.subplots()
     axes = [_axis(columns[n], log.get(n, False)) for n in names]
-    norm = Normalize(min(values), max(values) if max(values) > min(values) else min(values) + 1)
-    cmap = colormaps["viridis_r" if direction == "minimize" else "viridis"]
-    # Worst first, so the best lines are drawn last, on top.
-    order = sorted(range(len(values)), key=lambda i: -loss_sign(direction) * values[i])
+    n_trials = len(next(iter(columns.values())))
+    if on_front is not None:
+        # The dominated first, so the front's lines are drawn last, on top.
+        order = sorted(range(n_trials), key=lambda i: on_front[i])
+        colour = [("C3", 0.9) if front else ("0.65", 0.5) for front in on_front]
+        title = f"Parallel coordinates: {n_trials} completed trials, the Pareto front's in red"
+    else:
+        norm = Normalize(min(values), max(values) if max(values) > min(values) else min(values) + 1)
+        cmap = colormaps["viridis_r" if direction == "minimize" else "viridis"]
+        # Worst first, so the best lines are drawn last, on top.
+        order = sorted(range(n_trials), key=lambda i: -loss_sign(direction) * values[i])
+        colour = [(cmap(norm(v)), 0.7) for v in values]
+        title = f"Parallel coordinates: {n_trials} completed trials, coloured by the objective"
     for i in order:
-        ax.plot(range(len(names)), [a[0][i] for a in axes], color=cmap(norm(values[i])), alpha=0.7)
+        ax.plot(range(len(names)), [a[0][i] for a in axes], color=colour[i][0], alpha=colour[i][1])
     for j, (_, ticks, labels) in enumerate(axes):
         ax.axvline(j, color="black", linewidth=0.8)
         for t, label in zip(ticks, labels, strict=True):
@@ -251,9 +263,11 @@ def parallel_png(
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
     ax.set_yticks([])
     ax.set_ylim(-0.25, 1.08)
-    ax.set_title(f"Parallel coordinates: {len(values)} completed trials, coloured by the objective")
-    bar = fig.add_axes((0.91, 0.2, 0.02, 0.68))
-    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=bar, label=f"objective ({direction})")
+    ax.set_title(title)
+    if on_front is None:
+        bar = fig.add_axes((0.91, 0.2, 0.02, 0.68))
+        label = f"objective ({direction})"
+        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=bar, label=label)
     return _png(fig)
 
 

@@ -232,8 +232,8 @@ def figure_specs(
     names: Sequence[str] = ONE,
 ) -> list[FigureSpec]:
     """What the closing figures show, as plain data for `hpo.plots.render`; with several
-    objectives, the Pareto front and each objective's slices and importance (the history,
-    parallel coordinates and heatmap are figures of one value)."""
+    objectives, the Pareto front, the parallel coordinates with the front marked, and each
+    objective's slices and importance (the history and heatmap are figures of one value)."""
     done = [r for r in records if r.state is TrialState.COMPLETE]
     if several_objectives(direction):
         if not done:
@@ -249,7 +249,7 @@ def figure_specs(
         }
         objectives = {n: [r.values[i] for r in done] for i, n in enumerate(names)}
         return [("pareto_front.png", "pareto", arguments)] + _by_parameter_specs(
-            done, space, objectives, directions
+            done, space, objectives, directions, on_front=arguments["on_front"]
         )
     specs: list[FigureSpec] = []
     if records:
@@ -294,10 +294,11 @@ def _by_parameter_specs(
     space: Space,
     objectives: dict[str, list[float]],
     directions: Sequence[str],
+    on_front: list[bool] | None = None,
 ) -> list[FigureSpec]:
-    """The figures of the objectives against the parameters: parallel coordinates (one
-    objective only: its colour), slices and fANOVA importance, a panel row or a bar colour
-    per objective."""
+    """The figures of the objectives against the parameters: parallel coordinates (coloured
+    by the objective, or with several by being on the Pareto front, ``on_front``), slices
+    and fANOVA importance (a panel row or a bar colour per objective)."""
     # Over one parameter these say nothing the history does not, and drawing them costs a
     # sweep matplotlib's import (0.35 s) and fANOVA's forest.
     if len(done) < 2 or len(space.params) < 2:
@@ -305,10 +306,12 @@ def _by_parameter_specs(
     columns = {p.name: [r.flat_params.get(p.name) for r in done] for p in space.params}
     log = {p.name: bool(getattr(p.dim, "log", False)) for p in space.params}
     specs: list[FigureSpec] = []
-    if len(objectives) == 1:
+    if on_front is not None:
+        arguments = {"columns": columns, "log": log, "on_front": on_front}
+    else:
         [values], [direction] = objectives.values(), directions
         arguments = {"columns": columns, "log": log, "values": values, "direction": direction}
-        specs.append(("parallel_coordinates.png", "parallel", arguments))
+    specs.append(("parallel_coordinates.png", "parallel", arguments))
     each = {"objectives": objectives, "directions": list(directions)}
     specs.append(("slices.png", "slices", {"columns": columns, "log": log, **each}))
     assignments = [r.trial.assignment for r in done]

@@ -133,7 +133,7 @@ def test_the_pareto_figure_marks_the_front_in_one_panel_or_every_pair(k):
     assert image.size[0] > (2.5 if k == 3 else 1.0) * image.size[1]
 
 
-def test_a_sweep_of_two_objectives_gets_slices_and_importance_of_each():
+def test_a_sweep_of_two_objectives_gets_its_front_on_the_parallel_coordinates_and_each_slices():
     from hpo.plots import render
     from hpo.summary import figure_specs
     from hpo.trials import TrialRecord
@@ -146,14 +146,18 @@ def test_a_sweep_of_two_objectives_gets_slices_and_importance_of_each():
     specs = figure_specs(records, s.space, "minimize,maximize", names=["error", "speed"])
     assert [name for name, _, _ in specs] == [
         "pareto_front.png",
+        "parallel_coordinates.png",
         "slices.png",
         "param_importance.png",
     ]
+    [pareto] = [args for name, _, args in specs if name == "pareto_front.png"]
+    [parallel] = [args for name, _, args in specs if name == "parallel_coordinates.png"]
+    assert parallel["on_front"] == pareto["on_front"] and any(pareto["on_front"])
     [importance] = [args for name, _, args in specs if name == "param_importance.png"]
     assert list(importance["objectives"]) == ["error", "speed"]
     assert importance["objectives"]["speed"] == [t.values[1] for t in trials]
     pngs = render(specs)
-    for name in ("slices.png", "param_importance.png"):
+    for name in ("parallel_coordinates.png", "slices.png", "param_importance.png"):
         image = Image.open(io.BytesIO(pngs[name]))
         assert image.format == "PNG" and image.size[0] > 300
     # Each objective is rated on its own values: lr drives one, the activation the other.
