@@ -15,7 +15,7 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from hpo.best_model import load_best_model  # noqa: E402
+from hpo.best_model import load_best_model, load_trial_model  # noqa: E402
 from hpo.driver import run  # noqa: E402
 from hpo.pruners import ASHAPruner, MedianPruner, TrialPruned  # noqa: E402
 from hpo.result import SweepResult  # noqa: E402
@@ -31,6 +31,7 @@ __all__ = [
     "TrialPruned",
     "load_best_model",
     "load_sweep",
+    "load_trial_model",
     "make_strategy",
     "resume",
     "run",

@@ -1,4 +1,5 @@
-"""The sweep's best model: published when the sweep ends, loaded back by `load_best_model`.
+"""The sweep's best model: published when the sweep ends, loaded back by `load_best_model`
+(and any trial's model by `load_trial_model`).
 
 When the best trial (the one the sweep's summary names) stored a model with
 ``report.model``, the end of the sweep makes it one of MLflow's logged models (listed on
@@ -90,22 +91,15 @@ def load_best_model(sweep_id: str, *, tracking_uri: str | None = None) -> Any:
     >>> model = hpo.load_best_model(result.sweep_id)  # doctest: +SKIP
     >>> model.predict(X_test)  # doctest: +SKIP
     """
-    import mlflow.sklearn
-    from mlflow.tracking import MlflowClient
-
     from hpo.checks import several_objectives
-    from hpo.store import sweep_run
-    from hpo.tracking import resolve_tracking_uri
 
-    where = resolve_tracking_uri(tracking_uri)
-    client = MlflowClient(where)
-    tags = sweep_run(client, sweep_id, where).data.tags
+    client, tags, _ = _sweep(sweep_id, tracking_uri)
     uri = tags.get(BEST_MODEL_TAG)
     if uri is None and several_objectives(tags.get("hpo.direction", "")):
         raise ValueError(
             f"sweep {sweep_id!r} has several objectives, so no one best model: pick a trial "
-            "of its Pareto front (pareto_front.csv, hpo show) and load its model with "
-            "mlflow.sklearn.load_model('runs:/RUN_ID/model')"
+            "of its Pareto front (result.best_trials, pareto_front.csv, hpo show) and load "
+            f"its model with hpo.load_trial_model({sweep_id!r}, TRIAL)"
         )
     if uri is None:
         raise ValueError(
@@ -113,6 +107,58 @@ def load_best_model(sweep_id: str, *, tracking_uri: str | None = None) -> Any:
             "stores one with report.model(estimator)), or the sweep has not ended"
         )
     run_id, folder = uri[len("runs:/") :].split("/", 1)
+    return _load(client, run_id, folder)
+
+
+def load_trial_model(
+    sweep_id: str, trial: int, *, name: str = "model", tracking_uri: str | None = None
+) -> Any:
+    """The model trial number ``trial`` of sweep ``sweep_id`` stored with
+    ``report.model(estimator, name)``, loaded with ``mlflow.sklearn.load_model``: a trial
+    of a Pareto front, or any other that is not the best. With repeats, each repeat's model
+    is ``repeat_R/model``.
+
+    Examples
+    --------
+    >>> front = hpo.load_sweep(sweep_id).best_trials  # doctest: +SKIP
+    >>> model = hpo.load_trial_model(sweep_id, front[0].number)  # doctest: +SKIP
+    """
+    from hpo.checks import int_at_least
+
+    int_at_least("trial", trial, 0)
+    client, _, experiment_id = _sweep(sweep_id, tracking_uri)
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{sweep_id}' and tags.`hpo.trial` = '{trial}'",
+    )
+    if not runs:
+        raise ValueError(f"sweep {sweep_id!r} has no trial {trial}")
+    run_id = runs[0].info.run_id
+    stored = {a.path for a in client.list_artifacts(run_id, name)}
+    if f"{name}/MLmodel" not in stored:
+        raise ValueError(
+            f"trial {trial} of sweep {sweep_id!r} stored no model named {name!r} (an "
+            "objective stores one with report.model(estimator, name))"
+        )
+    return _load(client, run_id, name)
+
+
+def _sweep(sweep_id: str, tracking_uri: str | None) -> tuple[Any, dict[str, str], str]:
+    """(an MLflow client of the store, the sweep run's tags, its experiment id)."""
+    from mlflow.tracking import MlflowClient
+
+    from hpo.store import sweep_run
+    from hpo.tracking import resolve_tracking_uri
+
+    where = resolve_tracking_uri(tracking_uri)
+    client = MlflowClient(where)
+    run = sweep_run(client, sweep_id, where)
+    return client, run.data.tags, run.info.experiment_id
+
+
+def _load(client: Any, run_id: str, folder: str) -> Any:
+    import mlflow.sklearn
+
     with tempfile.TemporaryDirectory(prefix="hpo-load-model-") as tmp, _no_progress_bar():
         return mlflow.sklearn.load_model(client.download_artifacts(run_id, folder, tmp))
 

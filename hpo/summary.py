@@ -363,6 +363,7 @@ def _front_lines(
         lines.append(f"| {link} | " + " | ".join(cells) + " |")
     if len(front) > DESCRIPTION_ROWS:
         lines.append(f"| … {len(front) - DESCRIPTION_ROWS} more |")
+    lines += ["", "A trial's model, if it stored one: `hpo.load_trial_model(SWEEP_ID, TRIAL)`."]
     return lines
 
 

@@ -70,6 +70,18 @@ def test_trials_store_files_and_models_and_the_best_is_published_and_registered(
     loaded = hpo.load_best_model(result.sweep_id, tracking_uri=tracking_uri)
     assert loaded.hidden_layer_sizes == (best.params["units"],)
     assert loaded.score(X / 8.0, y) == best.value
+    # Any trial's model, by its number; refusals say what is missing.
+    [other] = [t for t in done if t.number != best.number][:1]
+    model = hpo.load_trial_model(result.sweep_id, other.number, tracking_uri=tracking_uri)
+    assert model.hidden_layer_sizes == (other.params["units"],)
+    assert model.score(X / 8.0, y) == other.value
+    for trial, says in [
+        (failed[0].number, f"trial {failed[0].number} of sweep .* stored no model named 'model'"),
+        (99, "has no trial 99"),
+        (-1, "trial must be an int >= 0, got -1"),
+    ]:
+        with pytest.raises(ValueError, match=says):
+            hpo.load_trial_model(result.sweep_id, trial, tracking_uri=tracking_uri)
     # One of MLflow's logged models, from the best trial's run, listed as the sweep's output.
     logged = client.get_logged_model(tags["hpo.best_model_id"])
     assert logged.source_run_id == best.run_id and logged.tags["hpo.sweep_id"] == result.sweep_id

@@ -66,6 +66,8 @@ def test_a_two_objective_sweep_records_its_pareto_front_and_resumes(
         assert _artifact(client, result.sweep_id, figure, binary=True)[:4] == b"\x89PNG"
     assert "Pareto front" in tags["mlflow.note.content"]
 
+    with pytest.raises(ValueError, match="several objectives, so no one best model: pick a"):
+        hpo.load_best_model(result.sweep_id, tracking_uri=tracking_uri)
     loaded = hpo.load_sweep(result.sweep_id, tracking_uri=tracking_uri)
     assert {t.number for t in loaded.best_trials} == front
     shown = show_sweep(client, result.sweep_id)
