@@ -46,7 +46,12 @@ def show_sweep(client: Any, sweep_id: str, top: int = 10) -> str:
     children = child_runs(client, parent.info.experiment_id, sweep_id)
     direction = t.get("hpo.direction", "minimize")
     names = objective_names(t)
-    done = [r for r in children if objective_values(r.data.metrics, names) is not None]
+    done = [
+        r
+        for r in children
+        if r.data.tags.get("hpo.state") == "COMPLETE"  # a failed run may hold a curve of the name
+        and objective_values(r.data.metrics, names) is not None
+    ]
     if several_objectives(direction):  # the Pareto front, by the first objective
         values = [objective_values(r.data.metrics, names) for r in done]
         points = losses(values, check_directions(direction))
