@@ -286,3 +286,11 @@ def error_and_size(params, report):
     x, y = params["x"], params["y"]
     report(0, train_error=1.0 + y - math.sqrt(x))
     return {"error": 1.0 + y - math.sqrt(x), "size": 10.0 * x}
+
+
+def curves_named_like_objectives(params, report):
+    """error_and_size, but for x > 0.8 its curves take the objectives' own names."""
+    x, y = params["x"], params["y"]
+    names = ("error", "size") if x > 0.8 else ("error_curve", "size_curve")
+    report(0, **dict(zip(names, (1.0 + y - math.sqrt(x), 10.0 * x), strict=True)))
+    return {"error": 1.0 + y - math.sqrt(x), "size": 10.0 * x}

@@ -92,6 +92,35 @@ def test_a_two_objective_sweep_records_its_pareto_front_and_resumes(
     assert tags["hpo.n_pareto"] == str(len(brute_front(points)))
 
 
+def test_curves_named_like_the_objectives_fail_their_trials_and_stay_off_the_front(
+    ray_cluster, tracking_uri, client
+):
+    result = hpo.run(
+        SPACE,
+        objectives.curves_named_like_objectives,
+        direction=["minimize", "minimize"],
+        enqueue=[{"x": 0.9, "y": 0.0}],  # the first trial names the objectives, and clashes
+        n_trials=6,
+        workers=1,
+        seed=3,
+        tracking_uri=tracking_uri,
+        experiment_name="clash",
+        progress=False,
+    )
+    clashed = [t for t in result.trials if t.params["x"] > 0.8]
+    assert clashed and all(t.state.value == "FAILED" for t in clashed)
+    assert all(t.error.startswith("a metric given to report() must not be") for t in clashed)
+    done = {t.number for t in result.trials if t.state.value == "COMPLETE"}
+    assert done == {t.number for t in result.trials} - {t.number for t in clashed}
+    # The first trial's curves were logged before its result named the objectives: they
+    # stay in its FAILED run, and nothing reads them as its values.
+    loaded = hpo.load_sweep(result.sweep_id, tracking_uri=tracking_uri)
+    assert loaded.trials[0].state.value == "FAILED" and loaded.trials[0].values is None
+    assert {t.number for t in loaded.best_trials} <= done
+    shown = show_sweep(client, result.sweep_id).split("Pareto front")[1].splitlines()[2:]
+    assert {int(line.split()[0]) for line in shown if line.strip()[:1].isdigit()} <= done
+
+
 def _artifact(client, run_id, path, binary=False):
     import mlflow
 
