@@ -27,7 +27,7 @@ def check_directions(direction: Any) -> tuple[str, ...]:
     or the same list written "minimize,maximize" (the command line, the ``hpo.direction``
     tag)."""
     if isinstance(direction, str):
-        parts = direction.split(",") if "," in direction else [direction]
+        parts = [p.strip() for p in direction.split(",")] if "," in direction else [direction]
     elif isinstance(direction, list | tuple) and direction:
         parts = list(direction)
     else:

@@ -203,7 +203,8 @@ def run(
                 f"direction={strat.direction!r}; make the strategy with direction={direction!r}"
             )
     else:
-        strat = make_strategy(strategy, space, direction=direction or "minimize", seed=seed)
+        direction = "minimize" if direction is None else direction  # [] and "" are refused
+        strat = make_strategy(strategy, space, direction=direction, seed=seed)
     names = check_objective_names(objective_names, strat.directions)
     arity = objective_arity(objective)
     if arity == 2 and data is not None:

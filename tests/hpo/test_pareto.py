@@ -103,3 +103,19 @@ def test_the_tally_keeps_the_front_and_counts_trials_since_it_last_moved(seed):
         tally.add(trial)
         assert sorted(tally.front) == sorted((a, -b) for a, b in after)
         assert tally.since_best == since and tally.best is None
+
+
+def test_directions_are_read_from_a_list_or_a_comma_separated_string():
+    from hpo.checks import check_directions
+
+    assert check_directions("minimize") == ("minimize",)
+    assert check_directions(["minimize", "maximize"]) == ("minimize", "maximize")
+    assert check_directions("minimize, maximize") == ("minimize", "maximize")  # as typed
+    for bad, says in [
+        ([], "non-empty list"),
+        ("", "got '' in ''"),
+        ("min,max", "got 'min' in 'min,max'"),
+        (3, "got 3"),
+    ]:
+        with pytest.raises(ValueError, match=says):
+            check_directions(bad)

@@ -145,6 +145,7 @@ def _artifact(client, run_id, path, binary=False):
         ({"objective_names": ["a", "a"]}, r"objective_names must differ"),
         ({"objective_names": ["a", "b c?"]}, r"objective name may only contain"),
         ({"direction": ["minimize", "up"]}, r"each direction must be 'minimize' or 'maximize'"),
+        ({"direction": []}, r"or a non-empty list of them \(one per objective\), got \[\]"),
         (
             {"direction": "minimize", "objective_names": ["a"]},
             r"objective_names names several objectives, but the sweep has one direction",
