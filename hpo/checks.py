@@ -83,16 +83,24 @@ def check_seconds(name: str, value: Any, *, optional: bool = True) -> None:
         raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
 
 
-def check_value(value: Any) -> float:
-    """The objective value as a float; ValueError/TypeError if it is not a finite real."""
+def check_value(value: Any, which: str = "") -> float:
+    """The objective value as a float; ValueError/TypeError if it is not a finite real.
+    ``which`` says which of several values it is (" as 'error'", " as value 2 of 3")."""
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
         raise TypeError(
-            f"the objective must return a real number, got {type(value).__name__}: {value!r:.200}"
+            f"the objective must return a real number{which}, got {type(value).__name__}: "
+            f"{value!r:.200}"
         )
     value = float(value)
     if not math.isfinite(value):
-        raise ValueError(f"the objective returned {value}, which is not a finite number")
+        raise ValueError(f"the objective returned {value}{which}, which is not a finite number")
     return value
+
+
+def _each(values: Any) -> tuple[float, ...]:
+    """Several values by position, each checked and named by its place if it fails."""
+    n = len(values)
+    return tuple(check_value(v, f" as value {i + 1} of {n}") for i, v in enumerate(values))
 
 
 def check_result(value: Any) -> float | tuple[float, ...] | dict[str, float]:
@@ -100,9 +108,9 @@ def check_result(value: Any) -> float | tuple[float, ...] | dict[str, float]:
     tuple or list of reals, or a dict of them by name (several; matched to the sweep's
     directions and names by the driver)."""
     if isinstance(value, Mapping):
-        return {str(k): check_value(v) for k, v in value.items()}
+        return {str(k): check_value(v, f" as {str(k)!r}") for k, v in value.items()}
     if isinstance(value, list | tuple | np.ndarray):
-        return tuple(check_value(v) for v in value)
+        return _each(value)
     return check_value(value)
 
 
@@ -118,7 +126,7 @@ def check_values(value: Any, n: int) -> tuple[float, ...]:
             f"the objective returned {len(value)} values, the sweep has {n} directions: "
             f"{value!r:.200}"
         )
-    return tuple(check_value(v) for v in value)
+    return _each(value)
 
 
 def finite_real(name: str, value: Any) -> float | None:

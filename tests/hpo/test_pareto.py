@@ -119,3 +119,18 @@ def test_directions_are_read_from_a_list_or_a_comma_separated_string():
     ]:
         with pytest.raises(ValueError, match=says):
             check_directions(bad)
+
+
+def test_a_result_of_several_values_names_the_one_that_is_not_a_finite_real():
+    from hpo.checks import check_result
+
+    assert check_result({"error": 1, "size": 2.5}) == {"error": 1.0, "size": 2.5}
+    assert check_result(np.array([1.0, 2.0])) == (1.0, 2.0)
+    for bad, says in [
+        ({"error": 0.1, "size": float("nan")}, "returned nan as 'size', which is not a finite"),
+        ((0.1, float("inf")), "returned inf as value 2 of 2, which is not a finite"),
+        ([True, 0.1], "must return a real number as value 1 of 2, got bool"),
+        (float("nan"), "returned nan, which is not a finite number"),  # one objective
+    ]:
+        with pytest.raises((TypeError, ValueError), match=says):
+            check_result(bad)
