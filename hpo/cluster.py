@@ -20,7 +20,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-ANSWER_SECONDS = 5.0  # how long an address is given to accept a connection
+ANSWER_SECONDS = 5.0  # how long an address is given to accept a connection (and answer)
+GCS_PORT = "the port of the head's GCS (`ray start --head --port`, 6379 by default)"
 
 
 class ClusterConnectionError(RuntimeError):
@@ -62,11 +63,10 @@ def connect(address: str | None) -> dict[str, float]:
 
 
 def _check_answers(target: str) -> None:
-    gcs_port = "give the port of its head's GCS (`ray start --head --port`, 6379 by default)"
     if target.startswith(("http://", "https://")):
         raise ClusterConnectionError(
             f"{target} is an HTTP address (the Ray dashboard's, for `ray job submit`); a sweep "
-            f"joins the cluster as HOST:PORT: {gcs_port}"
+            f"joins the cluster as HOST:PORT: give {GCS_PORT}"
         )
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
@@ -83,14 +83,14 @@ def _check_answers(target: str) -> None:
         ) from exc
     if web:  # Ray would wait for a GCS there for minutes
         raise ClusterConnectionError(
-            f"{target} is a web server (the Ray dashboard's port?), not a Ray cluster: {gcs_port}"
+            f"{target} is a web server (the Ray dashboard's port?), not a Ray cluster: give "
+            f"{GCS_PORT}"
         )
 
 
 def _speaks_http(conn: socket.socket) -> bool:
     """Whether the server answers a request in HTTP/1 (a dashboard, a web server). Ray's
-    GCS speaks gRPC, which closes the connection on it."""
-    conn.settimeout(ANSWER_SECONDS)
+    GCS speaks gRPC, which closes the connection on it. (``conn`` waits ANSWER_SECONDS.)"""
     try:
         conn.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
         return conn.recv(5) == b"HTTP/"
@@ -116,8 +116,7 @@ def _check_gcs(target: str, log: Path) -> None:
     except Exception as exc:
         if "Timed out" in str(exc):  # it took a connection but never answered as a GCS
             raise ClusterConnectionError(
-                f"no Ray cluster answered at {target} ({exc}): check that it is the port of "
-                "the head's GCS (`ray start --head --port`, 6379 by default)"
+                f"no Ray cluster answered at {target} ({exc}): check that it is {GCS_PORT}"
             ) from exc
         # anything else is ray.init's to meet and explain
     finally:

@@ -232,9 +232,9 @@ class Lifecycle:
     def report(self, record: TrialRecord, report: Report) -> bool:
         """Log a report of a running trial; True when the pruner says to stop the trial."""
         step, metrics = report.step, report.metrics
-        if self._named_objectives().intersection(metrics):
-            # Not logged: in MLflow that curve and the objective would be one metric.
-            record.misreported = self._misreport(next(k for k in metrics if k in self.names))
+        clash = self._named_objectives().intersection(metrics)
+        if clash:  # not logged: in MLflow that curve and the objective would be one metric
+            record.misreported = self._misreport(min(clash))
             return True  # stopped at its next report, and ends FAILED with the reason
         # A retried trial reports its early steps again; each (metric, step) is logged once.
         fresh = {k: v for k, v in metrics.items() if (k, step) not in record.logged}
