@@ -119,6 +119,21 @@ def one_second(params, report):
     return params["x"]
 
 
+def one_second_unless_held(params, report, hold):
+    """one_second, except that a trial with x above 0.1 waits after its first report while
+    the file `hold` exists (60 s at most): a trial a sweep's timeout is sure to find running,
+    however long the workers took to start."""
+    deadline = time.monotonic() + 60
+    for step in range(10):
+        report(step, loss=params["x"])
+        while step == 0 and params["x"] > 0.1 and Path(hold).exists():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        time.sleep(0.1)
+    return params["x"]
+
+
 def slow_curve(params, report):
     """20 steps of a loss that is worse for larger x; reports after each step's work."""
     for step in range(20):

@@ -7,6 +7,7 @@ once, and no worker process of the sweep still running.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import signal
@@ -150,12 +151,19 @@ def test_the_driver_sigkilled_halfway_then_hpo_resume(tmp_path, hpo_env, client,
     assert float(tags["hpo.best_value"]) == min(r.data.metrics["objective"] for r in runs.values())
 
 
-def test_a_sweep_stopped_by_its_timeout_is_resumed_to_its_budget(ray_cluster, tracking_uri, client):
+def test_a_sweep_stopped_by_its_timeout_is_resumed_to_its_budget(
+    ray_cluster, tracking_uri, client, tmp_path
+):
     space = {"x": Float(0.0, 1.0)}
     queued = [{"x": x / 20} for x in range(1, 14, 2)]  # 7: more than 2.5 s can start
+    # Trials past the first are held until the timeout has cancelled them: with plain
+    # one-second trials the timeout could fall just as the running ones finished.
+    hold = tmp_path / "hold"
+    hold.touch()
+    objective = functools.partial(objectives.one_second_unless_held, hold=str(hold))
     first = hpo.run(
         space,
-        objectives.one_second,
+        objective,
         n_trials=8,
         workers=2,
         seed=5,
@@ -169,9 +177,8 @@ def test_a_sweep_stopped_by_its_timeout_is_resumed_to_its_budget(ray_cluster, tr
     assert first.timed_out and len(first.trials) < 7  # so the resume starts queued ones
     cancelled = [t.number for t in first.trials if "timeout" in (t.error or "")]
     assert cancelled
-    second = hpo.resume(
-        first.sweep_id, space, objectives.one_second, tracking_uri=tracking_uri, progress=False
-    )
+    hold.unlink()
+    second = hpo.resume(first.sweep_id, space, objective, tracking_uri=tracking_uri, progress=False)
     assert not second.timed_out and second.n_complete == 8
     runs = check_invariants(
         client, first.sweep_id, 8, curve=("loss", range(10)), workers=cluster_workers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 
@@ -327,11 +328,13 @@ def test_a_hanging_trial_is_stopped_by_the_trial_timeout(ray_cluster, tracking_u
 
 
 def test_the_sweep_timeout_stops_asking_and_closes_running_trials(
-    ray_cluster, tracking_uri, client
+    ray_cluster, tracking_uri, client, tmp_path
 ):
+    hold = tmp_path / "hold"  # trials with x > 0.1 are sure to be running at the timeout
+    hold.touch()
     result = hpo.run(
         {"x": Float(0.0, 1.0)},
-        objectives.one_second,
+        functools.partial(objectives.one_second_unless_held, hold=str(hold)),
         n_trials=100,
         workers=2,
         timeout=4,
