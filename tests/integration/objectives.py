@@ -124,12 +124,12 @@ def one_second_unless_held(params, report, hold):
     the file `hold` exists (60 s at most): a trial a sweep's timeout is sure to find running,
     however long the workers took to start."""
     deadline = time.monotonic() + 60
+    held = params["x"] > 0.1
     for step in range(10):
         report(step, loss=params["x"])
-        while step == 0 and params["x"] > 0.1 and Path(hold).exists():
-            if time.monotonic() > deadline:
-                break
+        while held and Path(hold).exists() and time.monotonic() < deadline:
             time.sleep(0.05)
+        held = False
         time.sleep(0.1)
     return params["x"]
 
