@@ -639,7 +639,7 @@ MO_OPTIMISERS = {
 
 def _mo_job(job: tuple[str, str, int]) -> tuple[tuple[str, str, int], dict[int, float]]:
     """One run: its hypervolume after each budget."""
-    from hpo.pareto import hypervolume_2d
+    from hpo.core.pareto import hypervolume_2d
 
     task, name, seed = job
     space, fn, reference, _ = MO_TASKS[task]

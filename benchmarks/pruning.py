@@ -32,14 +32,14 @@ EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "digits_tp
 
 def make(spec: str):
     """A pruner from "NAME" or "NAME:option=value,..." (e.g. "asha:resource=seconds")."""
-    from hpo.pruners import make_pruner
+    from hpo.strategies.pruners import make_pruner
 
     return make_pruner(spec)
 
 
 def sweep(pruner: str, seed: int, trials: int, workdir: Path) -> dict[str, float]:
     import hpo
-    from hpo.experiment import load_experiment
+    from hpo.sweep.experiment_file import load_experiment
 
     exp = load_experiment(EXPERIMENT)
     start = time.perf_counter()
@@ -74,7 +74,7 @@ def main() -> None:
         "--pruners", nargs="+", default=["none", "median", "asha", "asha:min_resource=1"]
     )
     args = parser.parse_args()
-    from hpo.experiment import load_experiment
+    from hpo.sweep.experiment_file import load_experiment
 
     experiment = load_experiment(EXPERIMENT)
     args.trials = args.trials or experiment.n_trials

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hpo.experiment import load_experiment
+from hpo.sweep.experiment_file import load_experiment
 
 # The grid and the data of digits_grid.py itself, so that the two sweeps cannot drift apart.
 _OURS = load_experiment(Path(__file__).with_name("digits_grid.py"))

@@ -1,7 +1,7 @@
 """hpo: hyperparameter optimisation on a Ray worker pool, tracked in MLflow.
 
 >>> import hpo
->>> from hpo.space import Float
+>>> from hpo.core.space import Float
 >>> s = hpo.make_strategy("random", {"x": Float(0.0, 1.0)}, seed=0)
 >>> [t] = s.ask(1)
 >>> s.tell(t, t.params["x"])
@@ -15,13 +15,13 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from hpo.best_model import load_best_model, load_trial_model  # noqa: E402
-from hpo.driver import run  # noqa: E402
-from hpo.pruners import ASHAPruner, MedianPruner, TrialPruned  # noqa: E402
-from hpo.result import SweepResult  # noqa: E402
-from hpo.resume import resume  # noqa: E402
-from hpo.store import load_sweep  # noqa: E402
+from hpo.core.result import SweepResult  # noqa: E402
 from hpo.strategies import make_strategy  # noqa: E402
+from hpo.strategies.pruners import ASHAPruner, MedianPruner, TrialPruned  # noqa: E402
+from hpo.sweep.loop import run  # noqa: E402
+from hpo.sweep.resume import resume  # noqa: E402
+from hpo.tracking.best_model import load_best_model, load_trial_model  # noqa: E402
+from hpo.tracking.reader import load_sweep  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hpo.driver import DEFAULT_MAX_RETRIES
-from hpo.tracking import (
+from hpo.sweep.loop import DEFAULT_MAX_RETRIES
+from hpo.tracking.writer import (
     DEFAULT_TRACKING_URI,
     OUTAGE_LIMIT_SECONDS,
     TrackingRefused,
@@ -193,8 +193,8 @@ def _uri_flag(uri: str) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     import hpo
-    from hpo.executor import objective_arity
-    from hpo.experiment import load_experiment
+    from hpo.execution.pool import objective_arity
+    from hpo.sweep.experiment_file import load_experiment
 
     try:
         exp = load_experiment(args.file)
@@ -277,8 +277,8 @@ def _load_data(exp: Any) -> Any:
 
 def _sweep(start: Callable[[], Any], uri: str) -> int:
     """Run (or resume) a sweep; print its outcome, or the error that stopped it."""
-    from hpo.cluster import ClusterConnectionError
-    from hpo.executor import WorkerStartError
+    from hpo.execution.cluster import ClusterConnectionError
+    from hpo.execution.pool import WorkerStartError
 
     try:
         result = start()
@@ -297,7 +297,7 @@ def _sweep(start: Callable[[], Any], uri: str) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     import hpo
-    from hpo.experiment import load_experiment
+    from hpo.sweep.experiment_file import load_experiment
 
     uri = resolve_tracking_uri(args.tracking_uri)
     path = args.file or _recorded_file(uri, args.sweep_id)
@@ -345,7 +345,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from hpo.show import list_sweeps, show_sweep
+    from hpo.report.show import list_sweeps, show_sweep
 
     uri = resolve_tracking_uri(args.tracking_uri)
     client = MlflowClient(uri)
@@ -356,7 +356,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     try:
         if args.csv:
-            from hpo.store import load_sweep
+            from hpo.tracking.reader import load_sweep
 
             frame = load_sweep(args.sweep_id, tracking_uri=uri).to_dataframe()
             sys.stdout.write(frame.to_csv(index=False))

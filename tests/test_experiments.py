@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import hpo
-from hpo.executor import objective_arity
-from hpo.experiment import load_experiment
+from hpo.execution.pool import objective_arity
+from hpo.sweep.experiment_file import load_experiment
 
 EXPERIMENTS = sorted((Path(__file__).resolve().parent.parent / "experiments").glob("*.py"))
 
@@ -43,7 +43,7 @@ def _experiment(name: str):
     """The experiment file's `Experiment`, with its module's constants (EPOCHS, ...) too."""
     import sys
 
-    from hpo.experiment import MODULE_PREFIX
+    from hpo.sweep.experiment_file import MODULE_PREFIX
 
     exp = load_experiment(Path(__file__).resolve().parent.parent / "experiments" / f"{name}.py")
     module = sys.modules[MODULE_PREFIX + name]

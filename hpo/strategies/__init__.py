@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hpo.space import Space
+from hpo.core.space import Space
 from hpo.strategies.base import Strategy, Trial, TrialState
 from hpo.strategies.gp import GPEI
 from hpo.strategies.grid import GridSearch
@@ -35,7 +35,7 @@ def make_strategy(
 
     Examples
     --------
-    >>> from hpo.space import Float
+    >>> from hpo.core.space import Float
     >>> s = make_strategy("random", {"x": Float(-1.0, 1.0)}, seed=1)
     >>> trials = s.ask(2)
     >>> for t in trials:

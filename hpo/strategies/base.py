@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hpo.checks import better, check_directions, check_value, check_values, several_objectives
-from hpo.space import Space, as_space
+from hpo.core.checks import better, check_directions, check_value, check_values, several_objectives
+from hpo.core.space import Space, as_space
 
 # Named in the refusal of the strategies that optimise one objective only.
 MULTI_OBJECTIVE_STRATEGIES = "random, grid, gp, tpe, optuna:nsgaii or optuna:nsgaiii"

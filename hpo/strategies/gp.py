@@ -56,9 +56,9 @@ from typing import Any
 
 import numpy as np
 
-from hpo.checks import loss_sign
-from hpo.pareto import losses
-from hpo.space import Choice, Float, Int, Space
+from hpo.core.checks import loss_sign
+from hpo.core.pareto import losses
+from hpo.core.space import Choice, Float, Int, Space
 from hpo.strategies.base import Strategy, TrialState
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -296,7 +296,7 @@ class GPEI(Strategy):
 
     Examples
     --------
-    >>> from hpo.space import Float
+    >>> from hpo.core.space import Float
     >>> s = GPEI({"x": Float(-2.0, 2.0)}, seed=0, n_initial=3)
     >>> for _ in range(6):
     ...     [t] = s.ask()
@@ -505,7 +505,7 @@ class GPEI(Strategy):
             return {}
         if self.n_objectives > 1:  # the model is of a different scalarisation at each ask
             return {}
-        from hpo.plots import gp_posterior_png
+        from hpo.report.plots import gp_posterior_png
 
         p = params[0]
         X, y = self._data(told)

@@ -16,7 +16,7 @@ class GridSearch(Strategy):
 
     Examples
     --------
-    >>> from hpo.space import Choice, Float
+    >>> from hpo.core.space import Choice, Float
     >>> s = GridSearch({"lr": Float(0.01, 1.0, log=True, grid=3), "act": Choice(["relu", "tanh"])})
     >>> s.size, len(s.ask(10)), s.exhausted
     (6, 6, True)

@@ -18,8 +18,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from hpo.checks import loss_sign
-from hpo.space import Choice, Float, Int, Param
+from hpo.core.checks import loss_sign
+from hpo.core.space import Choice, Float, Int, Param
 from hpo.strategies.base import Strategy, Trial, TrialState
 
 
@@ -28,7 +28,7 @@ class HyperoptTPE(Strategy):
 
     Examples
     --------
-    >>> from hpo.space import Float
+    >>> from hpo.core.space import Float
     >>> s = HyperoptTPE({"x": Float(0.0, 1.0)}, seed=0)
     >>> [t] = s.ask()
     >>> s.tell(t, t.params["x"])

@@ -14,7 +14,7 @@ import inspect
 import warnings
 from typing import Any
 
-from hpo.space import Choice, Float, Int, Param
+from hpo.core.space import Choice, Float, Int, Param
 from hpo.strategies.base import Strategy, Trial, TrialState
 
 
@@ -64,7 +64,7 @@ class OptunaSampler(Strategy):
 
     Examples
     --------
-    >>> from hpo.space import Float
+    >>> from hpo.core.space import Float
     >>> s = OptunaSampler({"x": Float(0.0, 1.0)}, sampler="qmc", seed=0)
     >>> [t] = s.ask()
     >>> s.tell(t, t.params["x"])
@@ -216,7 +216,7 @@ class TPE(OptunaSampler):
 
     Examples
     --------
-    >>> from hpo.space import Float
+    >>> from hpo.core.space import Float
     >>> s = TPE({"x": Float(0.0, 1.0)}, seed=0)
     >>> trials = s.ask(2)
     """

@@ -12,7 +12,7 @@ class RandomSearch(Strategy):
 
     Examples
     --------
-    >>> from hpo.space import Float
+    >>> from hpo.core.space import Float
     >>> s = RandomSearch({"x": Float(0.0, 1.0)}, seed=0)
     >>> [t] = s.ask()
     >>> s.tell(t, t.params["x"] ** 2)

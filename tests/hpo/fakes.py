@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpo.events import Outcome, Report
-from hpo.executor import Batch, Running, WorkerDied
+from hpo.core.events import Outcome, Report
+from hpo.execution.pool import Batch, Running, WorkerDied
 from hpo.strategies import RandomSearch
 from hpo.strategies.base import TrialState
-from hpo.tracking import SWEEP
+from hpo.tracking.writer import SWEEP
 
 DIE, HANG, INTERRUPT = "die", "hang", "interrupt"
 
@@ -188,7 +188,7 @@ class FakeTracker:
         artifacts: dict[str, bytes] | None = None,
         status: str | None = None,
     ) -> None:
-        from hpo.tracking import RUN_STATUS
+        from hpo.tracking.writer import RUN_STATUS
 
         run = self.runs[number]
         run.tags.update({"hpo.state": state.value, **(tags or {})})

@@ -6,10 +6,10 @@ from __future__ import annotations
 from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_iris
 
-from hpo.artifacts import pack_model
-from hpo.best_model import BEST_MODEL_TAG, load_best_model, publish_best_model
+from hpo.execution.artifacts import pack_model
 from hpo.strategies.base import Trial, TrialState
-from hpo.trials import TrialRecord
+from hpo.sweep.lifecycle import TrialRecord
+from hpo.tracking.best_model import BEST_MODEL_TAG, load_best_model, publish_best_model
 from models import MLPClassifier
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hpo.curves import COLOURS, FAILED, best_so_far_steps, history_png
+from hpo.report.curves import COLOURS, FAILED, best_so_far_steps, history_png
 
 
 def _rgb(hex_colour: str) -> tuple[int, int, int]:
@@ -50,7 +50,7 @@ def test_history_when_every_trial_failed_says_so():
 def test_a_sweep_with_only_the_history_figure_does_not_import_matplotlib():
     # Importing matplotlib cost ~0.4 s of every sweep's wall time.
     code = (
-        "import sys; from hpo.plots import render; "
+        "import sys; from hpo.report.plots import render; "
         "out = render([('h.png', 'history', "
         "{'numbers': [0, 1], 'values': [1.0, 0.5], 'direction': 'minimize'})]); "
         "assert out['h.png'].startswith(b'\\x89PNG'); "
@@ -78,9 +78,9 @@ def _conditional_sweep(n=24):
 
 
 def test_parallel_coordinates_slices_and_importance_are_drawn_for_a_conditional_space():
-    from hpo.plots import render
-    from hpo.summary import figure_specs
-    from hpo.trials import TrialRecord
+    from hpo.report.plots import render
+    from hpo.report.summary import figure_specs
+    from hpo.sweep.lifecycle import TrialRecord
 
     s, trials = _conditional_sweep()
     specs = figure_specs([TrialRecord(t) for t in trials], s.space, "minimize")
@@ -97,7 +97,7 @@ def test_parallel_coordinates_slices_and_importance_are_drawn_for_a_conditional_
 
 
 def test_importance_rates_the_parameter_the_objective_depends_on_and_names_the_conditional():
-    from hpo.importance import param_importances
+    from hpo.report.importance import param_importances
 
     s, trials = _conditional_sweep(40)
     rated, unrated = param_importances(
@@ -113,7 +113,7 @@ def test_importance_rates_the_parameter_the_objective_depends_on_and_names_the_c
 
 @pytest.mark.parametrize("k", [2, 3])
 def test_the_pareto_figure_marks_the_front_in_one_panel_or_every_pair(k):
-    from hpo.plots import render
+    from hpo.report.plots import render
 
     rng = np.random.default_rng(0)
     values = rng.uniform(0, 1, size=(20, k)).tolist()
@@ -134,9 +134,9 @@ def test_the_pareto_figure_marks_the_front_in_one_panel_or_every_pair(k):
 
 
 def test_a_sweep_of_two_objectives_gets_its_front_on_the_parallel_coordinates_and_each_slices():
-    from hpo.plots import render
-    from hpo.summary import figure_specs
-    from hpo.trials import TrialRecord
+    from hpo.report.plots import render
+    from hpo.report.summary import figure_specs
+    from hpo.sweep.lifecycle import TrialRecord
 
     s, trials = _conditional_sweep(30)
     records = []
@@ -161,7 +161,7 @@ def test_a_sweep_of_two_objectives_gets_its_front_on_the_parallel_coordinates_an
         image = Image.open(io.BytesIO(pngs[name]))
         assert image.format == "PNG" and image.size[0] > 300
     # Each objective is rated on its own values: lr drives one, the activation the other.
-    from hpo.importance import param_importances
+    from hpo.report.importance import param_importances
 
     assignments = importance["assignments"]
     error = param_importances(s.space, assignments, importance["objectives"]["error"], "minimize")
@@ -171,7 +171,7 @@ def test_a_sweep_of_two_objectives_gets_its_front_on_the_parallel_coordinates_an
 
 
 def test_a_few_integers_are_levels_in_the_order_of_their_size():
-    from hpo.plots import _axis
+    from hpo.report.plots import _axis
 
     where, ticks, labels = _axis([218, 5, 28, None, 5], log=False)
     assert labels == ["5", "28", "218", "inactive"]  # not "218" < "28" < "5" as text

@@ -18,12 +18,12 @@ from fakes import (
     reports,
 )
 
-from hpo.driver import Sweep, SweepOptions
-from hpo.events import Artifact, Outcome, Report
-from hpo.pruners import MedianPruner
+from hpo.core.events import Artifact, Outcome, Report
 from hpo.space import Float
 from hpo.strategies.base import TrialState
-from hpo.trials import Lifecycle, Restored, TrialRecord
+from hpo.strategies.pruners import MedianPruner
+from hpo.sweep.lifecycle import Lifecycle, Restored, TrialRecord
+from hpo.sweep.loop import Sweep, SweepOptions
 
 SPACE = {"x": Float(0.0, 1.0)}
 
@@ -319,7 +319,7 @@ def test_the_tally_counts_and_keeps_the_best_in_the_sweeps_direction():
 
 
 def test_files_from_the_objective_reach_the_run_and_workers_learn_where_it_is():
-    from hpo.events import Artifact
+    from hpo.core.events import Artifact
 
     def script(record, attempt):
         return [

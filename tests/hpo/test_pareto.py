@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from hpo.pareto import dominates, hypervolume_2d, losses, non_dominated, pareto_front
+from hpo.core.pareto import dominates, hypervolume_2d, losses, non_dominated, pareto_front
 from hpo.strategies.base import Trial, TrialState
-from hpo.trials import Tally
+from hpo.sweep.lifecycle import Tally
 
 
 def brute_front(points: np.ndarray) -> set[int]:
@@ -106,7 +106,7 @@ def test_the_tally_keeps_the_front_and_counts_trials_since_it_last_moved(seed):
 
 
 def test_directions_are_read_from_a_list_or_a_comma_separated_string():
-    from hpo.checks import check_directions
+    from hpo.core.checks import check_directions
 
     assert check_directions("minimize") == ("minimize",)
     assert check_directions(["minimize", "maximize"]) == ("minimize", "maximize")
@@ -122,7 +122,7 @@ def test_directions_are_read_from_a_list_or_a_comma_separated_string():
 
 
 def test_a_result_of_several_values_names_the_one_that_is_not_a_finite_real():
-    from hpo.checks import check_result
+    from hpo.core.checks import check_result
 
     assert check_result({"error": 1, "size": 2.5}) == {"error": 1.0, "size": 2.5}
     assert check_result(np.array([1.0, 2.0])) == (1.0, 2.0)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from hpo.pruners import ASHAPruner, MedianPruner, make_pruner
+from hpo.strategies.pruners import ASHAPruner, MedianPruner, make_pruner
 
 
 def feed(pruner, number, curve):
@@ -103,9 +103,9 @@ def test_make_pruner_by_name():
 def test_the_docstring_examples_hold():
     import doctest
 
-    import hpo.pruners
+    import hpo.strategies.pruners
 
-    assert doctest.testmod(hpo.pruners).failed == 0
+    assert doctest.testmod(hpo.strategies.pruners).failed == 0
 
 
 def test_asha_auto_places_its_rungs_from_the_first_completed_trial():

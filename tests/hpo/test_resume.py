@@ -6,10 +6,10 @@ import pytest
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from hpo.pruners import ASHAPruner
-from hpo.resume import _replay_pruner
 from hpo.strategies.base import Trial, TrialState
-from hpo.trials import Restored
+from hpo.strategies.pruners import ASHAPruner
+from hpo.sweep.lifecycle import Restored
+from hpo.sweep.resume import _replay_pruner
 
 
 def _finished_trial(client, experiment_id, number, state, start_ms, curve):

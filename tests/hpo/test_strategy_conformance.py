@@ -11,7 +11,7 @@ import math
 import pytest
 
 import hpo
-from hpo.pareto import pareto_front
+from hpo.core.pareto import pareto_front
 from hpo.space import Choice, Float, Int
 from hpo.strategies.base import NoFeasibleConfiguration, TrialState
 

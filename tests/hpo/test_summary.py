@@ -7,10 +7,7 @@ import io
 
 import pytest
 
-from hpo.pruners import MedianPruner
-from hpo.space import Choice, Float, Int, as_space
-from hpo.strategies.base import Trial, TrialState
-from hpo.summary import (
+from hpo.report.summary import (
     closing_artifacts,
     closing_tags,
     figure_specs,
@@ -22,7 +19,10 @@ from hpo.summary import (
     sweep_settings,
     trials_csv,
 )
-from hpo.trials import TrialRecord
+from hpo.space import Choice, Float, Int, as_space
+from hpo.strategies.base import Trial, TrialState
+from hpo.strategies.pruners import MedianPruner
+from hpo.sweep.lifecycle import TrialRecord
 
 
 def record(number, state, value=None, *, params=None, metrics=None, repeats=None, **fields):

@@ -7,7 +7,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from hpo.strategies.base import TrialState
-from hpo.tracking import Tracker, local_artifact_dir
+from hpo.tracking.writer import Tracker, local_artifact_dir
 
 
 def test_local_artifact_dir_only_for_local_folders(tmp_path):
@@ -46,7 +46,7 @@ def test_the_writer_pauses_for_a_burst_only_when_woken_from_idle(tmp_path, monke
     import time
     import types
 
-    import hpo.tracking as tracking
+    import hpo.tracking.writer as tracking
 
     pauses: list[float] = []
     clock = types.SimpleNamespace(sleep=pauses.append, monotonic=time.monotonic, time=time.time)
@@ -144,7 +144,7 @@ def test_a_sqlite_store_is_switched_to_write_ahead_logging(tmp_path):
 
 
 def test_a_store_on_a_network_file_system_keeps_its_rollback_journal(tmp_path):
-    from hpo.tracking import use_write_ahead_log
+    from hpo.tracking.writer import use_write_ahead_log
 
     db = tmp_path / "mlflow.db"
     MlflowClient(f"sqlite:///{db}").search_experiments()

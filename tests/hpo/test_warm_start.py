@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 
 from hpo.space import Choice, Float, Space
 from hpo.strategies.base import TrialState
-from hpo.warm_start import load_history
+from hpo.sweep.warm_start import load_history
 
 
 @pytest.fixture

@@ -140,7 +140,7 @@ class Cluster:
         port, by the name the compose file allows (127.0.0.1:MLFLOW_PORT)."""
         from mlflow.tracking import MlflowClient
 
-        import hpo.tracking  # noqa: F401 - downloads through the server, as hpo's own do
+        import hpo.tracking.writer  # noqa: F401 - downloads through the server, as hpo's own do
 
         return MlflowClient(f"http://127.0.0.1:{VALUES['MLFLOW_PORT']}")
 

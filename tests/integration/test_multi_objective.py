@@ -12,7 +12,7 @@ from conftest import child_runs
 from ray import cloudpickle
 
 import hpo
-from hpo.show import show_sweep
+from hpo.report.show import show_sweep
 from hpo.space import Float
 
 cloudpickle.register_pickle_by_value(objectives)

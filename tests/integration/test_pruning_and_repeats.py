@@ -10,8 +10,8 @@ from conftest import by_trial, child_runs
 from ray import cloudpickle
 
 import hpo
-from hpo.pruners import ASHAPruner, MedianPruner
 from hpo.space import Choice, Float
+from hpo.strategies.pruners import ASHAPruner, MedianPruner
 
 cloudpickle.register_pickle_by_value(objectives)
 

@@ -249,7 +249,7 @@ def test_bad_input_is_refused_before_any_run_is_created(
 def test_workers_that_cannot_start_stop_the_sweep_with_the_reason(
     ray_cluster, tracking_uri, client
 ):
-    from hpo.executor import WorkerStartError
+    from hpo.execution.pool import WorkerStartError
 
     with pytest.raises(WorkerStartError, match="No module named 'hpo_test_module_that_does_not"):
         hpo.run(

@@ -14,10 +14,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpo.checks import several_objectives
-from hpo.space import Space
-from hpo.store import child_runs, objective_names, objective_values, sweep_run
+from hpo.core.checks import several_objectives
+from hpo.core.space import Space
 from hpo.strategies.base import TrialState
+from hpo.tracking.reader import child_runs, objective_names, objective_values, sweep_run
 
 
 @dataclass

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from hpo.checks import first_line
+from hpo.core.checks import first_line
 from hpo.strategies.base import TrialState
 
 # A tracking server that proxies an S3 store tells MLflow (3.15 and later) clients to

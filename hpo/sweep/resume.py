@@ -15,18 +15,24 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hpo.checks import check_seconds, positive_int
-from hpo.driver import SweepOptions, open_sweep, space_digest
-from hpo.executor import objective_arity
-from hpo.pruners import make_pruner
-from hpo.result import SweepResult
-from hpo.space import Space, as_space
-from hpo.store import child_runs, objective_names, objective_values, sweep_run, trial_value
+from hpo.core.checks import check_seconds, positive_int
+from hpo.core.result import SweepResult
+from hpo.core.space import Space, as_space
+from hpo.execution.pool import objective_arity
 from hpo.strategies import make_strategy
 from hpo.strategies.base import Trial, TrialState
-from hpo.tracking import OUTAGE_LIMIT_SECONDS, RUN_STATUS, resolve_tracking_uri
-from hpo.trials import Restored
-from hpo.warm_start import load_history
+from hpo.strategies.pruners import make_pruner
+from hpo.sweep.lifecycle import Restored
+from hpo.sweep.loop import SweepOptions, open_sweep, space_digest
+from hpo.sweep.warm_start import load_history
+from hpo.tracking.reader import (
+    child_runs,
+    objective_names,
+    objective_values,
+    sweep_run,
+    trial_value,
+)
+from hpo.tracking.writer import OUTAGE_LIMIT_SECONDS, RUN_STATUS, resolve_tracking_uri
 
 
 def resume(

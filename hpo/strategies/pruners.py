@@ -17,7 +17,7 @@ import bisect
 import math
 from typing import Any, ClassVar
 
-from hpo.checks import better, check_direction, check_seconds, int_at_least, loss_sign
+from hpo.core.checks import better, check_direction, check_seconds, int_at_least, loss_sign
 
 
 class TrialPruned(Exception):

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hpo.space import Space
+from hpo.core.space import Space
 
 MIN_TRIALS = 4  # fewer completed trials than this rate nothing worth reading
 # fANOVA's forest costs time in proportion to the trials (11 s for 1000 trials with its

@@ -4,7 +4,7 @@ A sweep renders a curve figure for every trial, so it must cost milliseconds: a 
 figure costs ~90 ms here, more than all of a trial's MLflow writes. The optimisation
 history closes every sweep, and importing matplotlib for it alone cost ~0.4 s of the
 sweep's wall time. Figures that only some sweeps draw (heatmap, repeats, the GP's
-posterior) use matplotlib in `hpo.plots`.
+posterior) use matplotlib in `hpo.report.plots`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import io
 import math
 from collections.abc import Sequence
 
-from hpo.checks import better
+from hpo.core.checks import better
 
 PANEL_W, PANEL_H = 460, 300
 LEFT, RIGHT, TOP, BOTTOM = 62, 14, 40, 38

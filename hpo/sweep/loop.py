@@ -16,8 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hpo.best_model import publish_best_model
-from hpo.checks import (
+from hpo.core.checks import (
     better,
     check_directions,
     check_seconds,
@@ -27,22 +26,25 @@ from hpo.checks import (
     positive_int,
     several_objectives,
 )
-from hpo.cluster import connect
-from hpo.events import Artifact, Outcome, Report
-from hpo.executor import Batch, WorkerDied, WorkerPool, objective_arity
-from hpo.pruners import Pruner, make_pruner
-from hpo.result import SweepResult
-from hpo.space import Space
-from hpo.strategies import Strategy, TrialState, make_strategy
-from hpo.strategies.base import NoFeasibleConfiguration, best_of
-from hpo.summary import (
+from hpo.core.events import Artifact, Outcome, Report
+from hpo.core.result import SweepResult
+from hpo.core.space import Space
+from hpo.execution.cluster import connect
+from hpo.execution.pool import Batch, WorkerDied, WorkerPool, objective_arity
+from hpo.report.summary import (
     closing_artifacts,
     closing_tags,
     description,
     figure_specs,
     sweep_settings,
 )
-from hpo.tracking import (
+from hpo.strategies import Strategy, TrialState, make_strategy
+from hpo.strategies.base import NoFeasibleConfiguration, best_of
+from hpo.strategies.pruners import Pruner, make_pruner
+from hpo.sweep.lifecycle import Lifecycle, Restored
+from hpo.sweep.warm_start import load_history
+from hpo.tracking.best_model import publish_best_model
+from hpo.tracking.writer import (
     OUTAGE_LIMIT_SECONDS,
     TAG_VALUE_LIMIT,
     Tracker,
@@ -50,8 +52,6 @@ from hpo.tracking import (
     check_name,
     resolve_tracking_uri,
 )
-from hpo.trials import Lifecycle, Restored
-from hpo.warm_start import load_history
 
 DEFAULT_TRIALS = 20
 DEFAULT_MAX_RETRIES = 1
@@ -94,7 +94,7 @@ def run(
     Parameters
     ----------
     space : dict or Space
-        The search space (see `hpo.space`).
+        The search space (see `hpo.core.space`).
     objective : callable
         ``objective(params, report)`` or ``objective(params, report, data)``; returns a
         float (with several directions: a tuple of one per direction, or a dict of them
@@ -138,7 +138,7 @@ def run(
     run_name : str, optional
         Name of the parent run.
     pruner : {"median", "asha", "none"} or Pruner, optional
-        Stop unpromising trials on their reported curves (see `hpo.pruners`); a pruned
+        Stop unpromising trials on their reported curves (see `hpo.strategies.pruners`); a pruned
         trial ends PRUNED at its next ``report``. Options may follow the name:
         ``"asha:resource=seconds"`` judges trials at equal training time.
     prune_metric : str, optional
@@ -177,7 +177,7 @@ def run(
     tracking_patience : float
         Seconds a tracking server may be unreachable mid-sweep: results are buffered and
         retried meanwhile, and nothing is lost. Past that the sweep stops with
-        `hpo.tracking.TrackingUnavailable`, whose message says how to resume it.
+        `hpo.tracking.writer.TrackingUnavailable`, whose message says how to resume it.
 
     Returns
     -------
@@ -186,7 +186,7 @@ def run(
     Examples
     --------
     >>> import hpo                                                    # doctest: +SKIP
-    >>> from hpo.space import Float
+    >>> from hpo.core.space import Float
     >>> def objective(params, report):
     ...     report(0, loss=params["x"] ** 2)
     ...     return params["x"] ** 2
@@ -441,7 +441,7 @@ def open_sweep(
 
 class Sweep:
     """The driver's loop: it decides when trials start, when events are handled, when
-    trials time out and when the sweep ends; `hpo.trials.Lifecycle` does each step.
+    trials time out and when the sweep ends; `hpo.sweep.lifecycle.Lifecycle` does each step.
 
     ``pool`` is a `WorkerPool` (or a fake with its methods), ``tracker`` a `Tracker`.
     """
@@ -684,7 +684,7 @@ class Sweep:
         self.tracker.end_sweep(status=status, tags=tags, artifacts=artifacts)
 
     def _publish_best_model(self, records: list[Any]) -> dict[str, str]:
-        """The best trial's model as the sweep's (see `hpo.best_model`); its tags."""
+        """The best trial's model as the sweep's (see `hpo.tracking.best_model`); its tags."""
         s, tracker = self.strategy, self.tracker
         if s.n_objectives > 1:  # no one best trial: each trial of the front has its model
             return {}

@@ -2,7 +2,7 @@
 `report.model(estimator)`, packed in the worker into ``{path: bytes}`` for the trial's run.
 
 Once the trial's run exists the driver tells the worker where its artifacts go; a worker
-that can reach that store writes the files there itself (`hpo.executor._Reporter._store`),
+that can reach that store writes the files there itself (`hpo.execution.pool._Reporter._store`),
 so they never pass through the driver. Otherwise they travel to the driver with the
 trial's other events (through Ray, so a worker on another machine needs no access to the
 driver's disk or the artifact store) and the tracker writes them: a file passes through the

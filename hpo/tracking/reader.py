@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hpo.checks import several_objectives
+from hpo.core.checks import several_objectives
 from hpo.strategies.base import Trial, TrialState
-from hpo.tracking import resolve_tracking_uri
-from hpo.trials import TrialRecord
+from hpo.sweep.lifecycle import TrialRecord
+from hpo.tracking.writer import resolve_tracking_uri
 
 PAGE = 1000  # runs per search_runs call
 
@@ -88,7 +88,7 @@ def load_sweep(sweep_id: str, *, tracking_uri: str | None = None) -> Any:
     """
     from mlflow.tracking import MlflowClient
 
-    from hpo.result import SweepResult
+    from hpo.core.result import SweepResult
 
     uri = resolve_tracking_uri(tracking_uri)
     client = MlflowClient(uri)

@@ -91,7 +91,7 @@ def load_best_model(sweep_id: str, *, tracking_uri: str | None = None) -> Any:
     >>> model = hpo.load_best_model(result.sweep_id)  # doctest: +SKIP
     >>> model.predict(X_test)  # doctest: +SKIP
     """
-    from hpo.checks import several_objectives
+    from hpo.core.checks import several_objectives
 
     client, tags, _ = _sweep(sweep_id, tracking_uri)
     uri = tags.get(BEST_MODEL_TAG)
@@ -123,7 +123,7 @@ def load_trial_model(
     >>> front = hpo.load_sweep(sweep_id).best_trials  # doctest: +SKIP
     >>> model = hpo.load_trial_model(sweep_id, front[0].number)  # doctest: +SKIP
     """
-    from hpo.checks import int_at_least
+    from hpo.core.checks import int_at_least
 
     int_at_least("trial", trial, 0)
     client, _, experiment_id = _sweep(sweep_id, tracking_uri)
@@ -147,8 +147,8 @@ def _sweep(sweep_id: str, tracking_uri: str | None) -> tuple[Any, dict[str, str]
     """(an MLflow client of the store, the sweep run's tags, its experiment id)."""
     from mlflow.tracking import MlflowClient
 
-    from hpo.store import sweep_run
-    from hpo.tracking import resolve_tracking_uri
+    from hpo.tracking.reader import sweep_run
+    from hpo.tracking.writer import resolve_tracking_uri
 
     where = resolve_tracking_uri(tracking_uri)
     client = MlflowClient(where)

@@ -1,6 +1,6 @@
 """Once-per-sweep PNG figures drawn with matplotlib: heatmaps, repeats, the GP's posterior.
 
-`render` also draws the optimisation history, with Pillow (`hpo.curves`), so a sweep that
+`render` also draws the optimisation history, with Pillow (`hpo.report.curves`), so a sweep that
 needs no other figure never imports matplotlib.
 
 Figures are built with `matplotlib.figure.Figure` and the Agg canvas directly (no pyplot),
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hpo.checks import loss_sign
+from hpo.core.checks import loss_sign
 
 
 def _png(fig) -> bytes:
@@ -324,9 +324,9 @@ def slices_png(
 def importance_png(
     space, assignments: list[dict], objectives: dict[str, list[float]], directions: Sequence[str]
 ) -> bytes | None:
-    """fANOVA importance of each parameter (see `hpo.importance`) as bars, a colour per
+    """fANOVA importance of each parameter (see `hpo.report.importance`) as bars, a colour per
     objective when there are several; None when too few trials completed to rate any."""
-    from hpo.importance import param_importances
+    from hpo.report.importance import param_importances
 
     rated: dict[str, dict[str, float]] = {}  # by objective, then parameter
     unrated: dict[str, int] = {}
@@ -369,7 +369,7 @@ def render(specs: list[tuple[str, str, dict]]) -> dict[str, bytes]:
     """PNG bytes by file name for ``(name, kind, arguments)`` specs ("history", "heatmap",
     "repeats", "parallel", "slices", "importance", "pareto"); a figure with nothing to draw is left
     out."""
-    from hpo.curves import history_png
+    from hpo.report.curves import history_png
 
     draw = {
         "history": history_png,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from hpo.checks import check_directions, loss_sign, several_objectives
-from hpo.pareto import losses, non_dominated
-from hpo.store import child_runs, objective_names, objective_values, sweep_run
+from hpo.core.checks import check_directions, loss_sign, several_objectives
+from hpo.core.pareto import losses, non_dominated
+from hpo.tracking.reader import child_runs, objective_names, objective_values, sweep_run
 
 
 def _sweeps(client: Any, experiment_ids: list[str], max_results: int = 20) -> list[Any]:

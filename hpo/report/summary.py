@@ -16,18 +16,19 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from hpo.checks import check_directions, loss_sign, several_objectives
-from hpo.pareto import pareto_front
-from hpo.pruners import Pruner
-from hpo.space import Choice, Float, Int, Space
+from hpo.core.checks import check_directions, loss_sign, several_objectives
+from hpo.core.pareto import pareto_front
+from hpo.core.space import Choice, Float, Int, Space
 from hpo.strategies.base import TrialState, best_of
-from hpo.trials import TrialRecord, count_states
+from hpo.strategies.pruners import Pruner
+from hpo.sweep.lifecycle import TrialRecord, count_states
 
 BEST_CONFIGURATIONS = 20  # rows of the repeats table and figure
 DESCRIPTION_ROWS = 10  # best trials in the parent run's description
 DESCRIPTION_REASONS = 5  # distinct failure reasons listed there
 HEATMAP_MAX_VALUES = 25  # more distinct values per axis than this is not a grid worth drawing
-FigureSpec = tuple[str, str, dict[str, Any]]  # (file name, kind, arguments): `hpo.plots.render`
+# (file name, kind, arguments): drawn by `hpo.report.plots.render`
+FigureSpec = tuple[str, str, dict[str, Any]]
 ONE = ("objective",)  # the objective's name when there is one
 
 
@@ -231,7 +232,7 @@ def figure_specs(
     repeats: int = 1,
     names: Sequence[str] = ONE,
 ) -> list[FigureSpec]:
-    """What the closing figures show, as plain data for `hpo.plots.render`; with several
+    """What the closing figures show, as plain data for `hpo.report.plots.render`; with several
     objectives, the Pareto front, the parallel coordinates with the front marked, and each
     objective's slices and importance (the history and heatmap are figures of one value)."""
     done = [r for r in records if r.state is TrialState.COMPLETE]

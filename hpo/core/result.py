@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpo.checks import check_directions
-from hpo.pareto import pareto_front
+from hpo.core.checks import check_directions
+from hpo.core.pareto import pareto_front
 from hpo.strategies.base import TrialState, best_of
-from hpo.trials import TrialRecord, count_states
+from hpo.sweep.lifecycle import TrialRecord, count_states
 
 SUMMARY_FRONT = 20  # trials of a Pareto front the summary lists
 
@@ -17,7 +17,7 @@ SUMMARY_FRONT = 20  # trials of a Pareto front the summary lists
 class SweepResult:
     """The outcome of `hpo.run`.
 
-    ``trials`` are the sweep's `hpo.trials.TrialRecord`s in issue order: each has the
+    ``trials`` are the sweep's `hpo.sweep.lifecycle.TrialRecord`s in issue order: each has the
     trial's ``number``, ``params``, ``flat_params``, ``state``, ``value`` and ``error``,
     and ``run_id`` (its MLflow child run), ``seconds`` (objective time) and ``attempts``.
 

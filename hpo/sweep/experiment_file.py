@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpo.checks import check_directions
-from hpo.space import Space, as_space
+from hpo.core.checks import check_directions
+from hpo.core.space import Space, as_space
 
 MODULE_PREFIX = "hpo_experiment_"
 
@@ -24,7 +24,7 @@ class Experiment:
     list of them, one per objective, for several, with ``objective_names``),
     ``load_data()`` (called once per sweep; its result is the objective's ``data``),
     ``strategy``, ``strategy_options`` (keyword arguments of that strategy), ``n_trials``,
-    ``pruner`` (a name or a `hpo.pruners.Pruner`), ``prune_metric``, ``repeats`` and
+    ``pruner`` (a name or a `hpo.strategies.pruners.Pruner`), ``prune_metric``, ``repeats`` and
     ``register_model``, ``enqueue`` (configurations to run first), ``stop_at`` and
     ``patience`` (stopping rules), ``warm_start`` (sweep ids) (defaults the command line
     overrides), and ``constraints(params) -> bool``.

@@ -10,7 +10,7 @@
   driver of an earlier run of the sweep did). The only place a retry is decided and tagged:
   the trial runs again as the same run, or it finishes FAILED once it is out of retries.
 
-The sweep driver (`hpo.driver`) decides when each step happens; this module decides what
+The sweep driver (`hpo.sweep.loop`) decides when each step happens; this module decides what
 it does. It talks to the strategy, the pruner and the tracker only, never to Ray, so its
 tests drive it with fakes.
 """
@@ -23,13 +23,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpo.artifacts import CHECKPOINT
-from hpo.checks import better, check_directions, check_values, several_objectives
-from hpo.events import Artifact, Outcome, Report
-from hpo.pareto import losses
-from hpo.pruners import Pruner
+from hpo.core.checks import better, check_directions, check_values, several_objectives
+from hpo.core.events import Artifact, Outcome, Report
+from hpo.core.pareto import losses
+from hpo.execution.artifacts import CHECKPOINT
 from hpo.strategies.base import Strategy, Trial, TrialState
-from hpo.tracking import SWEEP, TAG_VALUE_LIMIT, check_name, truncated_params
+from hpo.strategies.pruners import Pruner
+from hpo.tracking.writer import SWEEP, TAG_VALUE_LIMIT, check_name, truncated_params
 
 CURVES = "learning_curves.png"
 TRACEBACK = "traceback.txt"
@@ -150,7 +150,7 @@ class Lifecycle:
     ----------
     strategy : Strategy
         Told of every trial that ends.
-    tracker : hpo.tracking.Tracker
+    tracker : hpo.tracking.writer.Tracker
         Or anything with its trial methods (`start_trial`, `adopt_trial`, `log_metrics`,
         `set_tags`, `end_trial`, `log_sweep_metrics`).
     pruner : Pruner, optional

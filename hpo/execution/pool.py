@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from hpo.artifacts import CHECKPOINT, pack, pack_model
-from hpo.checks import check_result, check_value, first_line
-from hpo.events import Artifact, Event, Outcome, Report
-from hpo.pruners import TrialPruned
+from hpo.core.checks import check_result, check_value, first_line
+from hpo.core.events import Artifact, Event, Outcome, Report
+from hpo.execution.artifacts import CHECKPOINT, pack, pack_model
+from hpo.report.summary import repeats_std
 from hpo.strategies.base import TrialState
-from hpo.summary import repeats_std
-from hpo.tracking import check_name, reachable_store, read_artifact, write_artifacts
+from hpo.strategies.pruners import TrialPruned
+from hpo.tracking.writer import check_name, reachable_store, read_artifact, write_artifacts
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class _Reporter:
 def _render_curves(history: dict[str, list[tuple[int, float]]]) -> bytes | None:
     if not history:
         return None
-    from hpo.curves import learning_curves_png
+    from hpo.report.curves import learning_curves_png
 
     return learning_curves_png(history)
 
@@ -308,8 +308,8 @@ class TrialWorker:
             current[2]["store"] = (artifact_uri, tracking_uri)
 
     def render(self, specs: list[tuple[str, str, dict[str, Any]]]) -> dict[str, bytes]:
-        """Draw the sweep's closing figures (see `hpo.plots.render`)."""
-        from hpo.plots import render
+        """Draw the sweep's closing figures (see `hpo.report.plots.render`)."""
+        from hpo.report.plots import render
 
         return render(specs)
 
@@ -490,7 +490,7 @@ class WorkerPool:
 
         Falls back to drawing here when no worker is idle or the worker fails.
         """
-        from hpo.plots import render
+        from hpo.report.plots import render
 
         if not specs:
             return dict
@@ -543,7 +543,7 @@ def _ship_by_value(objective: Callable[..., Any]) -> None:
     """Have Ray pickle an experiment file's module by value: workers cannot import it."""
     from ray import cloudpickle
 
-    from hpo.experiment import MODULE_PREFIX
+    from hpo.sweep.experiment_file import MODULE_PREFIX
 
     module = sys.modules.get(getattr(objective, "__module__", "") or "")
     if module is not None and module.__name__.startswith(MODULE_PREFIX):
