@@ -51,7 +51,7 @@ def mlflow_floor(n: int, workdir: Path, wal: bool = False) -> float:
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
-    from hpo.tracking.writer import use_write_ahead_log
+    from hpo.tracking.store import use_write_ahead_log
 
     db = workdir / ("floor-wal.db" if wal else "floor.db")
     client = MlflowClient(f"sqlite:///{db}")

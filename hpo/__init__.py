@@ -15,20 +15,29 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from hpo.core.result import SweepResult  # noqa: E402
-from hpo.strategies import make_strategy  # noqa: E402
-from hpo.strategies.pruners import ASHAPruner, MedianPruner, TrialPruned  # noqa: E402
-from hpo.sweep.loop import run  # noqa: E402
-from hpo.sweep.resume import resume  # noqa: E402
-from hpo.tracking.best_model import load_best_model, load_trial_model  # noqa: E402
-from hpo.tracking.reader import load_sweep  # noqa: E402
+from hpo.core.directions import Directions
+from hpo.core.result import SweepResult, TrialResult
+from hpo.core.trial import TrialState
+from hpo.strategies import make_strategy
+from hpo.strategies.pruners import ASHAPruner, MedianPruner, TrialPruned
+from hpo.sweep.config import SweepConfig
+from hpo.sweep.resume import resume
+from hpo.sweep.start import run
+from hpo.tracking.best_model import load_best_model, load_trial_model
+from hpo.tracking.outage import TrackingUnavailable
+from hpo.tracking.reader import load_sweep
 
 __version__ = "0.1.0"
 __all__ = [
     "ASHAPruner",
+    "Directions",
     "MedianPruner",
+    "SweepConfig",
     "SweepResult",
+    "TrackingUnavailable",
     "TrialPruned",
+    "TrialResult",
+    "TrialState",
     "load_best_model",
     "load_sweep",
     "load_trial_model",

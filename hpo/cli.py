@@ -12,15 +12,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hpo.sweep.loop import DEFAULT_MAX_RETRIES
-from hpo.tracking.writer import (
-    DEFAULT_TRACKING_URI,
-    OUTAGE_LIMIT_SECONDS,
-    TrackingRefused,
-    TrackingUnavailable,
-    artifact_root,
-    resolve_tracking_uri,
-)
+from hpo.sweep.config import DEFAULT_MAX_RETRIES
+from hpo.tracking.outage import OUTAGE_LIMIT_SECONDS, TrackingRefused, TrackingUnavailable
+from hpo.tracking.schema import SweepTag
+from hpo.tracking.store import DEFAULT_TRACKING_URI, artifact_root, resolve_tracking_uri
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 
@@ -192,17 +187,38 @@ def _uri_flag(uri: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import hpo
-    from hpo.execution.pool import objective_arity
+    from hpo.execution.worker import objective_arity
     from hpo.sweep.experiment_file import load_experiment
+    from hpo.sweep.start import start
 
     try:
         exp = load_experiment(args.file)
-        name = args.strategy or exp.strategy or "random"
+        strategy = args.strategy or exp.config.strategy
         # The file's options belong to the file's strategy, not to one chosen on the command line.
-        options = (exp.strategy_options or {}) if name == exp.strategy else {}
-        strategy = hpo.make_strategy(
-            name, exp.space, direction=exp.direction, seed=args.seed, **options
+        options = exp.config.strategy_options if strategy == exp.config.strategy else {}
+        config = exp.config.replace(
+            strategy=strategy,
+            strategy_options=options,
+            seed=args.seed,
+            n_trials=args.trials,
+            workers=args.workers,
+            tracking_uri=args.tracking_uri,
+            experiment_name=args.experiment_name,
+            address=args.address,
+            max_retries=args.max_retries,
+            timeout=args.timeout,
+            trial_timeout=args.trial_timeout,
+            progress=not args.no_progress,
+            pruner=args.pruner,
+            prune_metric=args.prune_metric,
+            repeats=args.repeats,
+            sweep_tags={SweepTag.EXPERIMENT_FILE: str(Path(args.file).resolve())},
+            tracking_patience=args.tracking_patience,
+            register_model=args.register_model,
+            enqueue=_enqueued(args.enqueue) if args.enqueue else None,
+            stop_at=args.stop_at,
+            patience=args.patience,
+            warm_start=args.warm_start,
         )
         arity = objective_arity(exp.objective)
     except (FileNotFoundError, ValueError, TypeError) as exc:
@@ -217,40 +233,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{args.file}: the file defines load_data() but objective takes only "
             "(params, report); add a data parameter"
         )
-    enqueue = _enqueued(args.enqueue) if args.enqueue else exp.enqueue
-    uri = resolve_tracking_uri(args.tracking_uri)
     data = _load_data(exp)
     return _sweep(
-        lambda: hpo.run(
-            exp.space,
-            exp.objective,
-            direction=exp.direction,
-            objective_names=exp.objective_names,
-            strategy=strategy,
-            n_trials=args.trials if args.trials is not None else exp.n_trials,
-            workers=args.workers,
-            tracking_uri=uri,
-            experiment_name=args.experiment_name or exp.name,
-            address=args.address,
+        lambda: start(
+            config,
+            space=exp.space,
+            objective=exp.objective,
             data=data,
-            max_retries=args.max_retries,
-            timeout=args.timeout,
-            trial_timeout=args.trial_timeout,
-            progress=not args.no_progress,
-            run_name=f"{exp.name}-{strategy.name}",
-            pruner=args.pruner if args.pruner is not None else exp.pruner,
-            prune_metric=args.prune_metric or exp.prune_metric,
-            repeats=args.repeats if args.repeats is not None else (exp.repeats or 1),
-            sweep_tags={"hpo.experiment_file": str(Path(args.file).resolve())},
-            tracking_patience=args.tracking_patience,
-            register_model=args.register_model or exp.register_model,
-            enqueue=enqueue,
-            stop_at=args.stop_at if args.stop_at is not None else exp.stop_at,
-            patience=args.patience if args.patience is not None else exp.patience,
-            warm_start=args.warm_start or exp.warm_start,
             constraints=exp.constraints,
         ),
-        uri,
+        config.tracking_uri,
     )
 
 
@@ -333,12 +325,12 @@ def _recorded_file(uri: str, sweep_id: str) -> str:
         tags = MlflowClient(uri).get_run(sweep_id).data.tags
     except MlflowException as exc:
         raise UsageError(f"no sweep {sweep_id!r} in {uri}: {exc.message}") from exc
-    if "hpo.experiment_file" not in tags:
+    if SweepTag.EXPERIMENT_FILE not in tags:
         raise UsageError(
             f"sweep {sweep_id!r} was not started from an experiment file; pass --file, "
             "or resume it from Python with hpo.resume(...)"
         )
-    return tags["hpo.experiment_file"]
+    return tags[SweepTag.EXPERIMENT_FILE]
 
 
 def cmd_show(args: argparse.Namespace) -> int:

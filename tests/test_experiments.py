@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import hpo
-from hpo.execution.pool import objective_arity
+from hpo.execution.worker import objective_arity
 from hpo.sweep.experiment_file import load_experiment
 
 EXPERIMENTS = sorted((Path(__file__).resolve().parent.parent / "experiments").glob("*.py"))
@@ -18,11 +18,11 @@ EXPERIMENTS = sorted((Path(__file__).resolve().parent.parent / "experiments").gl
 def test_experiment_file_is_consistent(path):
     exp = load_experiment(path)
     strategy = hpo.make_strategy(
-        exp.strategy or "random",
+        exp.config.strategy,
         exp.space,
-        direction=exp.direction,
+        direction=exp.config.direction,
         seed=0,
-        **(exp.strategy_options or {}),
+        **exp.config.strategy_options,
     )
     assert strategy.ask(1)
     assert (objective_arity(exp.objective) == 3) == (exp.load_data is not None)
@@ -30,7 +30,7 @@ def test_experiment_file_is_consistent(path):
 
 def test_seed_variance_shows_a_spread_over_seeds():
     exp = load_experiment(Path(__file__).resolve().parent.parent / "experiments/seed_variance.py")
-    assert exp.repeats == 8 and exp.strategy == "grid"
+    assert exp.config.repeats == 8 and exp.config.strategy == "grid"
     scores = [
         exp.objective({"hidden_units": 2, "activation": "tanh", "seed": s}, lambda *a, **k: None)
         for s in range(8)
@@ -147,8 +147,8 @@ def test_mnist_mlp_says_what_is_wrong_with_the_file(tmp_path, monkeypatch):
 
 def test_digits_size_returns_the_error_and_the_weights_it_names():
     exp = _experiment("digits_size")
-    assert exp.direction == ["minimize", "minimize"]
-    assert exp.objective_names == ["val_error", "weights"]
+    assert exp.config.direction == ("minimize", "minimize")
+    assert exp.config.objective_names == ("val_error", "weights")
     data = exp.load_data()
     reports = _Reports()
     reports.model = lambda model: reports.calls.append(("model", {"model": model}))

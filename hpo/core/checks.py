@@ -1,5 +1,5 @@
-"""Checks of user input and the few rules every module shares: what a direction means,
-which numbers are acceptable, how an error is told in one line.
+"""Checks of user input and the few rules every module shares: which numbers are
+acceptable, how an error is told in one line (directions: `hpo.core.directions`).
 
 Each rule is written once here; its message states the rule and the value received.
 """
@@ -12,51 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-
-DIRECTIONS = ("minimize", "maximize")
-
-
-def check_direction(direction: str) -> str:
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
-    return direction
-
-
-def check_directions(direction: Any) -> tuple[str, ...]:
-    """One direction per objective: "minimize", a list such as ["minimize", "maximize"],
-    or the same list written "minimize,maximize" (the command line, the ``hpo.direction``
-    tag)."""
-    if isinstance(direction, str):
-        parts = [p.strip() for p in direction.split(",")] if "," in direction else [direction]
-    elif isinstance(direction, list | tuple) and direction:
-        parts = list(direction)
-    else:
-        raise ValueError(
-            "direction must be 'minimize', 'maximize' or a non-empty list of them (one per "
-            f"objective), got {direction!r}"
-        )
-    for part in parts:
-        if part not in DIRECTIONS:
-            raise ValueError(
-                f"each direction must be 'minimize' or 'maximize', got {part!r} in {direction!r}"
-            )
-    return tuple(parts)
-
-
-def several_objectives(direction: str) -> bool:
-    """Whether ``direction`` ("minimize,maximize", as `check_directions` reads it) names
-    several objectives."""
-    return "," in direction
-
-
-def better(a: float, b: float, direction: str) -> bool:
-    """Whether ``a`` is strictly better than ``b`` in ``direction`` (one objective's)."""
-    return a < b if check_direction(direction) == "minimize" else a > b
-
-
-def loss_sign(direction: str) -> float:
-    """1 for "minimize", -1 for "maximize": the sign that makes lower values better."""
-    return 1.0 if check_direction(direction) == "minimize" else -1.0
 
 
 def int_at_least(name: str, value: Any, low: int) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from hpo.core.checks import loss_sign
+from hpo.core.directions import loss_sign
 
 
 def losses(values: Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:

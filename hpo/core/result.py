@@ -1,36 +1,100 @@
-"""What a sweep returns."""
+"""What a sweep returns: `SweepResult`, and one frozen `TrialResult` per trial."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
-from hpo.core.checks import check_directions
+from hpo.core.directions import Directions
 from hpo.core.pareto import pareto_front
-from hpo.strategies.base import TrialState, best_of
-from hpo.sweep.lifecycle import TrialRecord, count_states
+from hpo.core.trial import TrialState, best_of
 
 SUMMARY_FRONT = 20  # trials of a Pareto front the summary lists
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """One trial of a sweep as it ended (or as the store holds it): read-only.
+
+    Attributes
+    ----------
+    number : int
+        The trial's number in its sweep (0, 1, ... in issue order).
+    state : TrialState
+        COMPLETE, FAILED, PRUNED, or RUNNING (read back from a sweep that did not end).
+    params : dict
+        The nested values it ran with; ``flat_params`` by dotted name, as in MLflow.
+    values : tuple of float or None
+        A completed trial's value of each objective; ``value`` is the one value of a
+        sweep of one objective.
+    metrics : mapping
+        The last value of each metric it reported.
+    run_id : str or None
+        Its MLflow child run.
+    seconds : float or None
+        The objective's time in its last attempt.
+    attempts : int
+        How many times it was started (more than 1 after its worker died).
+    error : str or None
+        Why it failed, or why it was pruned.
+    intermediate : (step, value) or None
+        For a pruned trial, where the pruner stopped it and the watched metric's value there.
+    enqueued, infeasible : bool
+        Queued by the user (``enqueue``); refused by the constraints (never ran).
+
+    Examples
+    --------
+    >>> t = TrialResult(number=0, state=TrialState.COMPLETE, params={"x": 0.5},
+    ...                 flat_params={"x": 0.5}, values=(0.25,), metrics={"loss": 0.25})
+    >>> t.value, t.last("loss")
+    (0.25, 0.25)
+    """
+
+    number: int
+    state: TrialState
+    params: dict[str, Any]
+    flat_params: dict[str, Any]
+    values: tuple[float, ...] | None = None
+    metrics: MappingProxyType[str, float] | dict[str, float] = field(default_factory=dict)
+    run_id: str | None = None
+    seconds: float | None = None
+    attempts: int = 1
+    error: str | None = None
+    intermediate: tuple[int, float] | None = None
+    enqueued: bool = False
+    infeasible: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metrics", MappingProxyType(dict(self.metrics)))
+
+    @property
+    def value(self) -> float | None:
+        """The objective of a completed trial of a one-objective sweep, else None."""
+        return self.values[0] if self.values is not None and len(self.values) == 1 else None
+
+    def last(self, metric: str) -> float | None:
+        """The last value ``metric`` was reported with, or None."""
+        return self.metrics.get(metric)
 
 
 @dataclass
 class SweepResult:
     """The outcome of `hpo.run`.
 
-    ``trials`` are the sweep's `hpo.sweep.lifecycle.TrialRecord`s in issue order: each has the
-    trial's ``number``, ``params``, ``flat_params``, ``state``, ``value`` and ``error``,
-    and ``run_id`` (its MLflow child run), ``seconds`` (objective time) and ``attempts``.
-
-    With several objectives ``direction`` is "minimize,maximize" (one per objective, in
-    the order of ``objective_names``), each completed trial has ``values`` (``value`` is
-    None), and `best_trials` (the Pareto front) replaces the best trial.
+    ``trials`` are its `TrialResult`s in issue order. ``directions`` has one direction per
+    objective, in the order of ``objective_names`` (``direction`` is their text,
+    "minimize" or "minimize,maximize"). With several objectives each completed trial has
+    ``values`` (``value`` is None), and `best_trials` (the Pareto front) replaces the best
+    trial.
     """
 
     sweep_id: str
     experiment_id: str
     tracking_uri: str
-    direction: str
-    trials: list[TrialRecord]
+    directions: Directions
+    trials: list[TrialResult]
     interrupted: bool = False
     timed_out: bool = False
     stopped_by: str | None = None  # the stopping rule that ended the sweep early, in words
@@ -38,11 +102,11 @@ class SweepResult:
     objective_names: tuple[str, ...] = ("objective",)
 
     @property
-    def directions(self) -> tuple[str, ...]:
-        return check_directions(self.direction)
+    def direction(self) -> str:
+        return str(self.directions)
 
     @property
-    def best_trials(self) -> list[TrialRecord]:
+    def best_trials(self) -> list[TrialResult]:
         """The completed trials on the Pareto front (none beaten in every objective by
         another), in the order of the first objective; the best trial alone for one."""
         if len(self.directions) == 1:
@@ -52,7 +116,7 @@ class SweepResult:
 
     @property
     def counts(self) -> dict[TrialState, int]:
-        return count_states(self.trials)
+        return Counter(t.state for t in self.trials)
 
     @property
     def n_complete(self) -> int:
@@ -67,10 +131,10 @@ class SweepResult:
         return self.counts[TrialState.PRUNED]
 
     @property
-    def best_trial(self) -> TrialRecord | None:
+    def best_trial(self) -> TrialResult | None:
         """The completed trial with the best value (ValueError with several objectives,
         which have `best_trials`)."""
-        return best_of(self.trials, self.direction)
+        return best_of(self.trials, self.directions)
 
     @property
     def best_value(self) -> float | None:
@@ -108,11 +172,11 @@ class SweepResult:
                 "error": t.error,
             }
             row.update({f"params.{k}": v for k, v in t.flat_params.items()})
-            row.update({f"metrics.{k}": t.last(k) for k in sorted(t.last_metrics)})
+            row.update({f"metrics.{k}": v for k, v in sorted(t.metrics.items())})
             rows.append(row)
         return pd.DataFrame(rows, columns=list(dict.fromkeys(k for r in rows for k in r)) or None)
 
-    def _objective_columns(self, trial: TrialRecord) -> dict[str, float | None]:
+    def _objective_columns(self, trial: TrialResult) -> dict[str, float | None]:
         """``value``, or with several objectives ``values.NAME`` for each."""
         if len(self.directions) == 1:
             return {"value": trial.value}

@@ -2,7 +2,7 @@
 `report.model(estimator)`, packed in the worker into ``{path: bytes}`` for the trial's run.
 
 Once the trial's run exists the driver tells the worker where its artifacts go; a worker
-that can reach that store writes the files there itself (`hpo.execution.pool._Reporter._store`),
+that can reach that store writes the files there itself (`hpo.execution.worker._Reporter`),
 so they never pass through the driver. Otherwise they travel to the driver with the
 trial's other events (through Ray, so a worker on another machine needs no access to the
 driver's disk or the artifact store) and the tracker writes them: a file passes through the
@@ -19,6 +19,10 @@ import re
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+from hpo.tracking.store import is_server
 
 CHECKPOINT = "checkpoint.pkl"  # a trial's last `report.checkpoint`, in its run
 # Names of the files hpo itself stores in a trial's run.
@@ -120,3 +124,73 @@ def pack_model(estimator: Any, name: str = "model") -> dict[str, bytes]:
         finally:
             quiet.setLevel(level)
         return pack(name, folder)
+
+
+def write_artifacts(uri: str, tracking_uri: str, artifacts: list[tuple[str, bytes]]) -> None:
+    """Store ``artifacts`` (name, content) under artifact URI ``uri``, removing each from the
+    list once stored. Used by the tracker, and by a worker that can reach the store."""
+    folder = local_artifact_dir(uri)
+    if folder is not None:
+        # A local store is a folder: write each file in place, without the repository's
+        # temporary copy (that copy cost as much as a tenth of a trial's MLflow writes).
+        while artifacts:
+            name, content = artifacts[0]
+            target = folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.partial")
+            partial.write_bytes(content)
+            partial.replace(target)  # never a half-written file under its name
+            artifacts.pop(0)
+        return
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repo = get_artifact_repository(uri, tracking_uri=tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="hpo-artifacts-") as tmp:
+        while artifacts:
+            name, content = artifacts[0]
+            path = Path(tmp, name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+            # A name with folders (model/MLmodel) keeps them in the store.
+            repo.log_artifact(str(path), posixpath.dirname(name) or None)
+            path.unlink()
+            artifacts.pop(0)
+
+
+def read_artifact(uri: str, tracking_uri: str, name: str) -> bytes | None:
+    """The content of artifact ``name`` under artifact URI ``uri``, or None when there is
+    no such file (or the store cannot be read from here)."""
+    folder = local_artifact_dir(uri)
+    if folder is not None:
+        path = folder / name
+        return path.read_bytes() if path.is_file() else None
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repo = get_artifact_repository(uri, tracking_uri=tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="hpo-artifacts-") as tmp:
+        try:
+            return Path(repo.download_artifacts(name, dst_path=tmp)).read_bytes()
+        except Exception:  # noqa: BLE001 - absent, or not readable: no checkpoint to go on from
+            return None
+
+
+def reachable_store(uri: str, tracking_uri: str) -> bool:
+    """Whether this process can write to artifact URI ``uri`` itself: a local folder whose
+    experiment folder exists here (not a path on another machine), or artifacts proxied by
+    a tracking server. Any other store (S3, ...) needs credentials that only the driver's
+    side is known to have."""
+    folder = local_artifact_dir(uri)
+    if folder is not None:
+        return folder.is_dir()  # made by the tracker with the run: on this machine's disk
+    proxied = urlparse(uri).scheme == "mlflow-artifacts"
+    return proxied and is_server(tracking_uri)
+
+
+def local_artifact_dir(uri: str) -> Path | None:
+    """The folder of a ``file://`` (or plain path) artifact URI; None for any other store."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        return Path(url2pathname(parsed.path))
+    if parsed.scheme == "" and uri.startswith("/"):
+        return Path(uri)
+    return None

@@ -13,7 +13,7 @@ import io
 import math
 from collections.abc import Sequence
 
-from hpo.core.checks import better
+from hpo.core.directions import better
 
 PANEL_W, PANEL_H = 460, 300
 LEFT, RIGHT, TOP, BOTTOM = 62, 14, 40, 38

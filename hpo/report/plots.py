@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hpo.core.checks import loss_sign
+from hpo.core.directions import loss_sign
 
 
 def _png(fig) -> bytes:

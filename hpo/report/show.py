@@ -1,108 +1,90 @@
-"""Reading sweeps back from MLflow for `hpo show`."""
+"""`hpo show`'s text: the sweeps in a store, or one sweep's best trials (or Pareto front),
+failures and pruning, as the reader (`hpo.tracking.reader`) gives them back."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from hpo.core.checks import check_directions, loss_sign, several_objectives
+from hpo.core.directions import loss_sign
 from hpo.core.pareto import losses, non_dominated
-from hpo.tracking.reader import child_runs, objective_names, objective_values, sweep_run
-
-
-def _sweeps(client: Any, experiment_ids: list[str], max_results: int = 20) -> list[Any]:
-    return client.search_runs(
-        experiment_ids,
-        filter_string="tags.`hpo.sweep` = 'true'",
-        order_by=["attributes.start_time DESC"],
-        max_results=max_results,
-    )
+from hpo.core.trial import TrialState
+from hpo.tracking.reader import read_sweep, recent_sweeps
+from hpo.tracking.schema import SweepTag, count_tag
 
 
 def list_sweeps(client: Any) -> str:
     experiments = {e.experiment_id: e.name for e in client.search_experiments()}
-    runs = _sweeps(client, list(experiments)) if experiments else []
+    runs = recent_sweeps(client, list(experiments)) if experiments else []
     if not runs:
         return "no sweeps recorded in this tracking store"
     rows = [("sweep id", "experiment", "strategy", "status", "done/failed/pruned", "best")]
+    states = (TrialState.COMPLETE, TrialState.FAILED, TrialState.PRUNED)
     for r in runs:
         t = r.data.tags
+        front = f"front of {t[SweepTag.N_PARETO]}" if SweepTag.N_PARETO in t else "-"
         rows.append(
             (
                 r.info.run_id,
                 experiments.get(r.info.experiment_id, "?"),
-                t.get("hpo.strategy", "?"),
+                t.get(SweepTag.STRATEGY, "?"),
                 r.info.status,
-                "/".join(t.get(f"hpo.n_{s}", "-") for s in ("complete", "failed", "pruned")),
-                t.get("hpo.best_value")
-                or (f"front of {t['hpo.n_pareto']}" if "hpo.n_pareto" in t else "-"),
+                "/".join(t.get(count_tag(s), "-") for s in states),
+                t.get(SweepTag.BEST_VALUE) or front,
             )
         )
     return _table(rows)
 
 
 def show_sweep(client: Any, sweep_id: str, top: int = 10) -> str:
-    parent = sweep_run(client, sweep_id, "this tracking store")
-    t = parent.data.tags
-    children = child_runs(client, parent.info.experiment_id, sweep_id)
-    direction = t.get("hpo.direction", "minimize")
-    names = objective_names(t)
-    done = [
-        r
-        for r in children
-        if r.data.tags.get("hpo.state") == "COMPLETE"  # a failed run may hold a curve of the name
-        and objective_values(r.data.metrics, names) is not None
-    ]
-    if several_objectives(direction):  # the Pareto front, by the first objective
-        values = [objective_values(r.data.metrics, names) for r in done]
-        points = losses(values, check_directions(direction))
-        done = [r for r, keep in zip(done, non_dominated(points), strict=True) if keep]
+    sweep = read_sweep(client, sweep_id, "this tracking store")
+    t, names, directions = sweep.tags, sweep.objective_names, sweep.directions
+    done = [trial for trial in sweep.trials if trial.complete]
+    if directions.several:  # the Pareto front, by the first objective
+        points = losses([trial.values for trial in done], directions)
+        done = [trial for trial, keep in zip(done, non_dominated(points), strict=True) if keep]
         sign = 1.0
         heading = f"Pareto front, {len(done)} trials:"
     else:
-        sign = loss_sign(direction)
+        sign = loss_sign(directions.single)
         heading = f"best {min(top, len(done))} trials:"
     # Best first; of equal values the first trial, as the sweep's own summary names it.
-    done.sort(key=lambda r: (sign * r.data.metrics[names[0]], int(r.data.tags["hpo.trial"])))
-    shown = done if several_objectives(direction) else done[:top]
+    done.sort(key=lambda trial: (sign * trial.values[0], trial.number))
+    shown = done if directions.several else done[:top]
     states: dict[str, int] = {}
-    for r in children:
-        state = r.data.tags.get("hpo.state", "?")
-        states[state] = states.get(state, 0) + 1
+    for trial in sweep.trials:
+        states[trial.state.value] = states.get(trial.state.value, 0) + 1
     lines = [
-        f"sweep {sweep_id} ({parent.info.status}), strategy {t.get('hpo.strategy')}, "
-        f"{t.get('hpo.direction')}, seed {t.get('hpo.seed')}",
+        f"sweep {sweep_id} ({sweep.run_status}), strategy {t.get(SweepTag.STRATEGY)}, "
+        f"{directions}, seed {t.get(SweepTag.SEED)}",
         "trials: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())),
-        *([f"stopped early: {t['hpo.stopped_by']}"] if "hpo.stopped_by" in t else []),
+        *([f"stopped early: {sweep.stopped_by}"] if sweep.stopped_by else []),
         "",
         heading,
     ]
-    params = sorted({k for r in shown for k in r.data.params})
+    params = sorted({k for trial in shown for k in trial.flat_params})
     rows = [("trial", *names, *params)]
-    for r in shown:
+    for trial in shown:
         rows.append(
             (
-                r.data.tags.get("hpo.trial", "?"),
-                *[f"{r.data.metrics[n]:.6g}" for n in names],
-                *[r.data.params.get(n, "") for n in params],
+                str(trial.number),
+                *[f"{v:.6g}" for v in trial.values],
+                *[str(trial.flat_params.get(n, "")) for n in params],
             )
         )
     lines.append(_table(rows))
-    failed = [r for r in children if r.data.tags.get("hpo.state") == "FAILED"]
+    failed = [trial for trial in sweep.trials if trial.state is TrialState.FAILED]
     if failed:
         lines += ["", "failed trials:"]
-        lines += [
-            f"  trial {r.data.tags.get('hpo.trial')}: {r.data.tags.get('hpo.error', '')[:150]}"
-            for r in sorted(failed, key=lambda r: int(r.data.tags.get("hpo.trial", 0)))
-        ]
-    pruned = [r for r in children if r.data.tags.get("hpo.state") == "PRUNED"]
+        lines += [f"  trial {trial.number}: {(trial.error or '')[:150]}" for trial in failed]
+    pruned = [trial for trial in sweep.trials if trial.state is TrialState.PRUNED]
     if pruned:
-        steps = sorted(int(r.data.tags.get("hpo.pruned_step", 0)) for r in pruned)
+        steps = sorted(trial.pruned_step or 0 for trial in pruned)
         lines += [
             "",
-            f"pruned trials: {len(pruned)} by {pruned[0].data.tags.get('hpo.pruner', '?')}, "
+            f"pruned trials: {len(pruned)} by {pruned[0].pruner or '?'}, "
             f"at steps {steps[0]} to {steps[-1]} (median {steps[len(steps) // 2]})",
         ]
-    if parent.info.status != "FINISHED":
+    if sweep.run_status != "FINISHED":
         lines += ["", f"the sweep did not finish; continue it with: hpo resume {sweep_id}"]
     return "\n".join(lines)
 

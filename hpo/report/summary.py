@@ -16,12 +16,20 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from hpo.core.checks import check_directions, loss_sign, several_objectives
+from hpo.core.directions import Directions, loss_sign
 from hpo.core.pareto import pareto_front
 from hpo.core.space import Choice, Float, Int, Space
 from hpo.strategies.base import TrialState, best_of
 from hpo.strategies.pruners import Pruner
 from hpo.sweep.lifecycle import TrialRecord, count_states
+from hpo.tracking.schema import (
+    OBJECTIVE,
+    ONE_OBJECTIVE,
+    TRUE,
+    SweepTag,
+    count_tag,
+    error_text,
+)
 
 BEST_CONFIGURATIONS = 20  # rows of the repeats table and figure
 DESCRIPTION_ROWS = 10  # best trials in the parent run's description
@@ -29,7 +37,7 @@ DESCRIPTION_REASONS = 5  # distinct failure reasons listed there
 HEATMAP_MAX_VALUES = 25  # more distinct values per axis than this is not a grid worth drawing
 # (file name, kind, arguments): drawn by `hpo.report.plots.render`
 FigureSpec = tuple[str, str, dict[str, Any]]
-ONE = ("objective",)  # the objective's name when there is one
+ONE = ONE_OBJECTIVE
 
 
 def sweep_settings(
@@ -52,7 +60,7 @@ def sweep_settings(
 
 def closing_tags(
     records: Sequence[TrialRecord],
-    direction: str,
+    directions: Directions | str,
     *,
     elapsed: float,
     prune_metric: str | None = None,
@@ -62,39 +70,40 @@ def closing_tags(
     error: str | None = None,
 ) -> dict[str, str]:
     """The parent run's tags at the end: counts by state, the best trial, how it ended."""
+    directions = Directions.parse(directions)
     counts = count_states(records)
     tags = {
-        f"hpo.n_{state.value.lower()}": str(counts[state])
+        count_tag(state): str(counts[state])
         for state in (TrialState.COMPLETE, TrialState.FAILED, TrialState.PRUNED)
     }
     infeasible = sum(bool(r.trial.attrs.get("infeasible")) for r in records)
     if infeasible:  # among the failed: suggestions the constraints refused, never run
-        tags["hpo.n_infeasible"] = str(infeasible)
-    tags["hpo.elapsed_seconds"] = f"{elapsed:.1f}"
-    if several_objectives(direction):
-        front = pareto_front(records, check_directions(direction))
-        tags["hpo.n_pareto"] = str(len(front))
+        tags[SweepTag.N_INFEASIBLE] = str(infeasible)
+    tags[SweepTag.ELAPSED_SECONDS] = f"{elapsed:.1f}"
+    if directions.several:
+        front = pareto_front(records, directions)
+        tags[SweepTag.N_PARETO] = str(len(front))
         if front:  # the front's trials, in the order of the first objective
-            tags["hpo.pareto_front"] = _cut(", ".join(str(r.number) for r in front), 5000)
-    best = None if several_objectives(direction) else best_of(records, direction)
+            tags[SweepTag.PARETO_FRONT] = _cut(", ".join(str(r.number) for r in front), 5000)
+    best = None if directions.several else best_of(records, directions)
     if best is not None:
         tags.update(
             {
-                "hpo.best_value": repr(best.value),
-                "hpo.best_trial": str(best.number),
-                "hpo.best_run_id": best.run_id or "",
+                SweepTag.BEST_VALUE: repr(best.value),
+                SweepTag.BEST_TRIAL: str(best.number),
+                SweepTag.BEST_RUN_ID: best.run_id or "",
             }
         )
     if prune_metric is not None:
-        tags["hpo.prune_metric"] = prune_metric
+        tags[SweepTag.PRUNE_METRIC] = prune_metric
     if interrupted:
-        tags["hpo.interrupted"] = "true"
+        tags[SweepTag.INTERRUPTED] = TRUE
     if timed_out:
-        tags["hpo.timed_out"] = "true"
+        tags[SweepTag.TIMED_OUT] = TRUE
     if stopped_by is not None:
-        tags["hpo.stopped_by"] = stopped_by
+        tags[SweepTag.STOPPED_BY] = stopped_by
     if error is not None:
-        tags["hpo.error"] = error[:5000]
+        tags[SweepTag.ERROR] = error_text(error)
     return tags
 
 
@@ -103,15 +112,18 @@ def repeats_std(values: Sequence[float]) -> float:
     return statistics.stdev(values)
 
 
-def ranked_by_mean(records: Sequence[TrialRecord], direction: str) -> list[TrialRecord]:
+def ranked_by_mean(
+    records: Sequence[TrialRecord], directions: Directions | str
+) -> list[TrialRecord]:
     """Completed trials that ran repeats, best mean first (ties: the first issued)."""
+    direction = Directions.parse(directions).single
     done = [r for r in records if r.value is not None and r.repeat_values is not None]
     return sorted(done, key=lambda r: (loss_sign(direction) * r.value, r.number))
 
 
-def repeats_csv(records: Sequence[TrialRecord], direction: str) -> str:
+def repeats_csv(records: Sequence[TrialRecord], directions: Directions | str) -> str:
     """The best configurations with the mean ± standard deviation of their repeats."""
-    ranked = ranked_by_mean(records, direction)[:BEST_CONFIGURATIONS]
+    ranked = ranked_by_mean(records, directions)[:BEST_CONFIGURATIONS]
     names = list(dict.fromkeys(k for r in ranked for k in r.flat_params))
     out = io.StringIO()
     writer = csv.writer(out)
@@ -166,10 +178,12 @@ def trials_csv(records: Sequence[TrialRecord], objectives: Sequence[str] = ONE) 
     return out.getvalue()
 
 
-def pareto_csv(records: Sequence[TrialRecord], direction: str, objectives: Sequence[str]) -> str:
+def pareto_csv(
+    records: Sequence[TrialRecord], directions: Directions | str, objectives: Sequence[str]
+) -> str:
     """The trials on the Pareto front, in the order of the first objective: number, run,
     one column per objective, params."""
-    front = pareto_front(records, check_directions(direction))
+    front = pareto_front(records, Directions.parse(directions))
     names = list(dict.fromkeys(k for r in front for k in r.flat_params))
     out = io.StringIO()
     writer = csv.writer(out)
@@ -227,7 +241,7 @@ def short_label(record: TrialRecord, most: int = 40) -> str:
 def figure_specs(
     records: Sequence[TrialRecord],
     space: Space,
-    direction: str,
+    directions: Directions | str,
     *,
     repeats: int = 1,
     names: Sequence[str] = ONE,
@@ -235,15 +249,15 @@ def figure_specs(
     """What the closing figures show, as plain data for `hpo.report.plots.render`; with several
     objectives, the Pareto front, the parallel coordinates with the front marked, and each
     objective's slices and importance (the history and heatmap are figures of one value)."""
+    directions = Directions.parse(directions)
     done = [r for r in records if r.state is TrialState.COMPLETE]
-    if several_objectives(direction):
+    if directions.several:
         if not done:
             return []
-        directions = list(check_directions(direction))
         on_front = {r.number for r in pareto_front(done, directions)}
         arguments = {
             "names": list(names),
-            "directions": directions,
+            "directions": list(directions),
             "values": [list(r.values) for r in done],
             "on_front": [r.number in on_front for r in done],
             "numbers": [r.number for r in done],
@@ -252,6 +266,7 @@ def figure_specs(
         return [("pareto_front.png", "pareto", arguments)] + _by_parameter_specs(
             done, space, objectives, directions, on_front=arguments["on_front"]
         )
+    direction = directions.single
     specs: list[FigureSpec] = []
     if records:
         specs.append(
@@ -265,7 +280,7 @@ def figure_specs(
                 },
             )
         )
-    repeated = ranked_by_mean(records, direction)[:BEST_CONFIGURATIONS]
+    repeated = ranked_by_mean(records, directions)[:BEST_CONFIGURATIONS]
     if repeats > 1 and repeated:
         specs.append(
             (
@@ -278,12 +293,12 @@ def figure_specs(
                 },
             )
         )
-    specs += _by_parameter_specs(done, space, {"objective": [r.value for r in done]}, [direction])
+    specs += _by_parameter_specs(done, space, {OBJECTIVE: [r.value for r in done]}, [direction])
     axes = heatmap_axes(space, records)
     if axes is not None:
         x, y = axes
         cell = {r.number: (r.flat_params[x], r.flat_params[y]) for r in records}
-        panels = {"objective": {cell[r.number]: r.value for r in records}}
+        panels = {OBJECTIVE: {cell[r.number]: r.value for r in records}}
         for name in heatmap_metrics(records):
             panels[f"final {name}"] = {cell[r.number]: r.last(name) for r in records}
         specs.append(("heatmap.png", "heatmap", {"x_name": x, "y_name": y, "panels": panels}))
@@ -325,29 +340,33 @@ def _by_parameter_specs(
 def closing_artifacts(
     records: Sequence[TrialRecord],
     space: Space,
-    direction: str,
+    directions: Directions | str,
     *,
     repeats: int = 1,
     names: Sequence[str] = ONE,
 ) -> dict[str, bytes]:
     """The parent run's files that are not figures: trials.csv, space.txt and, with
     repeats, best_configurations.csv; with several objectives, pareto_front.csv."""
+    directions = Directions.parse(directions)
     files = {
         "trials.csv": trials_csv(records, names).encode(),
         "space.txt": repr(space).encode(),
     }
-    if several_objectives(direction):
-        files["pareto_front.csv"] = pareto_csv(records, direction, names).encode()
+    if directions.several:
+        files["pareto_front.csv"] = pareto_csv(records, directions, names).encode()
     if repeats > 1:
-        files["best_configurations.csv"] = repeats_csv(records, direction).encode()
+        files["best_configurations.csv"] = repeats_csv(records, directions).encode()
     return files
 
 
 def _front_lines(
-    records: Sequence[TrialRecord], direction: str, names: Sequence[str], experiment_id: str
+    records: Sequence[TrialRecord],
+    directions: Directions,
+    names: Sequence[str],
+    experiment_id: str,
 ) -> list[str]:
     """The description's Pareto front: its size and its first trials, linked."""
-    front = pareto_front(records, check_directions(direction))
+    front = pareto_front(records, directions)
     if not front:
         return ["No trial completed."]
     lines = [
@@ -378,7 +397,7 @@ def description(
     records: Sequence[TrialRecord],
     *,
     experiment_id: str,
-    direction: str,
+    directions: Directions | str,
     strategy: str,
     budget: int,
     status: str,
@@ -386,11 +405,12 @@ def description(
 ) -> str:
     """The parent run's description (MLflow's note, the Overview's "Description"): a
     Markdown summary of the sweep with links to the best trials' runs."""
+    directions = Directions.parse(directions)
     counts = count_states(records)
     goal = (
-        ", ".join(f"{d} {n}" for d, n in zip(check_directions(direction), names, strict=True))
-        if several_objectives(direction)
-        else f"{direction} the objective"
+        ", ".join(f"{d} {n}" for d, n in zip(directions, names, strict=True))
+        if directions.several
+        else f"{directions.single} the objective"
     )
     lines = [
         f"**hpo sweep**, {strategy}, {goal}: {len(records)} of {budget} "
@@ -398,9 +418,9 @@ def description(
         f"{counts[TrialState.PRUNED]} pruned); {status.lower()}.",
         "",
     ]
-    best = None if several_objectives(direction) else best_of(records, direction)
-    if several_objectives(direction):
-        lines += _front_lines(records, direction, names, experiment_id)
+    best = None if directions.several else best_of(records, directions)
+    if directions.several:
+        lines += _front_lines(records, directions, names, experiment_id)
     elif best is None:
         lines.append("No trial completed.")
     else:
@@ -416,7 +436,7 @@ def description(
             ]
         ranked = sorted(
             (r for r in records if r.state is TrialState.COMPLETE),
-            key=lambda r: (loss_sign(direction) * r.value, r.number),
+            key=lambda r: (loss_sign(directions.single) * r.value, r.number),
         )[:DESCRIPTION_ROWS]
         names = list(dict.fromkeys(k for r in ranked for k in r.flat_params))
         lines.append("| trial | objective | " + " | ".join(names) + " |")

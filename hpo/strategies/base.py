@@ -11,14 +11,14 @@ from __future__ import annotations
 import inspect
 import numbers
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, ClassVar
 
 import numpy as np
 
-from hpo.core.checks import better, check_directions, check_value, check_values, several_objectives
+from hpo.core.checks import check_value, check_values
+from hpo.core.directions import Directions
 from hpo.core.space import Space, as_space
+from hpo.core.trial import Trial, TrialState, best_of
 
 # Named in the refusal of the strategies that optimise one objective only.
 MULTI_OBJECTIVE_STRATEGIES = "random, grid, gp, tpe, optuna:nsgaii or optuna:nsgaiii"
@@ -26,46 +26,6 @@ MULTI_OBJECTIVE_STRATEGIES = "random, grid, gp, tpe, optuna:nsgaii or optuna:nsg
 
 class NoFeasibleConfiguration(RuntimeError):
     """The strategy kept suggesting configurations the sweep's constraints refuse."""
-
-
-class TrialState(StrEnum):
-    RUNNING = "RUNNING"
-    COMPLETE = "COMPLETE"
-    FAILED = "FAILED"
-    PRUNED = "PRUNED"
-
-    @property
-    def is_finished(self) -> bool:
-        return self is not TrialState.RUNNING
-
-
-@dataclass
-class Trial:
-    """One configuration issued by a strategy.
-
-    ``assignment`` is the strategy's flat view (parameter key -> value, a `Choice` as its
-    option index); ``params`` is the nested dict the objective receives; ``flat_params``
-    maps dotted names to values, as logged to MLflow.
-    """
-
-    number: int
-    assignment: dict[str, Any]
-    params: dict[str, Any]
-    flat_params: dict[str, Any]
-    state: TrialState = TrialState.RUNNING
-    value: float | None = None  # COMPLETE, one objective
-    error: str | None = None
-    # For a pruned trial: (step, value) of the watched metric it was pruned on, when that
-    # metric is comparable to objective values (TPE ranks pruned trials by it).
-    intermediate: tuple[int, float] | None = None
-    attrs: dict[str, Any] = field(default_factory=dict)  # free for the user's own notes
-    # COMPLETE: one value per objective, in the order of the directions (``(value,)`` for
-    # one objective; with several, ``value`` stays None: no one of them is "the" value).
-    values: tuple[float, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if self.values is None and self.value is not None:
-            self.values = (self.value,)
 
 
 def fresh_seed() -> int:
@@ -82,24 +42,6 @@ def _check_options(configure: Any, options: dict[str, Any], owner: str) -> None:
     if unknown:
         known = ", ".join(parameters) or "none"
         raise TypeError(f"{owner} has no option {unknown[0]!r} (its options: {known})")
-
-
-def best_of(trials: Iterable[Trial], direction: str) -> Trial | None:
-    """The completed trial with the best value; of equal values, the first issued."""
-    if several_objectives(direction):
-        raise ValueError(
-            f"a sweep with several objectives ({direction}) has no single best trial; its "
-            "Pareto front is (result.best_trials)"
-        )
-    best = None
-    for t in trials:
-        if t.state is not TrialState.COMPLETE:
-            continue
-        if best is None or better(t.value, best.value, direction):
-            best = t
-        elif t.value == best.value and t.number < best.number:
-            best = t
-    return best
 
 
 class Strategy:
@@ -138,7 +80,7 @@ class Strategy:
         **options: Any,
     ) -> None:
         self.space = as_space(space)
-        self.directions = check_directions(direction)
+        self.directions = Directions.parse(direction)
         if len(self.directions) > 1 and not self.multi_objective:
             raise ValueError(
                 f"the {self.name} strategy optimises one objective, got "
@@ -242,9 +184,9 @@ class Strategy:
 
     @property
     def direction(self) -> str:
-        """The direction, or the directions joined by commas ("minimize,maximize") when
-        there are several objectives (as the ``hpo.direction`` tag records them)."""
-        return ",".join(self.directions)
+        """The directions as text: "minimize", or "minimize,maximize" with several
+        objectives (``directions`` is the type hpo works with)."""
+        return str(self.directions)
 
     @property
     def n_objectives(self) -> int:
@@ -392,7 +334,7 @@ class Strategy:
         return [t for t in self.trials if t.state is TrialState.COMPLETE]
 
     def best_trial(self) -> Trial | None:
-        return best_of(self.trials, self.direction)
+        return best_of(self.trials, self.directions)
 
     # -- for subclasses ------------------------------------------------------------------
     def _configure(self) -> None:

@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from hpo.core.checks import loss_sign
+from hpo.core.directions import loss_sign
 from hpo.core.pareto import losses
 from hpo.core.space import Choice, Float, Int, Space
 from hpo.strategies.base import Strategy, TrialState

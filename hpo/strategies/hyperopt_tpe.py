@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from hpo.core.checks import loss_sign
+from hpo.core.directions import loss_sign
 from hpo.core.space import Choice, Float, Int, Param
 from hpo.strategies.base import Strategy, Trial, TrialState
 

@@ -17,7 +17,8 @@ import bisect
 import math
 from typing import Any, ClassVar
 
-from hpo.core.checks import better, check_direction, check_seconds, int_at_least, loss_sign
+from hpo.core.checks import check_seconds, int_at_least
+from hpo.core.directions import better, check_direction, loss_sign
 
 
 class TrialPruned(Exception):

@@ -6,12 +6,12 @@ import importlib.util
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpo.core.checks import check_directions
 from hpo.core.space import Space, as_space
+from hpo.sweep.config import SweepConfig
 
 MODULE_PREFIX = "hpo_experiment_"
 
@@ -20,35 +20,27 @@ MODULE_PREFIX = "hpo_experiment_"
 class Experiment:
     """What an experiment file defines.
 
-    Required: ``space`` and ``objective``. Optional: ``direction`` (default "minimize"; a
-    list of them, one per objective, for several, with ``objective_names``),
-    ``load_data()`` (called once per sweep; its result is the objective's ``data``),
-    ``strategy``, ``strategy_options`` (keyword arguments of that strategy), ``n_trials``,
-    ``pruner`` (a name or a `hpo.strategies.pruners.Pruner`), ``prune_metric``, ``repeats`` and
-    ``register_model``, ``enqueue`` (configurations to run first), ``stop_at`` and
-    ``patience`` (stopping rules), ``warm_start`` (sweep ids) (defaults the command line
-    overrides), and ``constraints(params) -> bool``.
+    Required: ``space`` and ``objective``. Optional: ``load_data()`` (called once per
+    sweep; its result is the objective's ``data``), ``constraints(params) -> bool``, and
+    any setting of `SweepConfig.file_settings` under its name (``direction``,
+    ``objective_names``, ``strategy``, ``strategy_options``, ``n_trials``, ``pruner``,
+    ``prune_metric``, ``repeats``, ``register_model``, ``enqueue``, ``stop_at``,
+    ``patience``, ``warm_start``): defaults the command line overrides. ``settings`` holds
+    those the file defines, ``config`` the sweep configuration they make (checked when the
+    file is loaded).
     """
 
     name: str
     path: Path
     space: Space
     objective: Callable[..., Any]
-    direction: str | list[str] = "minimize"
-    objective_names: list[str] | None = None
     load_data: Callable[[], Any] | None = None
-    strategy: str | None = None
-    strategy_options: dict[str, Any] | None = None
-    n_trials: int | None = None
-    pruner: Any = None
-    prune_metric: str | None = None
-    repeats: int | None = None
-    register_model: str | None = None
-    enqueue: list[dict[str, Any]] | None = None
-    stop_at: float | None = None
-    patience: int | None = None
-    warm_start: list[str] | None = None
     constraints: Callable[[dict[str, Any]], bool] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> SweepConfig:
+        return SweepConfig(experiment_name=self.name, **self.settings)
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -75,30 +67,22 @@ def load_experiment(path: str | Path) -> Experiment:
     load_data = getattr(module, "load_data", None)
     if load_data is not None and not callable(load_data):
         raise TypeError(f"{path}: load_data must be a function, got {type(load_data).__name__}")
-    return Experiment(
+    settings = {
+        name: getattr(module, name)
+        for name in SweepConfig.file_settings()
+        if getattr(module, name, None) is not None
+    }
+    experiment = Experiment(
         name=path.stem,
         path=path,
         space=as_space(module.space),
         objective=module.objective,
-        direction=_direction(getattr(module, "direction", "minimize")),
-        objective_names=getattr(module, "objective_names", None),
         load_data=load_data,
-        strategy=getattr(module, "strategy", None),
-        strategy_options=getattr(module, "strategy_options", None),
-        n_trials=getattr(module, "n_trials", None),
-        pruner=getattr(module, "pruner", None),
-        prune_metric=getattr(module, "prune_metric", None),
-        repeats=getattr(module, "repeats", None),
-        register_model=getattr(module, "register_model", None),
-        enqueue=getattr(module, "enqueue", None),
-        stop_at=getattr(module, "stop_at", None),
-        patience=getattr(module, "patience", None),
-        warm_start=getattr(module, "warm_start", None),
         constraints=getattr(module, "constraints", None),
+        settings=settings,
     )
-
-
-def _direction(direction: Any) -> str | list[str]:
-    """The file's direction, checked: one, or a list of one per objective."""
-    directions = check_directions(direction)
-    return directions[0] if len(directions) == 1 else list(directions)
+    try:
+        experiment.config  # noqa: B018 - checked now, before anything is created
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{path}: {exc}") from None
+    return experiment

@@ -21,15 +21,30 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hpo.core.checks import better, check_directions, check_values, several_objectives
+from hpo.core.checks import check_values
+from hpo.core.directions import Directions, better
 from hpo.core.events import Artifact, Outcome, Report
 from hpo.core.pareto import losses
+from hpo.core.result import TrialResult
 from hpo.execution.artifacts import CHECKPOINT
 from hpo.strategies.base import Strategy, Trial, TrialState
 from hpo.strategies.pruners import Pruner
-from hpo.tracking.writer import SWEEP, TAG_VALUE_LIMIT, check_name, truncated_params
+from hpo.tracking.schema import (
+    ONE_OBJECTIVE,
+    TAG_VALUE_LIMIT,
+    TRUE,
+    SweepTag,
+    TrialTag,
+    attempt_error_tag,
+    check_name,
+    encode_objectives,
+    truncated_params,
+)
+
+if TYPE_CHECKING:
+    from hpo.sweep.seams import RunTracker
 
 CURVES = "learning_curves.png"
 TRACEBACK = "traceback.txt"
@@ -80,6 +95,25 @@ class TrialRecord:
         found = self.last_metrics.get(metric)
         return None if found is None else found[1]
 
+    def result(self) -> TrialResult:
+        """The trial as the sweep's result shows it (frozen, without the lifecycle's state)."""
+        t = self.trial
+        return TrialResult(
+            number=t.number,
+            state=t.state,
+            params=t.params,
+            flat_params=t.flat_params,
+            values=t.values if t.state is TrialState.COMPLETE else None,
+            metrics={k: v for k, (_, v) in self.last_metrics.items()},
+            run_id=self.run_id,
+            seconds=self.seconds,
+            attempts=self.attempts,
+            error=t.error,
+            intermediate=t.intermediate,
+            enqueued=bool(t.attrs.get("enqueued")),
+            infeasible=bool(t.attrs.get("infeasible")),
+        )
+
 
 @dataclass
 class Restored:
@@ -108,7 +142,7 @@ class Tally:
     cost nothing per trial; `count_states` derives the same counts from the records.
     """
 
-    direction: str
+    directions: Directions
     counts: Counter[TrialState] = field(default_factory=Counter)
     best: float | None = None
     front: list[tuple[float, ...]] = field(default_factory=list)  # several objectives: losses
@@ -120,12 +154,12 @@ class Tally:
 
     def add(self, trial: Trial) -> None:
         self.counts[trial.state] += 1
-        if trial.state is TrialState.COMPLETE and several_objectives(self.direction):
+        if trial.state is TrialState.COMPLETE and self.directions.several:
             improved = self._join_front(trial.values)
         else:
             value = trial.value
             improved = value is not None and (
-                self.best is None or better(value, self.best, self.direction)
+                self.best is None or better(value, self.best, self.directions.single)
             )
             if improved:
                 self.best = value
@@ -134,7 +168,7 @@ class Tally:
     def _join_front(self, values: tuple[float, ...]) -> bool:
         """Put ``values`` on the front unless a point there is as good in every objective
         (the same point again does not move the front); True when it joined."""
-        point = tuple(losses([values], check_directions(self.direction))[0])
+        point = tuple(losses([values], self.directions)[0])
         if any(all(f <= p for f, p in zip(old, point, strict=True)) for old in self.front):
             return False
         self.front = [
@@ -150,9 +184,8 @@ class Lifecycle:
     ----------
     strategy : Strategy
         Told of every trial that ends.
-    tracker : hpo.tracking.writer.Tracker
-        Or anything with its trial methods (`start_trial`, `adopt_trial`, `log_metrics`,
-        `set_tags`, `end_trial`, `log_sweep_metrics`).
+    tracker : hpo.sweep.seams.RunTracker
+        The `hpo.tracking.writer.Tracker`, or a fake of it.
     pruner : Pruner, optional
     prune_metric : str, optional
         The metric the pruner watches; the first one reported when None.
@@ -166,7 +199,7 @@ class Lifecycle:
     def __init__(
         self,
         strategy: Strategy,
-        tracker: Any,
+        tracker: RunTracker,
         *,
         pruner: Pruner | None = None,
         prune_metric: str | None = None,
@@ -178,23 +211,23 @@ class Lifecycle:
         self.pruner, self.prune_metric, self.max_retries = pruner, prune_metric, max_retries
         self.records: dict[int, TrialRecord] = {}
         self.retries: list[TrialRecord] = []  # lost trials waiting to run again, in order
-        self.tally = Tally(strategy.direction)
+        self.tally = Tally(strategy.directions)
 
     # -- start -----------------------------------------------------------------------------
     def start(self, trial: Trial) -> TrialRecord:
         """A new trial from the strategy: its record, and its run in MLflow."""
         record = self.records[trial.number] = TrialRecord(trial)
         tags = {
-            "hpo.attempt": "1",
+            TrialTag.ATTEMPT: "1",
             # The strategy's own view of the trial, for a resume to put it back exactly.
-            "hpo.assignment": json.dumps(trial.assignment, default=_plain),
+            TrialTag.ASSIGNMENT: json.dumps(trial.assignment, default=_plain),
             **truncated_params(trial.flat_params),
         }
         params = json.dumps(trial.params, default=_plain)
         if len(params) <= TAG_VALUE_LIMIT:  # the nested values, for `hpo.load_sweep`
-            tags["hpo.params"] = params
+            tags[TrialTag.PARAMS] = params
         if trial.attrs.get("enqueued"):  # given by the user, not suggested by the strategy
-            tags["hpo.enqueued"] = "true"
+            tags[TrialTag.ENQUEUED] = TRUE
         self.tracker.start_trial(trial.number, trial.flat_params, tags)
         return record
 
@@ -209,7 +242,7 @@ class Lifecycle:
             error=trial.error,
             artifacts={},
             status=None,
-            tags={"hpo.infeasible": "true"},
+            tags={TrialTag.INFEASIBLE: TRUE},
         )
         return record
 
@@ -252,7 +285,7 @@ class Lifecycle:
         if self.prune_metric is None:
             self.prune_metric = next(iter(report.metrics))
             # Recorded now, so that a resume after a crash watches the same metric.
-            self.tracker.set_tags(SWEEP, {"hpo.prune_metric": self.prune_metric})
+            self.tracker.set_sweep_tags({SweepTag.PRUNE_METRIC: self.prune_metric})
         value = report.metrics.get(self.prune_metric)
         if value is None:
             return False
@@ -317,16 +350,16 @@ class Lifecycle:
                 trial, pruned=True, error=pruning.reason, intermediate=trial.intermediate
             )
             tags = {
-                "hpo.pruner": pruning.by,
-                "hpo.pruned_step": str(pruning.step),
-                "hpo.prune_reason": pruning.reason,
+                TrialTag.PRUNER: pruning.by,
+                TrialTag.PRUNED_STEP: str(pruning.step),
+                TrialTag.PRUNE_REASON: pruning.reason,
             }
         else:
             self.strategy.tell(trial, failed=True, error=outcome.error)
         if cancelled:
-            tags["hpo.cancelled"] = "true"
+            tags[TrialTag.CANCELLED] = TRUE
         if record.seconds is not None:
-            tags["hpo.seconds"] = f"{record.seconds:.3f}"
+            tags[TrialTag.SECONDS] = f"{record.seconds:.3f}"
         artifacts = {CURVES: outcome.curves}
         if outcome.traceback is not None:
             artifacts[TRACEBACK] = outcome.traceback.encode()
@@ -352,7 +385,7 @@ class Lifecycle:
         before any result named them, ``objective_0``, ``objective_1``, ...)."""
         n = self.strategy.n_objectives
         if n == 1:
-            return ("objective",)
+            return ONE_OBJECTIVE
         return self.objective_names or tuple(f"objective_{i}" for i in range(n))
 
     def _named_objectives(self) -> set[str]:
@@ -422,7 +455,7 @@ class Lifecycle:
     def _name_objectives(self, names: tuple[str, ...]) -> None:
         self.objective_names = names
         # Recorded at once: a resume names the metrics the same way.
-        self.tracker.set_tags(SWEEP, {"hpo.objectives": json.dumps(list(names))})
+        self.tracker.set_sweep_tags({SweepTag.OBJECTIVES: encode_objectives(names)})
 
     # -- lost ------------------------------------------------------------------------------
     def lost(self, record: TrialRecord, reason: str, *, counts_as_retry: bool = True) -> None:
@@ -436,7 +469,7 @@ class Lifecycle:
         record.attempts = attempts + 1
         self.tracker.set_tags(
             record.number,
-            {"hpo.attempt": str(attempts + 1), f"hpo.attempt_{attempts}_error": reason},
+            {TrialTag.ATTEMPT: str(attempts + 1), attempt_error_tag(attempts): reason},
         )
         self.retries.append(record)
 

@@ -11,28 +11,25 @@ run again as the same trial number in the same run, with its attempt counter rai
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hpo.core.checks import check_seconds, positive_int
+from hpo.core.checks import positive_int
 from hpo.core.result import SweepResult
 from hpo.core.space import Space, as_space
-from hpo.execution.pool import objective_arity
-from hpo.strategies import make_strategy
-from hpo.strategies.base import Trial, TrialState
-from hpo.strategies.pruners import make_pruner
+from hpo.core.trial import TrialState
+from hpo.execution.worker import objective_arity
+from hpo.strategies import Strategy, make_strategy
+from hpo.sweep.config import SweepConfig
 from hpo.sweep.lifecycle import Restored
-from hpo.sweep.loop import SweepOptions, open_sweep, space_digest
+from hpo.sweep.loop import open_sweep
+from hpo.sweep.start import space_digest
 from hpo.sweep.warm_start import load_history
-from hpo.tracking.reader import (
-    child_runs,
-    objective_names,
-    objective_values,
-    sweep_run,
-    trial_value,
-)
-from hpo.tracking.writer import OUTAGE_LIMIT_SECONDS, RUN_STATUS, resolve_tracking_uri
+from hpo.tracking.outage import OUTAGE_LIMIT_SECONDS
+from hpo.tracking.reader import StoredSweep, logged_steps, read_sweep
+from hpo.tracking.schema import RUN_STATUS, SweepTag, encode_recipe
+from hpo.tracking.store import resolve_tracking_uri
 
 
 def resume(
@@ -69,57 +66,51 @@ def resume(
 
     space = as_space(space)
     arity = objective_arity(objective)
-    workers = positive_int("workers", workers)
     n_trials = positive_int("n_trials", n_trials)
-    check_seconds("timeout", timeout)
-    check_seconds("tracking_patience", tracking_patience)
     uri = resolve_tracking_uri(tracking_uri)
     client = MlflowClient(uri)
-    parent = sweep_run(client, sweep_id, uri)
-    tags = parent.data.tags
-    if "hpo.recipe" not in tags:
+    stored = read_sweep(client, sweep_id, uri)
+    if stored.recipe is None:
         raise ValueError(f"run {sweep_id!r} is not an hpo sweep that can be resumed")
-    if tags.get("hpo.space_digest") != space_digest(space):
+    recorded = stored.tags.get(SweepTag.SPACE_DIGEST)
+    if recorded != space_digest(space):
         raise ValueError(
             f"the space given differs from sweep {sweep_id!r}'s (fingerprint "
-            f"{space_digest(space)} != {tags.get('hpo.space_digest')}); resume needs the same space"
+            f"{space_digest(space)} != {recorded}); resume needs the same space"
         )
-    recipe = json.loads(tags["hpo.recipe"])
+    stopped_by = stored.stopped_by
+    config = SweepConfig.from_recipe(
+        stored.tags,
+        tracking_uri=uri,
+        experiment_name=client.get_experiment(stored.experiment_id).name,
+        address=address,
+        workers=workers,
+        timeout=timeout,  # this run's own (none when omitted)
+        progress=progress,
+        tracking_patience=tracking_patience,
+    )
+    if not stored.named_objectives:  # named by the first result, when it comes
+        config = dataclasses.replace(config, objective_names=None)
     strategy = make_strategy(
-        recipe["strategy"],
+        config.strategy,
         space,
-        direction=tags["hpo.direction"],
-        seed=int(tags["hpo.seed"]),
-        **recipe["options"],
+        direction=config.direction,
+        seed=config.seed,
+        **config.strategy_options,
     )
     strategy.constraints = constraints
-    pruner_recipe = recipe.get("pruner")
-    pruner = None
-    if pruner_recipe is not None:
-        pruner = make_pruner(**pruner_recipe)
-        pruner.bind(strategy.direction)
-    prune_metric = recipe.get("prune_metric") or tags.get("hpo.prune_metric")
-    if recipe.get("warm_start"):  # the same history as when the sweep started
-        strategy.warm_start(
-            load_history(recipe["warm_start"], space, strategy.direction, uri).trials
-        )
+    if config.warm_start:  # the same history as when the sweep started
+        history = load_history(list(config.warm_start), space, strategy.directions, uri)
+        strategy.warm_start(history.trials)
 
-    names = objective_names(tags)
-    restored = _read_trials(client, parent.info.experiment_id, sweep_id, names)
-    for r in restored:
-        t = r.trial
-        value = t.values if strategy.n_objectives > 1 else t.value
-        r.trial = strategy.restore(t.number, t.assignment, t.state, value, t.error)
-        r.trial.attrs.update(t.attrs)
+    restored, reopen, close = _restore(client, strategy, stored)
     # Enqueued configurations start first and in order: those past the ones that have a
     # run had not started when the driver stopped.
     started = sum(1 for r in restored if r.trial.attrs.get("enqueued"))
-    for configuration in recipe.get("enqueue", [])[started:]:
+    for configuration in config.enqueue[started:]:
         strategy.enqueue(configuration)
     unfinished = [r for r in restored if r.trial.state is TrialState.RUNNING]
-    budget = int(recipe["n_trials"])
     ran = sum(not r.trial.attrs.get("infeasible") for r in restored)  # what counts in it
-    stopped_by = tags.get("hpo.stopped_by")
     if n_trials is not None and n_trials <= ran:
         raise ValueError(
             f"n_trials must be more than the {ran} trials sweep {sweep_id!r} ran, got {n_trials}"
@@ -130,115 +121,75 @@ def resume(
             f"{ran} trials; there is nothing to resume unless given a larger budget "
             f"(hpo resume {sweep_id} --trials N, N > {ran})"
         )
-    budget = n_trials or budget
-    if ran >= budget and not unfinished and parent.info.status == "FINISHED":
+    budget = n_trials or config.n_trials
+    if ran >= budget and not unfinished and stored.run_status == "FINISHED":
         raise ValueError(
             f"sweep {sweep_id!r} already ran its {budget} trials; there is nothing to resume"
         )
-    if pruner is not None and prune_metric is not None:
-        _replay_pruner(client, pruner, prune_metric, restored)
+    changes: dict[str, Any] = {"n_trials": budget}
+    if stopped_by:  # its rules were met already: they are not applied again
+        changes.update(stop_at=None, patience=None)
+    config = dataclasses.replace(config, **changes)
+    pruner = config.make_pruner()
+    if pruner is not None and config.prune_metric is not None:
+        _replay_pruner(client, pruner, config.prune_metric, restored)
 
-    options = SweepOptions(
-        budget=budget,
-        max_retries=int(recipe["max_retries"]),
-        timeout=timeout,
-        trial_timeout=recipe["trial_timeout"],
-        pruner=pruner,
-        prune_metric=prune_metric,
-        repeats=int(recipe["repeats"]),
-        progress=progress,
-        register_model=recipe.get("register_model"),
-        stop_at=None if stopped_by else recipe.get("stop_at"),
-        patience=None if stopped_by else recipe.get("patience"),
-        objective_names=names if "hpo.objectives" in tags else None,
-    )
-    sweep = open_sweep(
-        strategy,
-        objective,
-        arity,
-        data,
-        options,
-        workers=workers,
-        address=address,
-        tracking_uri=uri,
-        experiment_name=client.get_experiment(parent.info.experiment_id).name,
-        tracking_patience=tracking_patience,
-    )
+    sweep = open_sweep(config, strategy, objective, arity, data, pruner)
+    tags = {}
     if n_trials is not None or stopped_by:  # what a later resume of it must go by
-        recipe.update(n_trials=budget)
-        if stopped_by:
-            recipe.update(stop_at=None, patience=None)
-        client.set_tag(sweep_id, "hpo.recipe", json.dumps(recipe, default=str))
-    return sweep.resume(sweep_id, restored)
+        recipe = {**stored.recipe, **changes}
+        tags[SweepTag.RECIPE] = encode_recipe(recipe)
+    return sweep.resume(sweep_id, restored, tags=tags, reopen=reopen, close=close)
 
 
-def _read_trials(
-    client: Any, experiment_id: str, sweep_id: str, names: tuple[str, ...]
-) -> list[Restored]:
-    """Every child run of the sweep as a `Restored` (trial not yet in a strategy); a
-    completed one has a metric for each of the objectives ``names``."""
-    restored: dict[int, Restored] = {}
-    for run in child_runs(client, experiment_id, sweep_id):
-        tags, metrics = run.data.tags, run.data.metrics
-        number = int(tags["hpo.trial"])
-        if number in restored:
-            raise ValueError(f"sweep {sweep_id!r} has two child runs for trial {number}")
-        state = TrialState(tags.get("hpo.state", "RUNNING"))
-        values = objective_values(metrics, names)
-        if state is TrialState.COMPLETE and values is None:
+def _restore(
+    client: Any, strategy: Strategy, stored: StoredSweep
+) -> tuple[list[Restored], list[tuple[str, Any]], list[tuple[str, str]]]:
+    """The sweep's trials put back into ``strategy``, as `Restored`; and the repairs their
+    runs need: cancelled ones to reopen (they run again), and those whose trial ended but
+    whose closing was cut off, to close (with their status)."""
+    restored: list[Restored] = []
+    reopen: list[tuple[str, Any]] = []
+    close: list[tuple[str, str]] = []
+    for t in stored.trials:
+        state = t.state
+        if state is TrialState.COMPLETE and t.values is None:
             state = TrialState.RUNNING  # its end was not fully written: run it again
         why_again = "driver lost"
-        if tags.get("hpo.cancelled") == "true":
+        if t.cancelled:
             # Stopped by an interrupt or the sweep's timeout, not by its own doing.
-            why_again = tags.get("hpo.error", "cancelled")
-            _reopen(client, run.info.run_id, tags)
+            why_again = t.error or "cancelled"
+            reopen.append((t.run_id, t.tags))
             state = TrialState.RUNNING
-        elif state is not TrialState.RUNNING and run.info.status == "RUNNING":
+        elif state is not TrialState.RUNNING and t.run_status == "RUNNING":
             # Its end was recorded but the run's closing was cut off (the server went away
             # between the two calls): the trial is over, so close its run, do not rerun it.
-            client.set_terminated(run.info.run_id, status=RUN_STATUS[state])
-        trial = Trial(
-            number=number,
-            assignment=json.loads(tags["hpo.assignment"]),
-            params={},
-            flat_params={},
-            state=state,
-            value=trial_value(values) if state is TrialState.COMPLETE else None,
-            values=values if state is TrialState.COMPLETE else None,
-            error=None
-            if state is TrialState.RUNNING
-            else tags.get("hpo.error") or tags.get("hpo.prune_reason"),
-            attrs={
-                name: True
-                for name in ("enqueued", "infeasible")
-                if tags.get(f"hpo.{name}") == "true"
-            },
+            close.append((t.run_id, RUN_STATUS[state]))
+        done = state is TrialState.COMPLETE
+        value = (t.values if strategy.n_objectives > 1 else t.values[0]) if done else None
+        trial = strategy.restore(
+            t.number,
+            t.assignment,
+            state,
+            value,
+            None if state is TrialState.RUNNING else t.error,
         )
-        logged: set[tuple[str, int]] = set()
-        if state is TrialState.RUNNING:  # its reports will come again: keep each one once
-            for key in metrics:
-                logged.update(
-                    (key, m.step) for m in client.get_metric_history(run.info.run_id, key)
-                )
-        restored[number] = Restored(
-            trial=trial,
-            run_id=run.info.run_id,
-            artifact_uri=run.info.artifact_uri,
-            attempts=int(tags.get("hpo.attempt", "1")),
-            logged=logged,
-            why_again=why_again,
-            start_ms=run.info.start_time or 0,
+        trial.attrs.update({k: True for k in ("enqueued", "infeasible") if getattr(t, k)})
+        restored.append(
+            Restored(
+                trial=trial,
+                run_id=t.run_id,
+                artifact_uri=t.artifact_uri,
+                attempts=t.attempts,
+                # Its reports will come again: each (metric, step) is logged once.
+                logged=logged_steps(client, t.run_id, t.metrics)
+                if state is TrialState.RUNNING
+                else set(),
+                why_again=why_again,
+                start_ms=t.start_ms,
+            )
         )
-    return [restored[n] for n in sorted(restored)]
-
-
-def _reopen(client: Any, run_id: str, tags: Mapping[str, str]) -> None:
-    """Make a cancelled trial's run RUNNING again (before the sweep's writer starts)."""
-    for key in ("hpo.error", "hpo.cancelled"):
-        if key in tags:
-            client.delete_tag(run_id, key)
-    client.set_tag(run_id, "hpo.state", TrialState.RUNNING.value)
-    client.update_run(run_id, status="RUNNING")
+    return restored, reopen, close
 
 
 def _replay_pruner(client: Any, pruner: Any, metric: str, restored: list[Restored]) -> None:

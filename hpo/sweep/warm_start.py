@@ -10,14 +10,13 @@ and counted.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpo.core.checks import several_objectives
+from hpo.core.directions import Directions
 from hpo.core.space import Space
-from hpo.strategies.base import TrialState
-from hpo.tracking.reader import child_runs, objective_names, objective_values, sweep_run
+from hpo.core.trial import TrialState
+from hpo.tracking.reader import read_sweep
 
 
 @dataclass
@@ -43,7 +42,7 @@ class History:
 def load_history(
     sweep_ids: list[str],
     space: Space,
-    direction: str,
+    directions: Directions | str,
     tracking_uri: str,
     names: tuple[str, ...] | None = None,
 ) -> History:
@@ -54,19 +53,19 @@ def load_history(
 
     if isinstance(sweep_ids, str) or not all(isinstance(s, str) for s in sweep_ids):
         raise ValueError(f"warm_start must be a list of sweep ids, got {sweep_ids!r}")
+    directions = Directions.parse(directions)
     client = MlflowClient(tracking_uri)
     history = History(list(dict.fromkeys(sweep_ids)))
     for sweep_id in history.sweep_ids:
-        parent = sweep_run(client, sweep_id, tracking_uri)
-        theirs = parent.data.tags.get("hpo.direction")
-        if theirs != direction:
+        stored = read_sweep(client, sweep_id, tracking_uri)
+        if stored.directions != directions:
             raise ValueError(
-                f"warm_start: sweep {sweep_id!r} was to {theirs} its objective, this one is "
-                f"to {direction} it; a warm start needs the same direction"
+                f"warm_start: sweep {sweep_id!r} was to {stored.directions} its objective, this "
+                f"one is to {directions} it; a warm start needs the same direction"
             )
-        theirs_named = objective_names(parent.data.tags)
+        theirs_named = stored.objective_names
         names = names or history.objective_names  # named here, or by the first sweep
-        named = several_objectives(direction) and theirs_named  # () before any result
+        named = directions.several and theirs_named  # () before any result
         if named and names is not None and theirs_named != names:
             raise ValueError(
                 f"warm_start: sweep {sweep_id!r}'s objectives are {list(theirs_named)}, this "
@@ -74,21 +73,19 @@ def load_history(
             )
         if named:
             history.objective_names = theirs_named
-        runs = child_runs(client, parent.info.experiment_id, sweep_id)
-        for run in sorted(runs, key=lambda r: int(r.data.tags["hpo.trial"])):  # a fixed order
-            tags = run.data.tags
-            state = TrialState(tags.get("hpo.state", "RUNNING"))
-            values = objective_values(run.data.metrics, theirs_named)
-            value = values if values is None or len(values) > 1 else values[0]
-            if not state.is_finished or (state is TrialState.COMPLETE and value is None):
+        for trial in stored.trials:  # in number order: a fixed order
+            if not trial.state.is_finished or (
+                trial.state is TrialState.COMPLETE and not trial.complete
+            ):
                 continue  # never finished: nothing to learn from
             try:
-                assignment = space.assignment_of(json.loads(tags["hpo.params"]))
+                assignment = space.assignment_of(trial.params)
                 space.validate(assignment)
             except (KeyError, ValueError):
                 history.left_out += 1
                 continue
-            history.trials.append(
-                (assignment, state, value if state is TrialState.COMPLETE else None)
-            )
+            value = None
+            if trial.complete:
+                value = trial.values if directions.several else trial.values[0]
+            history.trials.append((assignment, trial.state, value))
     return history

@@ -15,7 +15,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-BEST_MODEL_TAG = "hpo.best_model_uri"  # runs:/<run id>/<folder> of the best trial's model
+from hpo.tracking.schema import ModelTag, SweepTag, sweep_directions
+from hpo.tracking.store import resolve_tracking_uri
 
 
 def publish_best_model(
@@ -35,14 +36,14 @@ def publish_best_model(
 
     folder = best.models[0]
     uri = f"runs:/{best.run_id}/{folder}"
-    tags = {BEST_MODEL_TAG: uri, "hpo.best_model_trial": str(best.number)}
-    model_id = previous_tags.get("hpo.best_model_id")
-    if previous_tags.get(BEST_MODEL_TAG) != uri or model_id is None:  # a new best model
+    tags = {SweepTag.BEST_MODEL_URI: uri, SweepTag.BEST_MODEL_TRIAL: str(best.number)}
+    model_id = previous_tags.get(SweepTag.BEST_MODEL_ID)
+    if previous_tags.get(SweepTag.BEST_MODEL_URI) != uri or model_id is None:  # a new best model
         logged = client.create_logged_model(
             experiment_id,
             name=name,
             source_run_id=best.run_id,
-            tags={"hpo.sweep_id": sweep_id, "hpo.trial": str(best.number)},
+            tags={ModelTag.SWEEP_ID: sweep_id, ModelTag.TRIAL: str(best.number)},
             params={k: str(v) for k, v in best.flat_params.items()},
         )
         model_id = logged.model_id
@@ -51,9 +52,9 @@ def publish_best_model(
             client.log_model_artifacts(model_id, local)
         client.finalize_logged_model(model_id, LoggedModelStatus.READY)
         client.log_outputs(sweep_id, [LoggedModelOutput(model_id, step=0)])
-    tags["hpo.best_model_id"] = model_id
+    tags[SweepTag.BEST_MODEL_ID] = model_id
     if register_as is not None:
-        tags["hpo.registered_model"] = _register(
+        tags[SweepTag.REGISTERED_MODEL] = _register(
             client, register_as, client.get_logged_model(model_id), best, sweep_id, objective
         )
     return tags
@@ -69,7 +70,7 @@ def _register(client: Any, name: str, logged: Any, best: Any, sweep_id: str, obj
     except MlflowException:
         client.create_registered_model(name, description="Best models of hpo sweeps")
     for version in client.search_model_versions(f"name = '{name}'"):
-        if version.tags.get("hpo.sweep_id") == sweep_id:
+        if version.tags.get(ModelTag.SWEEP_ID) == sweep_id:
             return f"{name}/{version.version}"
     version = client.create_model_version(
         name,
@@ -78,7 +79,11 @@ def _register(client: Any, name: str, logged: Any, best: Any, sweep_id: str, obj
         source=logged.artifact_location,
         run_id=sweep_id,  # listed on the sweep's page; the model's source run is the trial
         model_id=logged.model_id,
-        tags={"hpo.sweep_id": sweep_id, "hpo.trial": str(best.number), "hpo.objective": objective},
+        tags={
+            ModelTag.SWEEP_ID: sweep_id,
+            ModelTag.TRIAL: str(best.number),
+            ModelTag.OBJECTIVE: objective,
+        },
     )
     return f"{name}/{version.version}"
 
@@ -91,11 +96,9 @@ def load_best_model(sweep_id: str, *, tracking_uri: str | None = None) -> Any:
     >>> model = hpo.load_best_model(result.sweep_id)  # doctest: +SKIP
     >>> model.predict(X_test)  # doctest: +SKIP
     """
-    from hpo.core.checks import several_objectives
-
     client, tags, _ = _sweep(sweep_id, tracking_uri)
-    uri = tags.get(BEST_MODEL_TAG)
-    if uri is None and several_objectives(tags.get("hpo.direction", "")):
+    uri = tags.get(SweepTag.BEST_MODEL_URI)
+    if uri is None and sweep_directions(tags).several:
         raise ValueError(
             f"sweep {sweep_id!r} has several objectives, so no one best model: pick a trial "
             "of its Pareto front (result.best_trials, pareto_front.csv, hpo show) and load "
@@ -124,16 +127,14 @@ def load_trial_model(
     >>> model = hpo.load_trial_model(sweep_id, front[0].number)  # doctest: +SKIP
     """
     from hpo.core.checks import int_at_least
+    from hpo.tracking.reader import trial_run
 
     int_at_least("trial", trial, 0)
     client, _, experiment_id = _sweep(sweep_id, tracking_uri)
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{sweep_id}' and tags.`hpo.trial` = '{trial}'",
-    )
-    if not runs:
+    run = trial_run(client, experiment_id, sweep_id, trial)
+    if run is None:
         raise ValueError(f"sweep {sweep_id!r} has no trial {trial}")
-    run_id = runs[0].info.run_id
+    run_id = run.info.run_id
     stored = {a.path for a in client.list_artifacts(run_id, name)}
     if f"{name}/MLmodel" not in stored:
         raise ValueError(
@@ -148,7 +149,6 @@ def _sweep(sweep_id: str, tracking_uri: str | None) -> tuple[Any, dict[str, str]
     from mlflow.tracking import MlflowClient
 
     from hpo.tracking.reader import sweep_run
-    from hpo.tracking.writer import resolve_tracking_uri
 
     where = resolve_tracking_uri(tracking_uri)
     client = MlflowClient(where)

@@ -1,17 +1,129 @@
-"""Reading sweeps back from the MLflow store: the parent run, its child runs, and a
-`SweepResult` of any sweep in the store (`load_sweep`), not only the live one."""
+"""Reading sweeps back from MLflow: the one place that rebuilds a sweep and its trials
+from runs.
+
+`read_sweep` turns a parent run and its child runs into a `StoredSweep` of `StoredTrial`s,
+exactly as the store holds them (no repair, no write). `hpo.load_sweep`, `hpo resume`,
+warm starts, `hpo show` and the best-model code all read through it, so each of them sees
+a trial's state, values and error the same way.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from hpo.core.checks import several_objectives
-from hpo.strategies.base import Trial, TrialState
-from hpo.sweep.lifecycle import TrialRecord
-from hpo.tracking.writer import resolve_tracking_uri
+from hpo.core.directions import Directions
+from hpo.core.result import SweepResult, TrialResult
+from hpo.core.trial import TrialState
+from hpo.tracking.schema import (
+    SweepTag,
+    TrialTag,
+    flag,
+    objective_names,
+    objective_values,
+    param_value,
+    sweep_directions,
+    sweep_filter,
+    trials_filter,
+)
+from hpo.tracking.store import resolve_tracking_uri
 
 PAGE = 1000  # runs per search_runs call
+
+
+@dataclass(frozen=True)
+class StoredTrial:
+    """One child run, read as a trial. ``state`` is the ``hpo.state`` tag (RUNNING when the
+    run never got one); ``values`` are set when the run has every objective's metric."""
+
+    number: int
+    run_id: str
+    run_status: str  # MLflow's: RUNNING, FINISHED, FAILED, KILLED
+    artifact_uri: str
+    start_ms: int
+    state: TrialState
+    assignment: dict[str, Any]
+    params: dict[str, Any]
+    flat_params: dict[str, Any]
+    values: tuple[float, ...] | None
+    metrics: dict[str, float]  # the other metrics' latest values
+    error: str | None  # why it failed, or why it was pruned
+    attempts: int
+    seconds: float | None
+    enqueued: bool
+    infeasible: bool
+    cancelled: bool  # by an interrupt or the sweep's timeout: a resume runs it again
+    pruned_step: int | None
+    pruner: str | None
+    tags: Mapping[str, str] = field(repr=False, default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """COMPLETE with every objective's value (a failed trial may hold a curve named
+        like an objective; a complete one cut off before its values were written is not)."""
+        return self.state is TrialState.COMPLETE and self.values is not None
+
+    def result(self) -> TrialResult:
+        done = self.complete
+        return TrialResult(
+            number=self.number,
+            state=self.state,
+            params=self.params,
+            flat_params=self.flat_params,
+            values=self.values if done else None,
+            metrics=self.metrics,
+            run_id=self.run_id,
+            seconds=self.seconds,
+            attempts=self.attempts,
+            error=self.error,
+            enqueued=self.enqueued,
+            infeasible=self.infeasible,
+        )
+
+
+@dataclass(frozen=True)
+class StoredSweep:
+    """A parent run, read as a sweep, with its trials in number order."""
+
+    sweep_id: str
+    experiment_id: str
+    tracking_uri: str
+    run_status: str
+    tags: Mapping[str, str]
+    params: dict[str, Any]  # the parent run's params (the sweep's settings)
+    directions: Directions
+    objective_names: tuple[str, ...]  # () while several objectives were not yet named
+    trials: list[StoredTrial]
+
+    @property
+    def named_objectives(self) -> bool:
+        """Whether the objectives' names are recorded (several objectives, once named)."""
+        return SweepTag.OBJECTIVES in self.tags
+
+    @property
+    def recipe(self) -> dict[str, Any] | None:
+        text = self.tags.get(SweepTag.RECIPE)
+        return None if text is None else json.loads(text)
+
+    @property
+    def stopped_by(self) -> str | None:
+        return self.tags.get(SweepTag.STOPPED_BY)
+
+    def result(self) -> SweepResult:
+        return SweepResult(
+            sweep_id=self.sweep_id,
+            experiment_id=self.experiment_id,
+            tracking_uri=self.tracking_uri,
+            directions=self.directions,
+            trials=[t.result() for t in self.trials],
+            interrupted=flag(self.tags, SweepTag.INTERRUPTED),
+            timed_out=flag(self.tags, SweepTag.TIMED_OUT),
+            stopped_by=self.stopped_by,
+            settings={k: param_value(v) for k, v in self.params.items()},
+            objective_names=self.objective_names,
+        )
 
 
 def sweep_run(client: Any, sweep_id: str, where: str) -> Any:
@@ -23,63 +135,107 @@ def sweep_run(client: Any, sweep_id: str, where: str) -> Any:
         parent = client.get_run(sweep_id)
     except MlflowException as exc:
         raise ValueError(f"no sweep {sweep_id!r} in {where}: {exc.message}") from None
-    if parent.data.tags.get("hpo.sweep") != "true":
-        raise ValueError(f"run {sweep_id!r} is not an hpo sweep (it has no hpo.sweep tag)")
+    if not flag(parent.data.tags, SweepTag.SWEEP):
+        raise ValueError(f"run {sweep_id!r} is not an hpo sweep (it has no {SweepTag.SWEEP} tag)")
     return parent
 
 
-def child_runs(client: Any, experiment_id: str, sweep_id: str) -> list[Any]:
-    """Every child run of the sweep (one per trial), page by page."""
-    runs, token = [], None
+def _search(client: Any, experiment_ids: list[str], filter_string: str, **kw: Any) -> Iterator:
+    token = None
     while True:
         page = client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{sweep_id}'",
-            max_results=PAGE,
-            page_token=token,
+            experiment_ids, filter_string=filter_string, max_results=PAGE, page_token=token, **kw
         )
-        runs.extend(page)
+        yield from page
         token = page.token
         if not token:
-            return runs
+            return
 
 
-def objective_names(sweep_tags: dict[str, str]) -> tuple[str, ...]:
-    """The metric names of a sweep's objectives: "objective", or those of several (its
-    ``hpo.objectives`` tag, set when they were named)."""
-    if not several_objectives(sweep_tags.get("hpo.direction", "")):
-        return ("objective",)
-    return tuple(json.loads(sweep_tags.get("hpo.objectives", "[]")))
+def read_sweep(client: Any, sweep_id: str, where: str, *, parent: Any = None) -> StoredSweep:
+    """Sweep ``sweep_id`` and every trial of it, as the store at ``where`` holds them;
+    ValueError when there is no such sweep, or it has two runs of one trial."""
+    parent = parent or sweep_run(client, sweep_id, where)
+    tags = parent.data.tags
+    names = objective_names(tags)
+    trials: dict[int, StoredTrial] = {}
+    for run in _search(client, [parent.info.experiment_id], trials_filter(sweep_id)):
+        trial = read_trial(run, names)
+        if trial.number in trials:
+            raise ValueError(f"sweep {sweep_id!r} has two child runs for trial {trial.number}")
+        trials[trial.number] = trial
+    return StoredSweep(
+        sweep_id=sweep_id,
+        experiment_id=parent.info.experiment_id,
+        tracking_uri=where,
+        run_status=parent.info.status,
+        tags=dict(tags),
+        params=dict(parent.data.params),
+        directions=sweep_directions(tags),
+        objective_names=names,
+        trials=[trials[n] for n in sorted(trials)],
+    )
 
 
-def objective_values(metrics: dict[str, float], names: tuple[str, ...]) -> tuple[float, ...] | None:
-    """A child run's value of each objective, or None unless it has them all."""
-    if not names or any(n not in metrics for n in names):
-        return None
-    return tuple(metrics[n] for n in names)
+def read_trial(run: Any, names: tuple[str, ...]) -> StoredTrial:
+    """A child run as a trial of a sweep whose objectives are ``names``."""
+    tags, metrics = run.data.tags, run.data.metrics
+    flat = {k: param_value(v) for k, v in run.data.params.items()}
+    seconds = tags.get(TrialTag.SECONDS)
+    pruned_step = tags.get(TrialTag.PRUNED_STEP)
+    return StoredTrial(
+        number=int(tags[TrialTag.TRIAL]),
+        run_id=run.info.run_id,
+        run_status=run.info.status,
+        artifact_uri=run.info.artifact_uri,
+        start_ms=run.info.start_time or 0,
+        state=TrialState(tags.get(TrialTag.STATE, TrialState.RUNNING.value)),
+        assignment=json.loads(tags.get(TrialTag.ASSIGNMENT, "{}")),
+        params=json.loads(tags[TrialTag.PARAMS]) if TrialTag.PARAMS in tags else flat,
+        flat_params=flat,
+        values=objective_values(metrics, names),
+        metrics={k: v for k, v in metrics.items() if k not in names},
+        error=tags.get(TrialTag.ERROR) or tags.get(TrialTag.PRUNE_REASON),
+        attempts=int(tags.get(TrialTag.ATTEMPT, "1")),
+        seconds=None if seconds is None else float(seconds),
+        enqueued=flag(tags, TrialTag.ENQUEUED),
+        infeasible=flag(tags, TrialTag.INFEASIBLE),
+        cancelled=flag(tags, TrialTag.CANCELLED),
+        pruned_step=None if pruned_step is None else int(pruned_step),
+        pruner=tags.get(TrialTag.PRUNER),
+        tags=dict(tags),
+    )
 
 
-def trial_value(values: tuple[float, ...] | None) -> float | None:
-    """`Trial.value` of a trial with ``values``: the one value, None with several."""
-    return values[0] if values is not None and len(values) == 1 else None
+def trial_run(client: Any, experiment_id: str, sweep_id: str, number: int) -> Any:
+    """The child run of trial ``number`` of the sweep, or None."""
+    found = client.search_runs(
+        [experiment_id], filter_string=trials_filter(sweep_id, number), max_results=1
+    )
+    return found[0] if found else None
 
 
-def param_value(text: str) -> Any:
-    """A param as MLflow stores it (a string) back as the number, bool or None it was."""
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return {"True": True, "False": False, "None": None}.get(text, text)
+def recent_sweeps(client: Any, experiment_ids: list[str], most: int = 20) -> list[Any]:
+    """The parent runs of the latest sweeps in these experiments, newest first."""
+    return client.search_runs(
+        experiment_ids,
+        filter_string=sweep_filter(),
+        order_by=["attributes.start_time DESC"],
+        max_results=most,
+    )
 
 
-def load_sweep(sweep_id: str, *, tracking_uri: str | None = None) -> Any:
+def logged_steps(client: Any, run_id: str, keys: Any) -> set[tuple[str, int]]:
+    """Every (metric, step) run ``run_id`` holds of the metrics ``keys``."""
+    return {(key, m.step) for key in keys for m in client.get_metric_history(run_id, key)}
+
+
+def load_sweep(sweep_id: str, *, tracking_uri: str | None = None) -> SweepResult:
     """The `hpo.SweepResult` of sweep ``sweep_id`` (its parent run id), read from the store.
 
-    Each trial's ``params`` are the nested values it ran with, ``flat_params`` its MLflow
-    params, ``value`` its objective (``values`` with several), ``seconds`` the objective's
-    time, and its reported metrics their last values (for `SweepResult.to_dataframe`).
+    Each trial (a `hpo.TrialResult`) has the nested ``params`` it ran with, ``flat_params``
+    (its MLflow params), ``value`` (``values`` with several objectives), ``seconds`` (the
+    objective's time) and ``metrics`` (each reported metric's last value).
 
     Examples
     --------
@@ -88,51 +244,5 @@ def load_sweep(sweep_id: str, *, tracking_uri: str | None = None) -> Any:
     """
     from mlflow.tracking import MlflowClient
 
-    from hpo.core.result import SweepResult
-
     uri = resolve_tracking_uri(tracking_uri)
-    client = MlflowClient(uri)
-    parent = sweep_run(client, sweep_id, uri)
-    tags = parent.data.tags
-    names = objective_names(tags)
-    runs = child_runs(client, parent.info.experiment_id, sweep_id)
-    records = [_record(run, names) for run in runs]
-    records.sort(key=lambda r: r.number)
-    return SweepResult(
-        sweep_id=sweep_id,
-        experiment_id=parent.info.experiment_id,
-        tracking_uri=uri,
-        direction=tags.get("hpo.direction", "minimize"),
-        trials=records,
-        interrupted=tags.get("hpo.interrupted") == "true",
-        timed_out=tags.get("hpo.timed_out") == "true",
-        stopped_by=tags.get("hpo.stopped_by"),
-        settings={k: param_value(v) for k, v in parent.data.params.items()},
-        objective_names=names,
-    )
-
-
-def _record(run: Any, names: tuple[str, ...]) -> TrialRecord:
-    tags, metrics = run.data.tags, run.data.metrics
-    state = TrialState(tags.get("hpo.state", "RUNNING"))
-    values = objective_values(metrics, names) if state is TrialState.COMPLETE else None
-    flat = {k: param_value(v) for k, v in run.data.params.items()}
-    trial = Trial(
-        number=int(tags["hpo.trial"]),
-        assignment=json.loads(tags.get("hpo.assignment", "{}")),
-        params=json.loads(tags["hpo.params"]) if "hpo.params" in tags else flat,
-        flat_params=flat,
-        state=state,
-        value=trial_value(values),
-        error=tags.get("hpo.error") or tags.get("hpo.prune_reason"),
-        values=values,
-    )
-    seconds = tags.get("hpo.seconds")
-    return TrialRecord(
-        trial,
-        run_id=run.info.run_id,
-        attempts=int(tags.get("hpo.attempt", "1")),
-        # MLflow keeps each metric's value at its latest step.
-        last_metrics={k: (0, v) for k, v in metrics.items() if k not in names},
-        seconds=None if seconds is None else float(seconds),
-    )
+    return read_sweep(MlflowClient(uri), sweep_id, uri).result()

@@ -12,40 +12,44 @@ that writer up.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
-import posixpath
-import re
-import tempfile
 import threading
 import time
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 from hpo.core.checks import first_line
-from hpo.strategies.base import TrialState
+from hpo.core.trial import TrialState
+from hpo.execution.artifacts import local_artifact_dir, write_artifacts
+from hpo.tracking.outage import (
+    OUTAGE_LIMIT_SECONDS,
+    OutageWait,
+    ServerDown,
+    TrackingRefused,
+    TrackingUnavailable,
+    is_transient,
+    refused_host,
+)
+from hpo.tracking.schema import (
+    ENDING_TAGS,
+    EXPERIMENT_TAGS,
+    PARENT_RUN,
+    RUN_STATUS,
+    TRUE,
+    SweepTag,
+    TrialTag,
+    error_text,
+    param_text,
+    trials_filter,
+)
+from hpo.tracking.store import artifact_root, is_server, sqlite_path, use_write_ahead_log
 
-# A tracking server that proxies an S3 store tells MLflow (3.15 and later) clients to
-# download artifacts straight from the store, at presigned URLs naming the store as the
-# server reaches it: from anywhere the store is not reachable (a laptop, a host outside the
-# compose network) downloads then fail. hpo's files are small; they go through the server,
-# which every client reaches. A user who wants the direct path sets this to true.
-os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
-
-log = logging.getLogger(__name__)
-
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 FLUSH_SECONDS = 0.25
 # A trial's reports come in bursts: woken from idle, the writer waits this long so that
 # each run's burst goes out as one batched call.
 BURST_SECONDS = 0.02
-# A tracking server that stops answering: everything stays buffered and is retried, with
-# back-off, for this long; then the sweep stops (and can be resumed).
-OUTAGE_LIMIT_SECONDS = 120.0
-RETRY_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0)
 # Our own retries replace the MLflow client's (7 retries with exponential back-off, 120 s
 # timeouts), under which one call to a server that is down could block for minutes.
 # The client also prints a "View run" line per finished run for a server: not per trial.
@@ -69,173 +73,11 @@ SERVER_WRITERS = 8
 # 16-22 ms unbounded), so its bound is on memory only.
 BACKLOG_RUNS = 2 * SERVER_WRITERS
 LOCAL_BACKLOG_RUNS = 1000
-# MLflow's limits on keys and values: checked here, before a sweep, never met mid-sweep.
-PARAM_VALUE_LIMIT, TAG_VALUE_LIMIT, KEY_LIMIT = 6000, 8000, 250
-_KEY_CHARACTERS = re.compile(r"[/\w.\- :]*")
-
 SWEEP = -1  # buffer key of the parent run
-# The MLflow UI opens an experiment of this kind in its model-training view (runs, charts,
-# models), not the GenAI one (traces, evaluation runs) it guesses for an untagged one.
-EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
-
-RUN_STATUS = {
-    TrialState.COMPLETE: "FINISHED",
-    TrialState.FAILED: "FAILED",
-    TrialState.PRUNED: "KILLED",
-}
-
-
-class TrackingUnavailable(RuntimeError):
-    """The tracking server was unreachable for longer than the sweep waits."""
-
-
-class TrackingRefused(RuntimeError):
-    """The tracking server refused hpo's requests for the name it was reached by."""
-
-
-def _refused_host(exc: BaseException) -> bool:
-    """Whether ``exc`` is MLflow 3's answer to an unknown Host header (DNS-rebinding guard)."""
-    from mlflow.exceptions import MlflowException
-
-    return (
-        isinstance(exc, MlflowException)
-        and exc.get_http_status_code() == 403
-        and "Host header" in str(exc)
-    )
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for errors of a tracking server that is down or restarting: worth retrying.
-
-    A request the server answered with a 4xx (a bad value, a missing run) and an error of
-    this process (a misconfiguration) are final.
-    """
-    import requests
-    from mlflow.exceptions import MlflowException, RestException
-
-    if isinstance(exc, RestException):  # the server answered with an error
-        return exc.get_http_status_code() >= 500
-    if isinstance(exc, MlflowException):
-        message = str(exc.message)
-        if not message.startswith("API request to"):
-            return False
-        # The client gives up on a connection it cannot make as "failed with exception".
-        no_answer = "failed with exception" in message or "failed with timeout" in message
-        return no_answer or exc.get_http_status_code() >= 500
-    if isinstance(exc, requests.HTTPError):  # an artifact upload the server refused
-        return exc.response is not None and exc.response.status_code >= 500
-    return isinstance(
-        exc, requests.ConnectionError | requests.Timeout | ConnectionError | TimeoutError
-    )
-
-
-def resolve_tracking_uri(uri: str | None) -> str:
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
-def sqlite_path(tracking_uri: str) -> Path | None:
-    """The database file of a sqlite tracking URI, else None."""
-    if urlparse(tracking_uri).scheme != "sqlite":
-        return None
-    return Path(tracking_uri[len("sqlite:///") :]).resolve()
-
-
-def artifact_root(tracking_uri: str) -> str | None:
-    """For a sqlite store, keep artifacts beside the database file (``mlartifacts/``)."""
-    db_path = sqlite_path(tracking_uri)
-    return None if db_path is None else (db_path.parent / "mlartifacts").as_uri()
-
-
-# Write-ahead logging needs memory shared by every process using the file: one host only.
-NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs")
-
-
-def use_write_ahead_log(db_path: Path, mounts: list[str] | None = None) -> bool:
-    """Switch a sqlite store from sqlite's default rollback journal to write-ahead logging;
-    whether the store now uses it.
-
-    In WAL mode a commit appends to the log with one fsync instead of the rollback
-    journal's several: MLflow's three transactions per trial cost 1 to 8 ms less on this
-    machine's disk, depending on its fsync latency (`benchmarks/overhead.py` measures the
-    floor both ways). And readers no longer block the writer, so the MLflow
-    UI browsing the store during a sweep cannot hold the sweep's writes up. The mode is a
-    property of the file, kept by sqlite for every later client (``mlflow ui``, ``mlflow
-    server``). A store on a network file system is left as it is. ``mounts``: the lines
-    of /proc/self/mounts, read when not given.
-    """
-    import sqlite3
-
-    if _filesystem_type(db_path, mounts) in NETWORK_FILESYSTEMS:
-        return False
-    connection = None
-    try:
-        connection = sqlite3.connect(db_path, timeout=1.0)
-        return connection.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
-    except sqlite3.Error as exc:  # e.g. another process mid-write: the store keeps its mode
-        log.info("kept the journal mode of %s (%s)", db_path, exc)
-        return False
-    finally:
-        if connection is not None:
-            connection.close()
-
-
-def _filesystem_type(path: Path, mounts: list[str] | None) -> str | None:
-    """The type of the file system holding ``path`` (Linux), or None when unknown."""
-    if mounts is None:
-        try:
-            mounts = Path("/proc/self/mounts").read_text().splitlines()
-        except OSError:
-            return None
-    best, kind = "", None
-    for line in mounts:
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        point = fields[1].replace("\\040", " ")  # a space in a mount point is escaped
-        inside = str(path) == point or str(path).startswith(point.rstrip("/") + "/")
-        if inside and len(point) >= len(best):
-            best, kind = point, fields[2]
-    return kind
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def check_name(kind: str, name: Any) -> None:
-    """Raise ValueError unless MLflow accepts ``name`` as a param or metric key."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"a {kind} name must be a non-empty string, got {name!r}")
-    if len(name) > KEY_LIMIT:
-        raise ValueError(
-            f"a {kind} name must have at most {KEY_LIMIT} characters (MLflow's limit), got "
-            f"{len(name)}: {name[:60]!r}..."
-        )
-    if not _KEY_CHARACTERS.fullmatch(name):
-        raise ValueError(
-            f"a {kind} name may only contain letters, digits, _ - . / : and spaces (MLflow's "
-            f"rule), got {name!r}"
-        )
-    if posixpath.normpath(name) != name or name.startswith(("/", "..")):
-        raise ValueError(
-            f"a {kind} name must be a plain relative path (MLflow stores it as one), got {name!r}"
-        )
-
-
-def param_text(value: Any) -> str:
-    text = str(value)
-    return text if len(text) <= PARAM_VALUE_LIMIT else text[: PARAM_VALUE_LIMIT - 3] + "..."
-
-
-def truncated_params(params: dict[str, Any]) -> dict[str, str]:
-    """The ``hpo.truncated`` tag for params whose values exceed MLflow's limit (else empty)."""
-    long = [
-        f"{k} ({len(str(v))} chars)" for k, v in params.items() if len(str(v)) > PARAM_VALUE_LIMIT
-    ]
-    if not long:
-        return {}
-    note = f"param values cut to {PARAM_VALUE_LIMIT} characters: " + ", ".join(long)
-    return {"hpo.truncated": note[:TAG_VALUE_LIMIT]}
 
 
 @dataclass
@@ -302,18 +144,16 @@ class Tracker:
     ) -> None:
         from mlflow.tracking import MlflowClient
 
-        if tracking_uri.startswith(("http://", "https://")):
+        if is_server(tracking_uri):
             for key, value in HTTP_SETTINGS.items():
                 os.environ.setdefault(key, value)
         self.tracking_uri = tracking_uri
-        self.outage_limit = outage_limit
-        self._outage_since: float | None = None
-        self._retries = 0
+        self.outage = OutageWait(outage_limit, tracking_uri)
         self.client = MlflowClient(tracking_uri)
         try:
             self.experiment_id = self._experiment(experiment_name)
         except Exception as exc:
-            if _refused_host(exc):
+            if refused_host(exc):
                 host = urlparse(tracking_uri).netloc
                 raise TrackingRefused(
                     f"the tracking server at {tracking_uri} refuses the Host header {host!r} "
@@ -338,7 +178,7 @@ class Tracker:
         self._artifact_uris: dict[str, str] = {}
         self._unrecorded: set[int] = set()  # trials ended here, not yet terminated there
         self._writers = None  # against a server: a thread pool writing runs side by side
-        if tracking_uri.startswith(("http://", "https://")):
+        if is_server(tracking_uri):
             from concurrent.futures import ThreadPoolExecutor
 
             self._writers = ThreadPoolExecutor(SERVER_WRITERS, thread_name_prefix="mlflow-write")
@@ -363,10 +203,10 @@ class Tracker:
         run = self.client.create_run(
             self.experiment_id,
             start_time=now_ms(),
-            tags={"hpo.sweep": "true", **tags},
+            tags={SweepTag.SWEEP: TRUE, **tags},
             run_name=run_name,
         )
-        self.sweep_id = run.info.run_id
+        self.sweep_id = self.outage.sweep_id = run.info.run_id
         self._buffers[SWEEP] = _RunBuffer(
             number=SWEEP, start_ms=0, run_name=run_name, create_tags={}, run_id=self.sweep_id
         )
@@ -376,19 +216,38 @@ class Tracker:
         self._start_writer()
         return self.sweep_id
 
-    def resume_sweep(self, sweep_id: str) -> None:
-        """Reopen an earlier sweep's parent run (its params stay as they were)."""
+    def resume_sweep(
+        self,
+        sweep_id: str,
+        *,
+        tags: dict[str, str] | None = None,
+        reopen: Sequence[tuple[str, Collection[str]]] = (),
+        close: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Reopen an earlier sweep's parent run (its params stay as they were), with
+        ``tags`` changed (a recipe the resume changed). ``reopen``: (run id, its tags) of
+        cancelled trials, made RUNNING again to run once more; ``close``: (run id, MLflow
+        status) of runs whose trial's end was recorded but whose closing was cut off."""
+        for run_id, run_tags in reopen:
+            for key in (TrialTag.ERROR, TrialTag.CANCELLED):
+                if key in run_tags:
+                    self.client.delete_tag(run_id, key)
+            self.client.set_tag(run_id, TrialTag.STATE, TrialState.RUNNING.value)
+            self.client.update_run(run_id, status="RUNNING")
+        for run_id, status in close:
+            self.client.set_terminated(run_id, status=status)
         run = self.client.get_run(sweep_id)
-        self.sweep_id = sweep_id
+        self.sweep_id = self.outage.sweep_id = sweep_id
         self._buffers[SWEEP] = _RunBuffer(
             number=SWEEP, start_ms=0, run_name=run.info.run_name, create_tags={}, run_id=sweep_id
         )
         # The closing tags of the earlier run no longer hold; the new close writes its own.
-        for key in ("hpo.interrupted", "hpo.timed_out", "hpo.stopped_by", "hpo.error"):
+        for key in ENDING_TAGS:
             if key in run.data.tags:
                 self.client.delete_tag(sweep_id, key)
-        resumed = int(run.data.tags.get("hpo.resumed", "0")) + 1
-        self.client.set_tag(sweep_id, "hpo.resumed", str(resumed))
+        resumed = int(run.data.tags.get(SweepTag.RESUMED, "0")) + 1
+        for key, value in {**(tags or {}), SweepTag.RESUMED: str(resumed)}.items():
+            self.client.set_tag(sweep_id, key, value)
         self.client.update_run(sweep_id, status="RUNNING")
         self._start_writer()
 
@@ -414,8 +273,8 @@ class Tracker:
             try:
                 self._flush()
                 return
-            except _Outage as exc:
-                self._wait_out(exc.cause)
+            except ServerDown as exc:
+                self.outage.failed(exc.cause)
 
     # -- trials (child runs), called from the driver thread --------------------------------
     def start_trial(self, number: int, flat_params: dict[str, Any], tags: dict[str, str]) -> None:
@@ -424,9 +283,9 @@ class Tracker:
             start_ms=now_ms(),
             run_name=f"trial-{number}",
             create_tags={
-                "mlflow.parentRunId": self.sweep_id or "",
-                "hpo.trial": str(number),
-                "hpo.state": TrialState.RUNNING.value,
+                PARENT_RUN: self.sweep_id or "",
+                TrialTag.TRIAL: str(number),
+                TrialTag.STATE: TrialState.RUNNING.value,
                 **tags,
             },
         )
@@ -463,6 +322,15 @@ class Tracker:
         with self._lock:
             self._buffers[number].tags.update(tags)
 
+    def set_sweep_tags(self, tags: dict[str, str]) -> None:
+        """Tags of the parent run, written with the next flush."""
+        self.set_tags(SWEEP, tags)
+
+    def publish(self, write: Callable[[Any, dict[str, str]], dict[str, str]]) -> dict[str, str]:
+        """``write(client, sweep_tags)`` against the store once every trial is written (the
+        sweep's best model): this tracker's client, and the parent run's tags as they are."""
+        return write(self.client, self.client.get_run(self.sweep_id).data.tags)
+
     def end_trial(
         self,
         number: int,
@@ -480,9 +348,9 @@ class Tracker:
         with self._lock:
             self._unrecorded.add(number)
             buf = self._buffers[number]
-            buf.tags.update({"hpo.state": state.value, **(tags or {})})
+            buf.tags.update({TrialTag.STATE: state.value, **(tags or {})})
             if error is not None:
-                buf.tags["hpo.error"] = error[:5000]
+                buf.tags[TrialTag.ERROR] = error_text(error)
             for name, value in (objectives or {}).items():  # at step 0: one value each
                 buf.metrics.append((name, value, ts, 0))
             buf.artifacts.extend((artifacts or {}).items())
@@ -529,40 +397,17 @@ class Tracker:
                 closing = self._closing
                 try:
                     self._flush()
-                except _Outage as exc:
-                    self._wait_out(exc.cause)
+                except ServerDown as exc:
+                    self.outage.failed(exc.cause)
                     continue  # everything is buffered again: retry, closing or not
                 if closing:
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the driver by check()
             self._error = exc
 
-    def _wait_out(self, cause: BaseException) -> None:
-        """Back off while the server is unreachable; raise once that lasted too long."""
-        now = time.monotonic()
-        if self._outage_since is None:
-            self._outage_since, self._retries = now, 0
-            log.warning(
-                "the tracking server at %s does not answer (%s); results are buffered and "
-                "retried for up to %g s",
-                self.tracking_uri,
-                first_line(cause),
-                self.outage_limit,
-            )
-        down = now - self._outage_since
-        if down > self.outage_limit:
-            raise TrackingUnavailable(
-                f"the tracking server at {self.tracking_uri} did not answer for {down:.0f} s "
-                f"(last error: {first_line(cause)}); the sweep stopped. Once the server is "
-                f"back, continue it with: hpo resume {self.sweep_id} --tracking-uri "
-                f"{self.tracking_uri}"
-            ) from cause
-        time.sleep(RETRY_SECONDS[min(self._retries, len(RETRY_SECONDS) - 1)])
-        self._retries += 1
-
     def _flush(self) -> None:
         """Write every dirty buffer; on a transient failure put the unwritten rest back in the
-        buffers and raise `_Outage`."""
+        buffers and raise `ServerDown`."""
         with self._lock:
             work = [buf.take() for buf in self._buffers.values() if buf.dirty()]
         if self._writers is not None and len(work) > 1:
@@ -574,15 +419,8 @@ class Tracker:
                 if not is_transient(exc):
                     raise
                 self._requeue(work[i:])
-                raise _Outage(exc) from exc
-            if self._outage_since is not None:
-                log.warning(
-                    "the tracking server at %s answers again after %.0f s; writing what "
-                    "was buffered",
-                    self.tracking_uri,
-                    time.monotonic() - self._outage_since,
-                )
-                self._outage_since = None
+                raise ServerDown(exc) from exc
+            self.outage.answered()
 
     def _write_concurrently(self, work: list[_RunBuffer]) -> None:
         """Write the runs of ``work`` on the pool's threads, one run per thread at a time
@@ -640,9 +478,7 @@ class Tracker:
         """The child run of trial ``number`` if the server made it, else None."""
         found = self.client.search_runs(
             [self.experiment_id],
-            filter_string=(
-                f"tags.`mlflow.parentRunId` = '{self.sweep_id}' and tags.`hpo.trial` = '{number}'"
-            ),
+            filter_string=trials_filter(self.sweep_id or "", number),
             max_results=1,
         )
         return found[0] if found else None
@@ -688,81 +524,3 @@ class Tracker:
             buf = self._buffers.get(number)
             run_id = buf.run_id if buf else None
         return None if run_id is None else self._artifact_uris.get(run_id)
-
-
-def write_artifacts(uri: str, tracking_uri: str, artifacts: list[tuple[str, bytes]]) -> None:
-    """Store ``artifacts`` (name, content) under artifact URI ``uri``, removing each from the
-    list once stored. Used by the tracker, and by a worker that can reach the store."""
-    folder = local_artifact_dir(uri)
-    if folder is not None:
-        # A local store is a folder: write each file in place, without the repository's
-        # temporary copy (that copy cost as much as a tenth of a trial's MLflow writes).
-        while artifacts:
-            name, content = artifacts[0]
-            target = folder / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}.partial")
-            partial.write_bytes(content)
-            partial.replace(target)  # never a half-written file under its name
-            artifacts.pop(0)
-        return
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-    repo = get_artifact_repository(uri, tracking_uri=tracking_uri)
-    with tempfile.TemporaryDirectory(prefix="hpo-artifacts-") as tmp:
-        while artifacts:
-            name, content = artifacts[0]
-            path = Path(tmp, name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(content)
-            # A name with folders (model/MLmodel) keeps them in the store.
-            repo.log_artifact(str(path), posixpath.dirname(name) or None)
-            path.unlink()
-            artifacts.pop(0)
-
-
-def read_artifact(uri: str, tracking_uri: str, name: str) -> bytes | None:
-    """The content of artifact ``name`` under artifact URI ``uri``, or None when there is
-    no such file (or the store cannot be read from here)."""
-    folder = local_artifact_dir(uri)
-    if folder is not None:
-        path = folder / name
-        return path.read_bytes() if path.is_file() else None
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-    repo = get_artifact_repository(uri, tracking_uri=tracking_uri)
-    with tempfile.TemporaryDirectory(prefix="hpo-artifacts-") as tmp:
-        try:
-            return Path(repo.download_artifacts(name, dst_path=tmp)).read_bytes()
-        except Exception:  # noqa: BLE001 - absent, or not readable: no checkpoint to go on from
-            return None
-
-
-def reachable_store(uri: str, tracking_uri: str) -> bool:
-    """Whether this process can write to artifact URI ``uri`` itself: a local folder whose
-    experiment folder exists here (not a path on another machine), or artifacts proxied by
-    a tracking server. Any other store (S3, ...) needs credentials that only the driver's
-    side is known to have."""
-    folder = local_artifact_dir(uri)
-    if folder is not None:
-        return folder.is_dir()  # made by the tracker with the run: on this machine's disk
-    proxied = urlparse(uri).scheme == "mlflow-artifacts"
-    return proxied and tracking_uri.startswith(("http://", "https://"))
-
-
-def local_artifact_dir(uri: str) -> Path | None:
-    """The folder of a ``file://`` (or plain path) artifact URI; None for any other store."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
-        return Path(url2pathname(parsed.path))
-    if parsed.scheme == "" and uri.startswith("/"):
-        return Path(uri)
-    return None
-
-
-class _Outage(Exception):
-    """A write failed because the tracking server is unreachable (the cause is attached)."""
-
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(str(cause))
-        self.cause = cause

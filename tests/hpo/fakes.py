@@ -9,7 +9,7 @@ the driver: a `Report` or an `Outcome` (sent to the driver), `DIE` (its worker d
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,6 @@ from hpo.core.events import Outcome, Report
 from hpo.execution.pool import Batch, Running, WorkerDied
 from hpo.strategies import RandomSearch
 from hpo.strategies.base import TrialState
-from hpo.tracking.writer import SWEEP
 
 DIE, HANG, INTERRUPT = "die", "hang", "interrupt"
 
@@ -155,8 +154,22 @@ class FakeTracker:
         self.sweep.params.update(params)
         return self.sweep_id
 
-    def resume_sweep(self, sweep_id: str) -> None:
+    def resume_sweep(
+        self,
+        sweep_id: str,
+        *,
+        tags: dict[str, str] | None = None,
+        reopen: Sequence[tuple[str, Collection[str]]] = (),
+        close: Sequence[tuple[str, str]] = (),
+    ) -> None:
         self.sweep_id = sweep_id
+        self.sweep.tags.update(tags or {})
+        self.reopened = [run_id for run_id, _ in reopen]
+        self.closed_runs = list(close)
+
+    @property
+    def sweep_name(self) -> str:
+        return "fake-sweep"
 
     def start_trial(self, number: int, flat_params: dict[str, Any], tags: dict[str, str]) -> None:
         assert number not in self.runs, f"trial {number} got a second run"
@@ -175,7 +188,13 @@ class FakeTracker:
         self.sweep.metrics.extend((k, step, v) for k, v in metrics.items())
 
     def set_tags(self, number: int, tags: dict[str, str]) -> None:
-        (self.sweep if number == SWEEP else self.runs[number]).tags.update(tags)
+        self.runs[number].tags.update(tags)
+
+    def set_sweep_tags(self, tags: dict[str, str]) -> None:
+        self.sweep.tags.update(tags)
+
+    def publish(self, write: Callable[[Any, dict[str, str]], dict[str, str]]) -> dict[str, str]:
+        return write(None, dict(self.sweep.tags))
 
     def end_trial(
         self,
@@ -188,7 +207,7 @@ class FakeTracker:
         artifacts: dict[str, bytes] | None = None,
         status: str | None = None,
     ) -> None:
-        from hpo.tracking.writer import RUN_STATUS
+        from hpo.tracking.schema import RUN_STATUS
 
         run = self.runs[number]
         run.tags.update({"hpo.state": state.value, **(tags or {})})

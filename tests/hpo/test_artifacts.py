@@ -9,7 +9,7 @@ import pytest
 
 from hpo.core.events import Artifact
 from hpo.execution.artifacts import check_artifact_name, pack, pack_model
-from hpo.execution.pool import _Reporter
+from hpo.execution.worker import _Reporter
 
 
 @pytest.mark.parametrize("name", ["a.txt", "notes/run 1.txt", "model/MLmodel", "x-y_z.bin"])

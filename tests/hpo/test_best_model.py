@@ -9,7 +9,8 @@ from sklearn.datasets import load_iris
 from hpo.execution.artifacts import pack_model
 from hpo.strategies.base import Trial, TrialState
 from hpo.sweep.lifecycle import TrialRecord
-from hpo.tracking.best_model import BEST_MODEL_TAG, load_best_model, publish_best_model
+from hpo.tracking.best_model import load_best_model, publish_best_model
+from hpo.tracking.schema import SweepTag
 from models import MLPClassifier
 
 
@@ -42,7 +43,7 @@ def test_publishing_twice_as_a_resume_does_registers_one_version(tmp_path):
     first = publish_best_model(client, previous_tags={}, **kwargs)
     again = publish_best_model(client, previous_tags=first, **kwargs)  # a resumed sweep's end
     assert again == first and first["hpo.registered_model"] == "iris/1"
-    assert first[BEST_MODEL_TAG] == f"runs:/{trial_run.info.run_id}/model"
+    assert first[SweepTag.BEST_MODEL_URI] == f"runs:/{trial_run.info.run_id}/model"
     assert len(client.search_model_versions("name = 'iris'")) == 1
     assert len(client.search_logged_models([experiment])) == 1
     for key, value in first.items():

@@ -22,8 +22,9 @@ from hpo.core.events import Artifact, Outcome, Report
 from hpo.space import Float
 from hpo.strategies.base import TrialState
 from hpo.strategies.pruners import MedianPruner
+from hpo.sweep.config import SweepConfig
 from hpo.sweep.lifecycle import Lifecycle, Restored, TrialRecord
-from hpo.sweep.loop import Sweep, SweepOptions
+from hpo.sweep.loop import Sweep
 
 SPACE = {"x": Float(0.0, 1.0)}
 
@@ -38,8 +39,15 @@ def no_ray_no_mlflow(monkeypatch):
 def sweep(script, *, n_trials=4, workers=2, seed=0, **options):
     strategy = TellingStrategy(SPACE, seed=seed)
     pool, tracker = FakePool(workers, script), FakeTracker()
-    s = Sweep(strategy, pool, tracker, SweepOptions(budget=n_trials, progress=False, **options))
+    s = Sweep(strategy, pool, tracker, **_settings(n_trials, options))
     return s, strategy, pool, tracker
+
+
+def _settings(n_trials, options):
+    """The Sweep's configuration and pruner (made by the caller, so tests can reach it)."""
+    pruner = options.pop("pruner", None)
+    config = SweepConfig(n_trials=n_trials, progress=False, **options)
+    return {"config": config, "pruner": pruner}
 
 
 def metric_points(run, key):
@@ -101,7 +109,7 @@ def test_the_pruner_stops_a_trial_at_its_next_report_and_tags_why():
     s, strategy, pool, tracker = sweep(
         script, workers=1, pruner=MedianPruner(warmup_steps=1, min_trials=2)
     )
-    s.options.pruner.bind("minimize")
+    s.pruner.bind("minimize")
     result = s.run("r", {})
     assert [r.state for r in result.trials] == [TrialState.COMPLETE] * 2 + [TrialState.PRUNED] * 2
     for number in (2, 3):
@@ -157,14 +165,14 @@ def test_a_lost_node_the_retry_waits_for_a_worker_and_the_sweep_for_room():
     # Two workers, one lost with its node: its trial runs again on the other one.
     strategy = TellingStrategy(SPACE, seed=0)
     pool, tracker = FakePool(2, script, no_room_waits=10**6), FakeTracker()
-    s = Sweep(strategy, pool, tracker, SweepOptions(budget=4, progress=False))
+    s = Sweep(strategy, pool, tracker, SweepConfig(n_trials=4, progress=False))
     result = s.run("r", {})
     assert result.n_complete == 4 and pool.attempts[0] == 2 and pool.missing == 1
 
     # One worker, lost: the sweep waits for the cluster to have room again, then goes on.
     strategy = TellingStrategy(SPACE, seed=0)
     pool, tracker = FakePool(1, script, no_room_waits=5), FakeTracker()
-    s = Sweep(strategy, pool, tracker, SweepOptions(budget=2, progress=False))
+    s = Sweep(strategy, pool, tracker, SweepConfig(n_trials=2, progress=False))
     result = s.run("r", {})
     assert result.n_complete == 2 and pool.attempts[0] == 2 and pool.missing == 0
     assert tracker.runs[0].tags["hpo.attempt"] == "2"
@@ -175,7 +183,7 @@ def test_no_trial_starts_while_the_record_is_behind_and_the_sweep_waits_for_it()
     # skips its budget; it starts the trials once the record has caught up.
     strategy = TellingStrategy(SPACE, seed=0)
     pool, tracker = FakePool(2, lambda r, a: [complete(0.5)]), FakeTracker(behind_checks=20)
-    s = Sweep(strategy, pool, tracker, SweepOptions(budget=3, progress=False))
+    s = Sweep(strategy, pool, tracker, SweepConfig(n_trials=3, progress=False))
     assert s.run("r", {}).n_complete == 3 and tracker.behind_checks < 0
 
 
@@ -208,7 +216,7 @@ def test_a_restored_running_trial_runs_again_and_skips_what_it_had_logged():
         FakePool(1, lambda r, a: [*reports("loss", [8.0, 7.0]), complete(0.7)]),
         FakeTracker(),
     )
-    s = Sweep(strategy, pool, tracker, SweepOptions(budget=2, progress=False))
+    s = Sweep(strategy, pool, tracker, SweepConfig(n_trials=2, progress=False))
     result = s.resume("sweep", restored)
     assert pool.attempts == {1: 1}  # the finished trial is not run again
     run = tracker.runs[1]
@@ -223,7 +231,7 @@ def test_a_restored_trial_runs_again_even_when_it_used_up_its_retries():
     lost = strategy.restore(0, {"x": 0.5}, TrialState.RUNNING)
     restored = [Restored(lost, run_id="old", artifact_uri="", attempts=2, why_again="cancelled")]
     pool, tracker = FakePool(1, lambda r, a: [complete(0.5)]), FakeTracker()
-    result = Sweep(strategy, pool, tracker, SweepOptions(budget=1, progress=False)).resume(
+    result = Sweep(strategy, pool, tracker, SweepConfig(n_trials=1, progress=False)).resume(
         "sweep", restored
     )
     assert result.trials[0].state is TrialState.COMPLETE and result.trials[0].attempts == 3
@@ -284,7 +292,7 @@ def test_an_error_in_the_driver_closes_the_sweep_failed_and_ends_every_run():
     # Trial 0 runs on while trial 1 completes; the next ask then fails.
     script = lambda r, a: [HANG] if r.number == 0 else [complete(1.0)]  # noqa: E731
     pool, tracker = FakePool(2, script), FakeTracker()
-    s = Sweep(strategy, pool, tracker, SweepOptions(budget=4, progress=False))
+    s = Sweep(strategy, pool, tracker, SweepConfig(n_trials=4, progress=False))
     with pytest.raises(RuntimeError, match="the model broke"):
         s.run("r", {})
     assert tracker.sweep.status == "FAILED" and "the model broke" in tracker.sweep.tags["hpo.error"]
@@ -335,7 +343,7 @@ def test_files_from_the_objective_reach_the_run_and_workers_learn_where_it_is():
             "notes.txt": b"n",
             "learning_curves.png": b"png",
         }
-        assert record.models == ["model"]
+        assert s.trials.records[record.number].models == ["model"]
     # Each running trial's worker was told its run's artifact location once.
     assert sorted(pool.located) == [
         (0, "file:///store/run-0/artifacts"),
@@ -384,8 +392,8 @@ def test_refused_configurations_are_recorded_not_run_and_not_counted():
     s, strategy, pool, tracker = sweep(lambda r, a: [complete(r.params["x"])], n_trials=5)
     strategy.constraints = lambda params: params["x"] < 0.5
     result = s.run("r", {})
-    ran = [r for r in result.trials if not r.trial.attrs.get("infeasible")]
-    refused = [r for r in result.trials if r.trial.attrs.get("infeasible")]
+    ran = [r for r in result.trials if not r.infeasible]
+    refused = [r for r in result.trials if r.infeasible]
     assert len(ran) == 5 and all(r.state is TrialState.COMPLETE for r in ran)
     assert refused and all(r.params["x"] >= 0.5 and r.state is TrialState.FAILED for r in refused)
     assert sorted(pool.attempts) == sorted(r.number for r in ran)  # never sent to a worker
@@ -415,9 +423,9 @@ def test_a_checkpoint_sent_through_the_driver_goes_to_the_rerun_and_is_freed_at_
         return [complete(1.0)]
 
     s, strategy, pool, tracker = sweep(script, n_trials=1)
-    [record] = s.run("r", {}).trials
+    [trial] = s.run("r", {}).trials
     assert seen == [{"checkpoint.pkl": b"epoch 5"}]
-    assert record.checkpoints == {}  # an ended trial holds none in the driver's memory
+    assert s.trials.records[trial.number].checkpoints == {}  # an ended trial holds none in the driver's memory
     assert tracker.runs[0].artifacts["checkpoint.pkl"] == b"epoch 5"  # and the run has it
 
 
@@ -425,7 +433,7 @@ def test_a_checkpoint_sent_through_the_driver_goes_to_the_rerun_and_is_freed_at_
 def multi_sweep(script, *, n_trials=6, **options):
     strategy = TellingStrategy(SPACE, direction=["minimize", "maximize"], seed=0)
     pool, tracker = FakePool(1, script), FakeTracker()
-    s = Sweep(strategy, pool, tracker, SweepOptions(budget=n_trials, progress=False, **options))
+    s = Sweep(strategy, pool, tracker, **_settings(n_trials, options))
     return s, strategy, pool, tracker
 
 

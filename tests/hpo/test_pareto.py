@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
+from hpo.core.directions import Directions
 from hpo.core.pareto import dominates, hypervolume_2d, losses, non_dominated, pareto_front
 from hpo.strategies.base import Trial, TrialState
 from hpo.sweep.lifecycle import Tally
@@ -91,7 +92,7 @@ def test_losses_turn_maximised_objectives_around():
 @pytest.mark.parametrize("seed", range(3))
 def test_the_tally_keeps_the_front_and_counts_trials_since_it_last_moved(seed):
     rng = np.random.default_rng(seed)
-    tally = Tally("minimize,maximize")
+    tally = Tally(Directions.parse("minimize,maximize"))
     trials, since = [], 0
     for n in range(40):
         values = tuple(rng.integers(0, 6, size=2).astype(float))
@@ -106,8 +107,9 @@ def test_the_tally_keeps_the_front_and_counts_trials_since_it_last_moved(seed):
 
 
 def test_directions_are_read_from_a_list_or_a_comma_separated_string():
-    from hpo.core.checks import check_directions
+    from hpo.core.directions import Directions
 
+    check_directions = Directions.parse
     assert check_directions("minimize") == ("minimize",)
     assert check_directions(["minimize", "maximize"]) == ("minimize", "maximize")
     assert check_directions("minimize, maximize") == ("minimize", "maximize")  # as typed

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from hpo.execution.artifacts import local_artifact_dir
 from hpo.strategies.base import TrialState
-from hpo.tracking.writer import Tracker, local_artifact_dir
+from hpo.tracking.writer import Tracker
 
 
 def test_local_artifact_dir_only_for_local_folders(tmp_path):
@@ -144,7 +145,7 @@ def test_a_sqlite_store_is_switched_to_write_ahead_logging(tmp_path):
 
 
 def test_a_store_on_a_network_file_system_keeps_its_rollback_journal(tmp_path):
-    from hpo.tracking.writer import use_write_ahead_log
+    from hpo.tracking.store import use_write_ahead_log
 
     db = tmp_path / "mlflow.db"
     MlflowClient(f"sqlite:///{db}").search_experiments()

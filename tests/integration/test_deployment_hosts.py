@@ -16,7 +16,7 @@ from hosts import available
 from servers import pg
 
 from hpo.strategies.base import TrialState
-from hpo.tracking.writer import RUN_STATUS
+from hpo.tracking.schema import RUN_STATUS
 
 
 def why_not() -> str | None:

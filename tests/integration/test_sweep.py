@@ -438,8 +438,8 @@ def test_constraints_keep_infeasible_configurations_from_running(ray_cluster, tr
         experiment_name="constrained",
         progress=False,
     )
-    ran = [t for t in result.trials if not t.trial.attrs.get("infeasible")]
-    refused = [t for t in result.trials if t.trial.attrs.get("infeasible")]
+    ran = [t for t in result.trials if not t.infeasible]
+    refused = [t for t in result.trials if t.infeasible]
     assert refused, "TPE's random start proposes x < 0 too"
     assert len(ran) == 8 and result.n_complete == 8 and all(t.params["x"] >= 0 for t in ran)
     runs = by_trial(child_runs(client, result.sweep_id))

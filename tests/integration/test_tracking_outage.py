@@ -18,7 +18,7 @@ from servers import MlflowServer, Postgres
 
 import hpo
 from hpo.space import Float
-from hpo.tracking.writer import TrackingUnavailable
+from hpo.tracking.outage import TrackingUnavailable
 
 cloudpickle.register_pickle_by_value(objectives)
 

@@ -1,0 +1,65 @@
+"""A trial as a strategy issues it (`Trial`) and the states a trial goes through."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from hpo.core.directions import Directions, better
+
+
+class TrialState(StrEnum):
+    RUNNING = "RUNNING"
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+    PRUNED = "PRUNED"
+
+    @property
+    def is_finished(self) -> bool:
+        return self is not TrialState.RUNNING
+
+
+@dataclass
+class Trial:
+    """One configuration issued by a strategy.
+
+    ``assignment`` is the strategy's flat view (parameter key -> value, a `Choice` as its
+    option index); ``params`` is the nested dict the objective receives; ``flat_params``
+    maps dotted names to values, as logged to MLflow.
+    """
+
+    number: int
+    assignment: dict[str, Any]
+    params: dict[str, Any]
+    flat_params: dict[str, Any]
+    state: TrialState = TrialState.RUNNING
+    value: float | None = None  # COMPLETE, one objective
+    error: str | None = None
+    # For a pruned trial: (step, value) of the watched metric it was pruned on, when that
+    # metric is comparable to objective values (TPE ranks pruned trials by it).
+    intermediate: tuple[int, float] | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)  # free for the user's own notes
+    # COMPLETE: one value per objective, in the order of the directions (``(value,)`` for
+    # one objective; with several, ``value`` stays None: no one of them is "the" value).
+    values: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.values is None and self.value is not None:
+            self.values = (self.value,)
+
+
+def best_of(trials: Iterable[Any], directions: Directions | str) -> Any:
+    """The completed trial with the best value; of equal values, the first issued
+    (ValueError with several objectives: they have a Pareto front instead)."""
+    direction = Directions.parse(directions).single
+    best = None
+    for t in trials:
+        if t.state is not TrialState.COMPLETE:
+            continue
+        if best is None or better(t.value, best.value, direction):
+            best = t
+        elif t.value == best.value and t.number < best.number:
+            best = t
+    return best
