@@ -587,8 +587,8 @@ class BaseMLP(BaseEstimator):
             if kept is None or kept[0].shape != X.shape:
                 kept = self._shuffled = np.empty_like(X), np.empty_like(Y)
             # Into arrays kept for the fit: indexing would make the epoch's copy in fresh
-            # memory, whose pages cost about as much as the gather on large data (10k x 785
-            # rows: 22 ms against 12). mode="clip" gathers directly ("raise" buffers), and
+            # memory, whose pages cost about as much as the gather on large data (see
+            # docs/benchmarks.md). mode="clip" gathers directly ("raise" buffers), and
             # a permutation is always in range.
             X = np.take(X, order, axis=0, out=kept[0], mode="clip")
             Y = np.take(Y, order, axis=0, out=kept[1], mode="clip")

@@ -17,7 +17,7 @@ from models._base import BaseMLP
 def _integers(y: np.ndarray) -> bool:
     """Whether y holds integer (or boolean) labels: scikit-learn's checks of class labels,
     which refuse continuous values and mixed strings and numbers, cannot fail on them, and
-    cost a quarter of a digits epoch in every `fit` and `partial_fit` (0.6 of 0.7 ms)."""
+    cost a large part of a small epoch in every `fit` and `partial_fit`."""
     return y.dtype.kind in "iub"
 
 
@@ -152,7 +152,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         second class) for two. y's labels are all in classes_ (sorted).
 
         Built directly: scikit-learn's LabelBinarizer checks the labels again on every call,
-        which cost about 2.5 ms (a digits epoch) on each `fit` and `partial_fit`.
+        which costs about as much as a digits epoch on each `fit` and `partial_fit`.
         """
         classes = self.classes_
         Y = np.zeros((len(y), self._n_outputs(y)), self.dtype)

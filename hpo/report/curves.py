@@ -1,10 +1,10 @@
 """Line-plot PNGs drawn with Pillow: per-trial learning curves, the sweep's history.
 
 A sweep renders a curve figure for every trial, so it must cost milliseconds: a matplotlib
-figure costs ~90 ms here, more than all of a trial's MLflow writes. The optimisation
-history closes every sweep, and importing matplotlib for it alone cost ~0.4 s of the
-sweep's wall time. Figures that only some sweeps draw (heatmap, repeats, the GP's
-posterior) use matplotlib in `hpo.report.plots`.
+figure costs more than all of a trial's MLflow writes. The optimisation history closes
+every sweep, where importing matplotlib for it alone would add to every sweep's wall time
+(docs/benchmarks.md, "Figures behind the code's choices"). Figures that only some sweeps
+draw (heatmap, repeats, the GP's posterior) use matplotlib in `hpo.report.plots`.
 """
 
 from __future__ import annotations

@@ -67,9 +67,11 @@ class StoredTrial:
 
     def result(self) -> TrialResult:
         done = self.complete
+        # A COMPLETE tag without its values: the end was cut off, as a resume sees it too.
+        unfinished = self.state is TrialState.COMPLETE and not done
         return TrialResult(
             number=self.number,
-            state=self.state,
+            state=TrialState.RUNNING if unfinished else self.state,
             params=self.params,
             flat_params=self.flat_params,
             values=self.values if done else None,

@@ -52,13 +52,13 @@ def use_write_ahead_log(db_path: Path, mounts: list[str] | None = None) -> bool:
     whether the store now uses it.
 
     In WAL mode a commit appends to the log with one fsync instead of the rollback
-    journal's several: MLflow's three transactions per trial cost 1 to 8 ms less on this
-    machine's disk, depending on its fsync latency (`benchmarks/overhead.py` measures the
-    floor both ways). And readers no longer block the writer, so the MLflow
-    UI browsing the store during a sweep cannot hold the sweep's writes up. The mode is a
-    property of the file, kept by sqlite for every later client (``mlflow ui``, ``mlflow
-    server``). A store on a network file system is left as it is. ``mounts``: the lines
-    of /proc/self/mounts, read when not given.
+    journal's several, so MLflow's three transactions per trial cost less, the more so the
+    slower the disk's fsync (`benchmarks/overhead.py` measures the floor both ways). And
+    readers no longer block the writer, so the MLflow UI browsing the store during a sweep
+    cannot hold the sweep's writes up. The mode is a property of the file, kept by sqlite
+    for every later client (``mlflow ui``, ``mlflow server``). A store on a network file
+    system is left as it is. ``mounts``: the lines of /proc/self/mounts, read when not
+    given.
     """
     import sqlite3
 

@@ -32,6 +32,7 @@ from hpo.tracking.outage import (
     is_transient,
     refused_host,
 )
+from hpo.tracking.reader import trial_run
 from hpo.tracking.schema import (
     ENDING_TAGS,
     EXPERIMENT_TAGS,
@@ -42,7 +43,6 @@ from hpo.tracking.schema import (
     TrialTag,
     error_text,
     param_text,
-    trials_filter,
 )
 from hpo.tracking.store import artifact_root, is_server, sqlite_path, use_write_ahead_log
 
@@ -69,8 +69,8 @@ SERVER_WRITERS = 8
 # until the record catches up: the lag from a trial's end to its record stays bounded (a
 # few seconds even at a server's pace), and so does what a crashed driver could lose. A
 # local store records a run in milliseconds: a small bound there would only make the
-# driver wait on every flush (the overhead benchmark's no-op trials: 34 ms a trial at 16,
-# 16-22 ms unbounded), so its bound is on memory only.
+# driver wait on every flush (docs/benchmarks.md, "Figures behind the code's choices"), so
+# its bound is on memory only.
 BACKLOG_RUNS = 2 * SERVER_WRITERS
 LOCAL_BACKLOG_RUNS = 1000
 SWEEP = -1  # buffer key of the parent run
@@ -476,12 +476,7 @@ class Tracker:
 
     def _created_run(self, number: int) -> Any:
         """The child run of trial ``number`` if the server made it, else None."""
-        found = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=trials_filter(self.sweep_id or "", number),
-            max_results=1,
-        )
-        return found[0] if found else None
+        return trial_run(self.client, self.experiment_id, self.sweep_id or "", number)
 
     def _requeue(self, items: list[_RunBuffer]) -> None:
         with self._lock:

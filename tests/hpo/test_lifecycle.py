@@ -425,7 +425,8 @@ def test_a_checkpoint_sent_through_the_driver_goes_to_the_rerun_and_is_freed_at_
     s, strategy, pool, tracker = sweep(script, n_trials=1)
     [trial] = s.run("r", {}).trials
     assert seen == [{"checkpoint.pkl": b"epoch 5"}]
-    assert s.trials.records[trial.number].checkpoints == {}  # an ended trial holds none in the driver's memory
+    # An ended trial holds none in the driver's memory.
+    assert s.trials.records[trial.number].checkpoints == {}
     assert tracker.runs[0].artifacts["checkpoint.pkl"] == b"epoch 5"  # and the run has it
 
 

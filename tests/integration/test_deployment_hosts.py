@@ -108,8 +108,8 @@ def trial_worker_on(cluster, host):
 def test_a_sweep_of_digits_tpe_runs_on_the_worker_hosts_and_reads_back_through_the_server(
     cluster,
 ):
-    # Seeded: four configurations that train in seconds. Unseeded, the draw alone made this
-    # test take 28 to 57 s in CI (batch 16 with two layers of 1000 units is slow).
+    # Seeded: four configurations that train in seconds (an unseeded draw may take batch 16
+    # with two layers of 1000 units, which is slow).
     run = ["hpo", "run", "experiments/digits_tpe.py", "--trials", "4", "--seed", "17"]
     out = cluster.sweep(run)
     assert "4 trials, 4 complete" in out
