@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench studies clean system-packages
+.PHONY: demo test test-fast lint bench studies clean system-packages
 
 # Debian packages some tests use beyond Python: Chromium for the UI tests (driven through
 # Playwright's Python package; nothing downloads a browser), docker-compose, a Compose
@@ -23,8 +23,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/hpo run experiments/digits_grid.py
 
+# Two workers: the tests that share a machine-wide resource (the namespace hosts, a Ray
+# head, the tracking server, the local Ray cluster) each run as one group on one worker
+# (tests/conftest.py); the rest run beside them.
 test: $(STAMP) lint system-packages
-	$(BIN)/python -m pytest -q --durations=20
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=20
+
+# The unit tests alone, less the slow ones (no Ray cluster, no servers, no browser): the
+# edit-test loop.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 -m "not integration and not slow" --ignore=tests/integration
 
 system-packages:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

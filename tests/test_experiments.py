@@ -109,6 +109,7 @@ def _fake_mnist(path, n_train=600, n_test=200, seed=0):
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
 
 
+@pytest.mark.slow
 def test_mnist_mlp_trains_both_networks_of_the_source_on_a_file_in_keras_format(
     tmp_path, monkeypatch
 ):

@@ -252,9 +252,9 @@ class SweepConfig:
         return recipe
 
     def tags(self) -> dict[str, str]:
-        """The parent run's tags that hold this configuration."""
+        """The parent run's tags that hold this configuration (the strategy's own name,
+        `SweepTag.STRATEGY`, is the strategy's to give)."""
         return {
-            SweepTag.STRATEGY: self.strategy,
             SweepTag.DIRECTION: str(self.direction),
             SweepTag.SEED: str(self.seed),
             SweepTag.RECIPE: encode_recipe(self.recipe()),

@@ -120,7 +120,9 @@ class Sweep:
     # -- start or go on --------------------------------------------------------------------
     def run(self, run_name: str, tags: dict[str, str]) -> SweepResult:
         self.tracker.start_sweep(
-            run_name=run_name, tags=self.config.tags() | tags, params=self.settings()
+            run_name=run_name,
+            tags={SweepTag.STRATEGY: self.strategy.name, **self.config.tags(), **tags},
+            params=self.settings(),
         )
         return self._loop()
 

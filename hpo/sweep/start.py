@@ -168,7 +168,8 @@ def run(
     if isinstance(given, Strategy):  # its own settings, unless the call says otherwise
         if arguments["direction"] is None:
             arguments["direction"] = given.directions
-        arguments.update(strategy=given.name, strategy_options=given.recipe["options"])
+        recipe = given.recipe
+        arguments.update(strategy=recipe["strategy"], strategy_options=recipe["options"])
         arguments["seed"] = given.seed
     else:
         arguments["strategy"] = given

@@ -3,6 +3,7 @@ directory: a logged model listed on the sweep, one registered version per sweep.
 
 from __future__ import annotations
 
+import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_iris
 
@@ -14,6 +15,7 @@ from hpo.tracking.schema import SweepTag
 from models import MLPClassifier
 
 
+@pytest.mark.slow
 def test_publishing_twice_as_a_resume_does_registers_one_version(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)

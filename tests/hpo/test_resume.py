@@ -29,6 +29,7 @@ def _finished_trial(client, experiment_id, number, state, start_ms, curve):
     )
 
 
+@pytest.mark.slow
 def test_a_resumed_asha_on_seconds_reads_each_reports_seconds_from_its_timestamp(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment_id = client.create_experiment("e", artifact_location=tmp_path.as_uri())

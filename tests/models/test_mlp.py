@@ -151,6 +151,7 @@ def test_and_is_learned_faster_with_cross_entropy_than_squared_error():
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_xor_is_learned_far_more_often_with_ten_hidden_units_than_two():
     seeds = 25
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
