@@ -1,6 +1,6 @@
-"""How the suite runs in parallel (pytest-xdist, ``-n 2 --dist loadgroup``, as `make test`
+"""How the suite runs in parallel (pytest-xdist, ``-n 3 --dist loadgroup``, as `make test`
 runs it): the tests that share a machine-wide resource run as one group, one after another,
-on one worker; the other groups and the unit tests run beside them on the other worker.
+on one worker; the other groups and the unit tests run beside them on the other workers.
 A module goes whole into one group, so its module-scoped fixtures are made once."""
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ OWN_GROUP = {
     "test_tracking_outage.py": "tracking-server",
 }
 
+
+# Groups by how long they take (local Ray: about 5 min; the hosts: 4.5 min; the rest less).
+FIRST = {"local-ray": 0, "hosts": 1, "tracking-server": 2, "ray-head": 3}
 
 # The GP's fits and scikit-learn's training checks of the Perceptron take seconds a case:
 # slow (`make test` runs them; `make test-fast` leaves them out).
@@ -42,3 +45,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if group is not None:
             for item in module_items:
                 item.add_marker(pytest.mark.xdist_group(group))
+    # The longest groups first, then the other integration tests, the short ones last: so
+    # that neither worker starts a long piece of work when the other is almost done.
+    items.sort(
+        key=lambda item: (
+            FIRST.get(_group(item), len(FIRST)),
+            item.get_closest_marker("integration") is None,
+        )
+    )
+
+
+def _group(item: pytest.Item) -> str | None:
+    mark = item.get_closest_marker("xdist_group")
+    return None if mark is None else mark.args[0]
