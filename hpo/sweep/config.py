@@ -148,7 +148,7 @@ class SweepConfig:
     `dataclasses.replace`, which checks again.
 
     >>> c = SweepConfig(direction="maximize", n_trials=30, pruner="asha")
-    >>> c.directions, c.pruner["pruner"]
+    >>> c.direction, c.pruner["pruner"]
     (Directions(['maximize']), 'asha')
     >>> SweepConfig(n_trials=0)
     Traceback (most recent call last):
@@ -191,10 +191,6 @@ class SweepConfig:
             if check is not None:
                 object.__setattr__(self, f.name, check(f.name, getattr(self, f.name)))
         self._check_together()
-
-    @property
-    def directions(self) -> Directions:
-        return self.direction
 
     def _check_together(self) -> None:
         """The rules between settings."""

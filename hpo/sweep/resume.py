@@ -89,8 +89,6 @@ def resume(
         progress=progress,
         tracking_patience=tracking_patience,
     )
-    if not stored.named_objectives:  # named by the first result, when it comes
-        config = dataclasses.replace(config, objective_names=None)
     strategy = make_strategy(
         config.strategy,
         space,
@@ -152,9 +150,7 @@ def _restore(
     reopen: list[tuple[str, Any]] = []
     close: list[tuple[str, str]] = []
     for t in stored.trials:
-        state = t.state
-        if state is TrialState.COMPLETE and t.values is None:
-            state = TrialState.RUNNING  # its end was not fully written: run it again
+        state = t.recorded_state  # a COMPLETE end whose values never came runs again
         why_again = "driver lost"
         if t.cancelled:
             # Stopped by an interrupt or the sweep's timeout, not by its own doing.

@@ -65,13 +65,18 @@ class StoredTrial:
         like an objective; a complete one cut off before its values were written is not)."""
         return self.state is TrialState.COMPLETE and self.values is not None
 
+    @property
+    def recorded_state(self) -> TrialState:
+        """The state as far as the record goes: a COMPLETE tag without the values (the end
+        was cut off before they were written) is a trial still RUNNING."""
+        cut_off = self.state is TrialState.COMPLETE and not self.complete
+        return TrialState.RUNNING if cut_off else self.state
+
     def result(self) -> TrialResult:
         done = self.complete
-        # A COMPLETE tag without its values: the end was cut off, as a resume sees it too.
-        unfinished = self.state is TrialState.COMPLETE and not done
         return TrialResult(
             number=self.number,
-            state=TrialState.RUNNING if unfinished else self.state,
+            state=self.recorded_state,
             params=self.params,
             flat_params=self.flat_params,
             values=self.values if done else None,
