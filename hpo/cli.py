@@ -39,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     # What running a sweep takes, whether it starts (run) or goes on (resume).
     running = argparse.ArgumentParser(add_help=False)
     running.add_argument(
-        "--workers", type=int, help="parallel trials (default: the cluster's CPUs)"
+        "--workers",
+        type=int,
+        help="parallel trials (default: as many as the cluster's resources fit)",
     )
     running.add_argument(
         "--address", help="address of an existing Ray cluster (default: start a local one)"
@@ -124,6 +126,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE.json",
         help="run these configurations first: a JSON list of dicts shaped like params "
         "(parameters left out are drawn at random; default: the file's enqueue, else none)",
+    )
+    run.add_argument(
+        "--trial-resources",
+        metavar="cpu=N,gpu=G,...",
+        help="what each trial asks of the cluster: cpu, gpu (a fraction shares a device), "
+        "memory (e.g. 8GB), custom.NAME (default: the file's, else cpu=1); BLAS and OpenMP "
+        "threads follow cpu",
+    )
+    run.add_argument(
+        "--max-trials-per-worker",
+        type=int,
+        metavar="N",
+        help="replace a worker process after N trials, so memory a framework leaks "
+        "across trials cannot grow without bound (default: the file's, else never)",
     )
     run.add_argument(
         "--repeats",
@@ -219,6 +235,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             stop_at=args.stop_at,
             patience=args.patience,
             warm_start=args.warm_start,
+            resources=args.trial_resources,
+            max_trials_per_worker=args.max_trials_per_worker,
         )
         arity = objective_arity(exp.objective)
     except (FileNotFoundError, ValueError, TypeError) as exc:

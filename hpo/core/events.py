@@ -44,6 +44,7 @@ class Outcome(NamedTuple):
     seconds: float | None = None  # the objective's time
     curves: bytes | None = None  # the learning-curve PNG
     repeat_values: list[float] | None = None  # each repeat's value, with repeats > 1
+    placement: dict[str, str] | None = None  # the worker's node and GPUs (`TrialWorker`)
 
     @classmethod
     def failed(cls, reason: str) -> Outcome:

@@ -62,6 +62,13 @@ def connect(address: str | None) -> dict[str, float]:
     return ray.cluster_resources()
 
 
+def node_resources() -> list[dict[str, float]]:
+    """The total resources of each live node of the connected cluster."""
+    import ray
+
+    return [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
+
+
 def _check_answers(target: str) -> None:
     if target.startswith(("http://", "https://")):
         raise ClusterConnectionError(

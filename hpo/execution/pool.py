@@ -14,6 +14,7 @@ from typing import Any
 
 from hpo.core.checks import first_line
 from hpo.core.events import Event, Outcome
+from hpo.execution.resources import TrialResources
 from hpo.execution.worker import TrialWorker
 
 log = logging.getLogger(__name__)
@@ -61,15 +62,23 @@ class WorkerPool:
         data: Any,
         n_workers: int,
         repeats: int = 1,
+        resources: TrialResources | None = None,
+        max_trials_per_worker: int | None = None,
     ) -> None:
         import ray
 
         self._ray = ray
         _ship_by_value(objective)
+        self.resources = resources or TrialResources()
         # Two threads: `stop` must get through while `run` is streaming.
-        self._actor_cls = ray.remote(num_cpus=1, max_concurrency=2)(TrialWorker)
+        options = self.resources.ray_options()
+        self._actor_cls = ray.remote(max_concurrency=2, **options)(TrialWorker)
         self._objective, self._arity, self._repeats = objective, arity, repeats
         self._data_ref = ray.put(data)
+        # A worker process is replaced after this many trials (a framework that leaks
+        # memory across trials in one process cannot grow without bound).
+        self._max_trials = max_trials_per_worker
+        self._trials_run: dict[Any, int] = {}  # by worker
         # Actors start in the background: trials submitted meanwhile queue on them, and an
         # actor that cannot start surfaces in `wait` as a WorkerStartError.
         self._starting: dict[Any, Any] = {}  # worker -> its `ready` call, until answered
@@ -78,7 +87,9 @@ class WorkerPool:
         self.missing = 0  # dead workers not replaced yet: the cluster had no CPU for them
 
     def _new_worker(self) -> Any:
-        worker = self._actor_cls.remote(self._objective, self._arity, self._data_ref)
+        worker = self._actor_cls.remote(
+            self._objective, self._arity, self._data_ref, self.resources.threads
+        )
         self._starting[worker] = worker.ready.remote()
         return worker
 
@@ -141,26 +152,38 @@ class WorkerPool:
                 continue
             if batch and isinstance(batch[-1], Outcome):
                 del self.running[stream]
-                self.idle.append(running.worker)
+                self._done(running.worker)
             out.append(Batch(running, batch))
         return out
 
+    def _done(self, worker: Any) -> None:
+        """``worker`` finished a trial: idle again, or replaced once it ran its share."""
+        runs = self._trials_run[worker] = self._trials_run.get(worker, 0) + 1
+        if self._max_trials is None or runs < self._max_trials:
+            self.idle.append(worker)
+            return
+        del self._trials_run[worker]
+        self._ray.kill(worker, no_restart=True)
+        # Its resources come free as Ray ends the process; the new one waits for them.
+        self.idle.append(self._new_worker())
+
     def _replace(self, dead: Any) -> None:
+        self._trials_run.pop(dead, None)
         self._starting.pop(dead, None)
         self._ray.kill(dead, no_restart=True)
         self.missing += 1
         self.restore()
 
     def restore(self) -> None:
-        """Start replacements of dead workers while the cluster has a free CPU for one.
+        """Start replacements of dead workers while the cluster has room for one.
         After a node is lost the cluster has fewer CPUs: a replacement started then would
         wait for a CPU, holding the trial given to it, while the live workers run out of
         work. Until the cluster has room again (the node is back), the pool runs smaller."""
-        free = self._ray.available_resources().get("CPU", 0.0)
-        while self.missing and free >= 1:
+        room = self.resources.fits(self._ray.available_resources())
+        while self.missing and room >= 1:
             self.idle.append(self._new_worker())
             self.missing -= 1
-            free -= 1
+            room -= 1
 
     def render(
         self, specs: list[tuple[str, str, dict[str, Any]]]

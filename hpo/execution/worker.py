@@ -2,16 +2,17 @@
 ``report`` callable the objective gets, and the events it sends to the driver.
 
 Each worker is a long-lived actor holding the objective and the sweep's data (shipped
-through the object store once per worker, not once per trial) with BLAS limited to one
-thread, so N workers on N cores do not oversubscribe. `TrialWorker.run` is a streaming
-generator: the objective runs in a thread of the actor while the method yields batches of
-events (reports as they happen, then the outcome).
+through the object store once per worker, not once per trial) with BLAS and OpenMP
+limited to the trial's CPUs, so the workers of a node do not oversubscribe it.
+`TrialWorker.run` is a streaming generator: the objective runs in a thread of the actor
+while the method yields batches of events (reports as they happen, then the outcome).
 """
 
 from __future__ import annotations
 
 import inspect
 import numbers
+import os
 import pickle
 import queue
 import threading
@@ -273,15 +274,35 @@ def _collect(events: queue.Queue, first: Event) -> list[Event]:
     return batch
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _placement() -> dict[str, str]:
+    """Where this worker runs: its node, and the GPUs Ray gave it (the devices in its
+    ``CUDA_VISIBLE_DEVICES``; empty without GPUs)."""
+    import ray
+
+    context = ray.get_runtime_context()
+    gpus = context.get_accelerator_ids().get("GPU", [])
+    return {"node": ray.util.get_node_ip_address(), "gpus": ",".join(map(str, gpus))}
+
+
 class TrialWorker:
     """Body of the worker actor (wrapped with `ray.remote` by `WorkerPool`)."""
 
-    def __init__(self, objective: Callable[..., Any], arity: int, data: Any) -> None:
+    def __init__(
+        self, objective: Callable[..., Any], arity: int, data: Any, threads: int = 1
+    ) -> None:
         from threadpoolctl import threadpool_limits
 
-        # Kept on self: the limit holds for as long as the controller object lives.
-        self._blas_limit = threadpool_limits(limits=1)
+        # The trial's CPUs are its threads: the variables for libraries that read them when
+        # they start (OpenMP in XGBoost, LightGBM, PyTorch), threadpoolctl for the BLAS and
+        # OpenMP already loaded. Kept on self: the limit holds while the object lives.
+        for name in THREAD_VARIABLES:
+            os.environ[name] = str(threads)
+        self._blas_limit = threadpool_limits(limits=threads)
         self.objective, self.arity, self.data = objective, arity, data
+        self._placement = _placement()
         # The running trial: its number, its stop flag, where its artifacts go once known.
         self._current: tuple[int, threading.Event, dict[str, Any]] | None = None
 
@@ -338,6 +359,8 @@ class TrialWorker:
         thread.start()
         while True:
             batch = _collect(events, events.get())
-            yield batch
             if isinstance(batch[-1], Outcome):
+                batch[-1] = batch[-1]._replace(placement=self._placement)
+                yield batch
                 return
+            yield batch

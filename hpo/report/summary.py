@@ -48,9 +48,16 @@ def sweep_settings(
     pruner: Pruner | None,
     prune_metric: str | None,
     repeats: int,
+    resources: str = "cpu=1",
+    max_trials_per_worker: int | None = None,
 ) -> dict[str, Any]:
-    """The parent run's params: the strategy's settings and the sweep's own."""
+    """The parent run's params: the strategy's settings and the sweep's own (those left
+    at their defaults aside)."""
     settings = {**strategy_settings, "n_trials": budget, "workers": workers}
+    if resources != "cpu=1":
+        settings["trial_resources"] = resources
+    if max_trials_per_worker is not None:
+        settings["max_trials_per_worker"] = max_trials_per_worker
     if pruner is not None:
         settings.update(pruner.settings(), prune_metric=prune_metric or "first reported")
     if repeats > 1:

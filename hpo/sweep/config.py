@@ -21,6 +21,7 @@ from typing import Any
 
 from hpo.core.checks import check_seconds, finite_real, int_at_least, positive_int
 from hpo.core.directions import Directions
+from hpo.execution.resources import TrialResources
 from hpo.strategies.pruners import Pruner, make_pruner
 from hpo.tracking.outage import OUTAGE_LIMIT_SECONDS
 from hpo.tracking.schema import TAG_VALUE_LIMIT, SweepTag, check_name, encode_recipe
@@ -133,6 +134,10 @@ def _patience_seconds(name: str, value: Any) -> float:
     return value
 
 
+def _resources(name: str, value: Any) -> TrialResources:
+    return TrialResources.parse(value)
+
+
 def _flag(name: str, value: Any) -> bool:
     return bool(value)
 
@@ -169,6 +174,8 @@ class SweepConfig:
     patience: int | None = _setting(None, positive_int, FILE, RECIPE)
     # How trials run.
     workers: int | None = _setting(None, positive_int)
+    resources: TrialResources = _setting(None, _resources, FILE, RECIPE)
+    max_trials_per_worker: int | None = _setting(None, positive_int, FILE, RECIPE)
     max_retries: int = _setting(DEFAULT_MAX_RETRIES, lambda n, v: int_at_least(n, v, 0), RECIPE)
     timeout: float | None = _setting(None, _seconds, RECIPE)
     trial_timeout: float | None = _setting(None, _seconds, RECIPE)
@@ -245,6 +252,7 @@ class SweepConfig:
         recipe["strategy"] = self.strategy
         recipe["enqueue"] = list(self.enqueue)
         recipe["warm_start"] = list(self.warm_start) or None
+        recipe["resources"] = self.resources.recipe()
         return recipe
 
     def tags(self) -> dict[str, str]:

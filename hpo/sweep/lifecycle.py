@@ -194,6 +194,8 @@ class Lifecycle:
     objective_names : list of str, optional
         With several objectives, their metric names; when None, the keys of the first dict
         an objective returns, or ``objective_0``, ``objective_1``, ... for a tuple.
+    resources : str, optional
+        What each trial asks of the cluster, as recorded on its run.
     """
 
     def __init__(
@@ -205,8 +207,10 @@ class Lifecycle:
         prune_metric: str | None = None,
         max_retries: int = 1,
         objective_names: tuple[str, ...] | None = None,
+        resources: str | None = None,
     ) -> None:
         self.strategy, self.tracker = strategy, tracker
+        self.resources = resources
         self.objective_names = objective_names
         self.pruner, self.prune_metric, self.max_retries = pruner, prune_metric, max_retries
         self.records: dict[int, TrialRecord] = {}
@@ -228,6 +232,8 @@ class Lifecycle:
             tags[TrialTag.PARAMS] = params
         if trial.attrs.get("enqueued"):  # given by the user, not suggested by the strategy
             tags[TrialTag.ENQUEUED] = TRUE
+        if self.resources is not None:
+            tags[TrialTag.RESOURCES] = self.resources
         self.tracker.start_trial(trial.number, trial.flat_params, tags)
         return record
 
@@ -358,6 +364,10 @@ class Lifecycle:
             self.strategy.tell(trial, failed=True, error=outcome.error)
         if cancelled:
             tags[TrialTag.CANCELLED] = TRUE
+        if outcome.placement is not None:
+            tags[TrialTag.NODE] = outcome.placement["node"]
+            if outcome.placement["gpus"]:
+                tags[TrialTag.GPUS] = outcome.placement["gpus"]
         if record.seconds is not None:
             tags[TrialTag.SECONDS] = f"{record.seconds:.3f}"
         artifacts = {CURVES: outcome.curves}

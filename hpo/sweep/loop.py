@@ -18,8 +18,9 @@ from hpo.core.directions import better
 from hpo.core.events import Artifact, Outcome, Report
 from hpo.core.result import SweepResult
 from hpo.core.trial import TrialState, best_of
-from hpo.execution.cluster import connect
+from hpo.execution.cluster import connect, node_resources
 from hpo.execution.pool import Batch, WorkerDied, WorkerPool
+from hpo.execution.resources import capacity
 from hpo.report.summary import (
     closing_artifacts,
     closing_tags,
@@ -52,16 +53,26 @@ def open_sweep(
     pruner: Pruner | None = None,
 ) -> Sweep:
     """Connect to Ray, start the workers and the tracker: a sweep ready to run or resume."""
-    resources = connect(config.address)
-    cpus = int(resources.get("CPU", 0))
+    connect(config.address)
+    # Ray would keep a worker that fits no node pending forever: refused here instead.
+    fit = capacity(config.resources, node_resources())
     workers = config.workers
     if workers is None:
-        workers = max(cpus, 1)
-    elif workers > cpus:
+        workers = fit
+    elif workers > fit:
         raise ValueError(
-            f"workers must not exceed the cluster's CPUs ({cpus}), got workers={workers}"
+            f"workers must not exceed the trials the cluster runs at once ({fit} with "
+            f"{config.resources} each), got workers={workers}"
         )
-    pool = WorkerPool(objective, arity, data, workers, repeats=config.repeats)
+    pool = WorkerPool(
+        objective,
+        arity,
+        data,
+        workers,
+        repeats=config.repeats,
+        resources=config.resources,
+        max_trials_per_worker=config.max_trials_per_worker,
+    )
     try:
         tracker = Tracker(
             config.tracking_uri, config.experiment_name, outage_limit=config.tracking_patience
@@ -101,6 +112,7 @@ class Sweep:
             prune_metric=config.prune_metric,
             max_retries=config.max_retries,
             objective_names=config.objective_names,
+            resources=str(config.resources),
         )
         self.interrupted = self.timed_out = False
         self.stopped_by: str | None = None  # the stopping rule that was met, in words
@@ -115,6 +127,8 @@ class Sweep:
             pruner=self.pruner,
             prune_metric=self.trials.prune_metric,
             repeats=self.config.repeats,
+            resources=str(self.config.resources),
+            max_trials_per_worker=self.config.max_trials_per_worker,
         )
 
     # -- start or go on --------------------------------------------------------------------

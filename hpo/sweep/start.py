@@ -35,6 +35,8 @@ def run(
     strategy: str | Strategy = "random",
     n_trials: int | None = None,
     workers: int | None = None,
+    resources: Mapping[str, Any] | None = None,
+    max_trials_per_worker: int | None = None,
     seed: int | None = None,
     tracking_uri: str | None = None,
     experiment_name: str = "hpo",
@@ -81,7 +83,15 @@ def run(
     n_trials : int, optional
         Budget; the whole grid for "grid", otherwise 20 when omitted.
     workers : int, optional
-        Parallel trials; the cluster's CPU count when omitted.
+        Parallel trials; as many as the cluster's resources fit when omitted.
+    resources : dict, optional
+        What each trial asks of the cluster: ``{"cpu": 4, "gpu": 0.5, "memory": "8GB",
+        "custom": {"tpu": 1}}``; one CPU when omitted. BLAS and OpenMP threads inside a
+        trial follow ``cpu``; a GPU trial sees only its devices (``CUDA_VISIBLE_DEVICES``),
+        and fractions share one device. A request no node can meet is refused.
+    max_trials_per_worker : int, optional
+        Replace a worker process after this many trials (a framework that leaks memory,
+        or GPU memory, across trials in one process cannot grow without bound).
     seed : int, optional
         Strategy seed; drawn and recorded in the ``hpo.seed`` tag when omitted.
     tracking_uri : str, optional

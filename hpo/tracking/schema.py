@@ -94,6 +94,9 @@ class TrialTag:
     PRUNER = "hpo.pruner"
     PRUNED_STEP = "hpo.pruned_step"
     PRUNE_REASON = "hpo.prune_reason"
+    RESOURCES = "hpo.resources"  # what the trial asked of the cluster
+    NODE = "hpo.node"  # the address of the node it ran on
+    GPUS = "hpo.gpus"  # the GPUs Ray gave it (its CUDA_VISIBLE_DEVICES), when it had any
 
 
 def attempt_error_tag(attempt: int) -> str:

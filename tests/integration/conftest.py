@@ -12,7 +12,8 @@ import pytest
 def ray_cluster():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    # Two logical GPUs: Ray counts them and sets CUDA_VISIBLE_DEVICES as for real ones.
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="WARNING")
     yield ray
     ray.shutdown()
 

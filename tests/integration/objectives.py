@@ -309,3 +309,47 @@ def curves_named_like_objectives(params, report):
     names = ("error", "size") if x > 0.8 else ("error_curve", "size_curve")
     report(0, **dict(zip(names, (1.0 + y - math.sqrt(x), 10.0 * x), strict=True)))
     return {"error": 1.0 + y - math.sqrt(x), "size": 10.0 * x}
+
+
+def where_it_runs(params, report):
+    """Writes what the trial sees (its devices, threads, process, when it ran) to a JSON
+    file in ``params["out"]``, holding its worker ``params["hold"]`` seconds."""
+    import json
+
+    from threadpoolctl import threadpool_info
+
+    began = time.time()
+    time.sleep(params["hold"])
+    seen = {
+        "devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "omp": os.environ.get("OMP_NUM_THREADS"),
+        "blas": sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}),
+        "pid": os.getpid(),
+        "began": began,
+        "ended": time.time(),
+    }
+    Path(params["out"], f"{params['x']}.json").write_text(json.dumps(seen))
+    report(0, loss=params["x"])
+    return params["x"]
+
+
+class KilledOnce:
+    """``objective`` with its worker SIGKILLed at its first report of step ``at``, the first
+    time (a marker file says it happened); every step reported is appended to ``log``."""
+
+    def __init__(self, objective, at, log):
+        self.objective, self.at, self.log = objective, at, Path(log)
+
+    def __call__(self, params, report, data):
+        def reporting(step, **metrics):
+            report(step, **metrics)
+            with self.log.open("a") as f:
+                f.write(f"{step}\n")
+            marker = self.log.with_name("killed")
+            if step == self.at and not marker.exists():
+                marker.write_text(str(os.getpid()))
+                time.sleep(0.05)  # the reports so far leave this process first
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        reporting.checkpoint, reporting.restore = report.checkpoint, report.restore
+        return self.objective(params, reporting, data)

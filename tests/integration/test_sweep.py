@@ -224,7 +224,20 @@ def test_a_trial_whose_worker_keeps_dying_ends_failed(ray_cluster, tracking_uri,
         ({"strategy": "grid"}, r"Float\(0, 1\) has no grid"),
         ({"strategy": "bayes"}, r"unknown strategy 'bayes'"),
         ({"n_trials": 0}, r"n_trials must be an int >= 1, got 0"),
-        ({"workers": 3}, r"workers must not exceed the cluster's CPUs \(2\), got workers=3"),
+        (
+            {"workers": 3},
+            r"workers must not exceed the trials the cluster runs at once \(2 with cpu=1 "
+            r"each\), got workers=3",
+        ),
+        (
+            {"resources": {"cpu": 3}},
+            r"resources=\{cpu=3\} per trial fits no node of the Ray cluster \(the largest "
+            r"has cpu=2, gpu=2, memory=",
+        ),
+        ({"resources": {"gpu": 3}}, r"resources=\{cpu=1, gpu=3\} per trial fits no node"),
+        ({"resources": {"custom": {"tpu": 1}}}, r"resources=\{cpu=1, tpu=1\} per trial fits"),
+        ({"resources": {"cpu": 0}}, r"resources: cpu must be a number > 0, got 0"),
+        ({"max_trials_per_worker": 0}, r"max_trials_per_worker must be an int >= 1, got 0"),
         ({"direction": "up"}, r"direction must be 'minimize' or 'maximize', got 'up'"),
         ({"objective": lambda params: 0.0}, r"must take \(params, report\)"),
         ({"data": [1, 2]}, r"data was given but the objective takes \(params, report\)"),
