@@ -32,6 +32,7 @@ __all__ = [
     "ASHAPruner",
     "Directions",
     "MedianPruner",
+    "SearchCV",
     "SweepConfig",
     "SweepResult",
     "TrackingUnavailable",
@@ -45,3 +46,12 @@ __all__ = [
     "resume",
     "run",
 ]
+
+
+def __getattr__(name: str):
+    # SearchCV imports scikit-learn's model selection: only when it is asked for.
+    if name == "SearchCV":
+        from hpo.integrations.searchcv import SearchCV
+
+        return SearchCV
+    raise AttributeError(f"module 'hpo' has no attribute {name!r}")
