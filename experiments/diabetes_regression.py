@@ -77,4 +77,5 @@ def objective(params, report, data):
     model.fit(X_train, y_train, eval_set=(X_val, y_val))
     predicted = model.predict(X_val)
     report(model.n_iter_, val_rmsle=rmsle(predicted, y_val), r2=r2_score(y_val, predicted))
+    report.model(model)  # the sweep's best model: hpo.load_best_model(sweep_id)
     return rmsle(predicted, y_val)

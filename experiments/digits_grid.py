@@ -53,4 +53,5 @@ def objective(params, report, data):
     )
     model.fit(X_train, y_train, eval_set=(X_val, y_val))
     report(model.n_iter_, train_accuracy=model.score(X_train, y_train))
+    report.model(model)  # the sweep's best model: hpo.load_best_model(sweep_id)
     return model.score(X_val, y_val)

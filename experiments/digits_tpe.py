@@ -93,4 +93,5 @@ def objective(params, report, data):
         state, metrics = restored[0]
         last.update(metrics)  # the last epoch's metrics, should no epoch be left to train
     model.fit(X_train, y_train, eval_set=(X_val, y_val), resume_from=state)
+    report.model(model)  # the sweep's best model: hpo.load_best_model(sweep_id)
     return last["val_loss"]

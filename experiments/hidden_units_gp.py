@@ -53,4 +53,5 @@ def objective(params, report, data):
         epoch_callback=on_epoch,
     )
     model.fit(X_train, y_train, eval_set=(X_val, y_val))
+    report.model(model)  # the sweep's best model: hpo.load_best_model(sweep_id)
     return last["val_loss"]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -173,6 +175,12 @@ def _parser() -> argparse.ArgumentParser:
         help="write the sweep's trials as CSV (one row per trial: state, value, duration, "
         "params, last metrics) instead of the summary",
     )
+    show.add_argument(
+        "--open",
+        metavar="FIGURE",
+        help="fetch one of the sweep's figures (e.g. optimization_history.png) from the store "
+        "into the working folder and open it with the desktop's viewer",
+    )
 
     ui = sub.add_parser("ui", parents=[tracking], help="open the MLflow UI on the tracking store")
     ui.add_argument("--port", type=int, default=5000)
@@ -299,6 +307,11 @@ def _sweep(start: Callable[[], Any], uri: str) -> int:
         return 1
     print(result.summary())
     print(f"\nrecorded in {uri}; details: hpo show {result.sweep_id}")
+    if result.figures:
+        print(
+            f"figures in the sweep's run: {', '.join(result.figures)}; open one with: "
+            f"hpo show {result.sweep_id} --open {result.figures[0]}{_uri_flag(uri)}"
+        )
     if result.interrupted or result.timed_out:
         print(f"to go on with it: hpo resume {result.sweep_id}{_uri_flag(uri)}")
     print(_ui_hint(uri, result.experiment_id))
@@ -365,6 +378,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(list_sweeps(client))
         return 0
     try:
+        if args.open:
+            return _open_figure(client, args.sweep_id, args.open)
         if args.csv:
             from hpo.tracking.reader import load_sweep
 
@@ -378,6 +393,20 @@ def cmd_show(args: argparse.Namespace) -> int:
         ) from exc
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    return 0
+
+
+def _open_figure(client: Any, sweep_id: str, name: str) -> int:
+    import webbrowser
+
+    figures = sorted(a.path for a in client.list_artifacts(sweep_id) if a.path.endswith(".png"))
+    if name not in figures:
+        raise UsageError(
+            f"sweep {sweep_id} has no figure {name!r}; its figures: {', '.join(figures) or 'none'}"
+        )
+    path = Path(client.download_artifacts(sweep_id, name, ".")).resolve()
+    print(f"{name} of sweep {sweep_id}: {path}")
+    webbrowser.open(path.as_uri())  # nothing happens where there is no desktop
     return 0
 
 
@@ -425,16 +454,58 @@ def cmd_ui(args: argparse.Namespace) -> int:
     warning = exposure_warning(args.host, args.port, uri)
     if warning is not None:
         print(warning, file=sys.stderr, flush=True)
-    print(
-        f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C to stop); a sweep's "
-        f"experiment in the model-training view: http://{args.host}:{args.port}"
-        f"{EXPERIMENT_PAGE.format('ID')}",
-        flush=True,
+    base = f"http://{args.host}:{args.port}"
+    print(f"MLflow UI for {uri} at {base} (Ctrl-C to stop)", flush=True)
+    for line in _experiment_links(uri, base):
+        print(line, flush=True)
+    # A terminal that closes (SIGHUP) stops the server as Ctrl-C and SIGTERM do.
+    signal.signal(signal.SIGHUP, _interrupt)
+    # In a session of its own, so that the server and the workers it starts can be stopped
+    # together, whichever signal reaches hpo.
+    server = subprocess.Popen(
+        ui_command(uri, args.host, args.port, args.allowed_hosts), start_new_session=True
     )
     try:
-        return subprocess.call(ui_command(uri, args.host, args.port, args.allowed_hosts))
+        return server.wait()
     except KeyboardInterrupt:
+        _stop_session(server)
         return 0
+
+
+def _experiment_links(uri: str, base: str) -> list[str]:
+    """A line per experiment of the store that holds sweeps: its page in the model-training
+    view, and its latest sweep's."""
+    from mlflow.tracking import MlflowClient
+
+    from hpo.tracking.reader import recent_sweeps
+
+    client = MlflowClient(uri)
+    lines = []
+    for experiment in client.search_experiments():
+        [latest] = recent_sweeps(client, [experiment.experiment_id], most=1) or [None]
+        if latest is None:
+            continue
+        page = EXPERIMENT_PAGE.format(experiment.experiment_id)
+        run = f"/#/experiments/{experiment.experiment_id}/runs/{latest.info.run_id}"
+        lines.append(
+            f"  {experiment.name}: {base}{page}\n    latest sweep "
+            f"{latest.info.run_name}: {base}{run}"
+        )
+    return lines or ["  no sweep in this store yet: `hpo run FILE` makes one"]
+
+
+def _stop_session(server: subprocess.Popen) -> None:
+    """Stop the UI server and every process it started (its session)."""
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, sig)
+        try:
+            server.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        with contextlib.suppress(ProcessLookupError):  # workers its end left behind
+            os.killpg(server.pid, signal.SIGKILL)
+        return
 
 
 def _interrupt(signum: int, frame: Any) -> None:

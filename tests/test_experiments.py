@@ -55,7 +55,10 @@ class _Reports:
     """The objective's ``report``, keeping every (step, metrics) call."""
 
     def __init__(self):
-        self.calls = []
+        self.calls, self.models = [], []
+
+    def model(self, estimator, name="model"):
+        self.models.append(estimator)
 
     def __call__(self, step, **metrics):
         self.calls.append((step, metrics))
@@ -76,6 +79,8 @@ def test_diabetes_regression_minimises_the_rmsle_it_reports():
     params = {"hidden_units": 16, "activation": "sigmoid", "learning_rate": 1e-2, "l2_alpha": 1e-4}
     value = exp.objective(params, reports, data)
     assert value == reports.last("val_rmsle")
+    [model] = reports.models  # the trained model, stored in the trial's run
+    assert exp.module.rmsle(model.predict(X_val), y_val) == value
     assert 0.0 < value < 0.2 and reports.last("r2") > 0.2  # it learns something
     assert [s for s, m in reports.calls if "val_loss" in m] == list(range(1, exp.EPOCHS + 1))
     predicted = np.array([-0.1, 0.5, 2.0])

@@ -100,6 +100,10 @@ class SweepResult:
     stopped_by: str | None = None  # the stopping rule that ended the sweep early, in words
     settings: dict[str, Any] = field(default_factory=dict)
     objective_names: tuple[str, ...] = ("objective",)
+    best_model: str | None = None  # the best trial's model, runs:/RUN/FOLDER
+    registered_model: str | None = None  # its version in the Model Registry, NAME/VERSION
+    model_note: str | None = None  # why the sweep has no (registered) best model
+    figures: tuple[str, ...] = ()  # the figures in the sweep's run (PNG artifacts)
 
     @property
     def direction(self) -> str:
@@ -215,4 +219,12 @@ class SweepResult:
                 f"best objective ({self.direction}): {best.value:.6g} in trial {best.number}"
             )
             lines.extend(f"  {k} = {v!r}" for k, v in best.flat_params.items())
+        if self.best_model is not None:
+            registered = self.registered_model
+            lines.append(
+                f"best model: {self.best_model}"
+                + (f" (registered as {registered})" if registered else "")
+            )
+        if self.model_note is not None:
+            lines.append(f"warning: {self.model_note}")
         return "\n".join(lines)

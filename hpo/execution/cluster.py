@@ -50,7 +50,10 @@ def connect(address: str | None) -> dict[str, float]:
         with _stderr_to(log):
             # Quiet the cluster's own start-up chatter; errors still surface as exceptions.
             ray.init(
-                address=address,
+                # Without an address hpo starts a cluster of its own: Ray's default would
+                # join the one its current-cluster file names, and wait for it for ever
+                # when that cluster is gone (killed, the machine restarted).
+                address=target or "local",
                 include_dashboard=False,
                 logging_level=logging.WARNING,
                 configure_logging=True,

@@ -419,13 +419,24 @@ def description(
         if directions.several
         else f"{directions.single} the objective"
     )
+    best = None if directions.several else best_of(records, directions)
+    # First, one click to the right view: the sidebar's mode follows the last page seen, so
+    # a run page reached from the GenAI view stays there; these links name the training view.
+    view = f"#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    links = [f"[All trials in the model-training view]({view})"]
+    if best is not None and best.run_id is not None:
+        links.append(
+            f"[best trial {best.number}](#/experiments/{experiment_id}/runs/{best.run_id}"
+            "?workflowType=machine_learning)"
+        )
     lines = [
+        " · ".join(links),
+        "",
         f"**hpo sweep**, {strategy}, {goal}: {len(records)} of {budget} "
         f"trials ({counts[TrialState.COMPLETE]} complete, {counts[TrialState.FAILED]} failed, "
         f"{counts[TrialState.PRUNED]} pruned); {status.lower()}.",
         "",
     ]
-    best = None if directions.several else best_of(records, directions)
     if directions.several:
         lines += _front_lines(records, directions, names, experiment_id)
     elif best is None:

@@ -25,7 +25,8 @@ class Experiment:
     any setting of `SweepConfig.file_settings` under its name (``direction``,
     ``objective_names``, ``strategy``, ``strategy_options``, ``n_trials``, ``pruner``,
     ``prune_metric``, ``repeats``, ``register_model``, ``enqueue``, ``stop_at``,
-    ``patience``, ``warm_start``): defaults the command line overrides. ``settings`` holds
+    ``patience``, ``warm_start``, ``resources``, ``max_trials_per_worker``): defaults the
+    command line overrides. ``settings`` holds
     those the file defines, ``config`` the sweep configuration they make (checked when the
     file is loaded).
     """

@@ -115,6 +115,8 @@ class Sweep:
             resources=str(config.resources),
         )
         self.interrupted = self.timed_out = False
+        self.model_tags: dict[str, str] = {}  # where the sweep's best model went, once it ends
+        self.figures: tuple[str, ...] = ()  # the figures its run holds, once it ends
         self.stopped_by: str | None = None  # the stopping rule that was met, in words
         self.started = time.monotonic()
         self.progress = _Progress(self.budget, pruner is not None) if config.progress else None
@@ -203,6 +205,10 @@ class Sweep:
             timed_out=self.timed_out,
             stopped_by=self.stopped_by,
             settings=self.settings(),
+            best_model=self.model_tags.get(SweepTag.BEST_MODEL_URI),
+            registered_model=self.model_tags.get(SweepTag.REGISTERED_MODEL),
+            model_note=self.model_tags.get(SweepTag.BEST_MODEL_ERROR),
+            figures=self.figures,
         )
 
     def _held_back(self) -> bool:
@@ -314,7 +320,7 @@ class Sweep:
             self.pool.shutdown()
         for record in records:
             record.run_id = self.tracker.run_id(record.number)
-        model_tags = self._publish_best_model(records)
+        model_tags = self.model_tags = self._publish_best_model(records)
         tags = model_tags | closing_tags(
             records,
             s.directions,
@@ -345,6 +351,9 @@ class Sweep:
             **s.artifacts(),
         }
         self.tracker.end_sweep(status=status, tags=tags, artifacts=artifacts)
+        self.figures = tuple(
+            sorted(name for name, data in artifacts.items() if data and name.endswith(".png"))
+        )
 
     def _publish_best_model(self, records: list[Any]) -> dict[str, str]:
         """The best trial's model as the sweep's (see `hpo.tracking.best_model`); its tags."""
@@ -352,6 +361,14 @@ class Sweep:
         if s.n_objectives > 1:  # no one best trial: each trial of the front has its model
             return {}
         best = best_of(records, s.directions)
+        if best is not None and not best.models and self.config.register_model is not None:
+            message = (
+                f"nothing registered as {self.config.register_model!r}: the best trial "
+                f"({best.number}) stored no model; the objective stores one with "
+                "report.model(estimator)"
+            )
+            print(f"hpo: warning: {message}", file=sys.stderr)
+            return {SweepTag.BEST_MODEL_ERROR: message}
         if best is None or not best.models or best.run_id is None:
             return {}
         try:

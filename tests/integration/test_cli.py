@@ -139,11 +139,44 @@ def test_hpo_run_records_a_sweep_that_hpo_show_reads(tmp_path, hpo_env, client, 
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     note = parent.data.tags["mlflow.note.content"]
     best = parent.data.tags["hpo.best_trial"]
+    # It starts with links into the model-training view: the trials, and the best one's run.
+    eid, best_run = experiment.experiment_id, parent.data.tags["hpo.best_run_id"]
+    assert note.splitlines()[0] == (
+        f"[All trials in the model-training view](#/experiments/{eid}/runs?workflowType="
+        f"machine_learning) · [best trial {best}](#/experiments/{eid}/runs/{best_run}"
+        "?workflowType=machine_learning)"
+    )
     assert "grid, maximize the objective: 6 of 6 trials (6 complete" in note
     assert f"(trial {best})" in note and f"#/experiments/{experiment.experiment_id}/runs/" in note
     # Of tied best values, the summary and `hpo show` name the same trial.
     table = shown.stdout.split("best 6 trials:")[1].splitlines()
     assert table[2].split()[0] == best
+
+    # The summary names the run's figures and how to open one without the UI.
+    figures = [a for a in artifacts if a.endswith(".png")]
+    assert f"figures in the sweep's run: {', '.join(sorted(figures))}; open one" in done.stdout
+    (tmp_path / "sub").mkdir()
+    opened = subprocess.run(
+        hpo_cmd(
+            "show", parent.info.run_id, "--open", "heatmap.png", "--tracking-uri", tracking_uri
+        ),
+        cwd=tmp_path / "sub",
+        capture_output=True,
+        text=True,
+        env={**hpo_env, "BROWSER": "true"},  # the desktop's viewer: a command that does nothing
+        timeout=120,
+    )
+    assert opened.returncode == 0, opened.stderr
+    assert (tmp_path / "sub" / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(tmp_path / "sub" / "heatmap.png") in opened.stdout
+    missing = subprocess.run(
+        hpo_cmd("show", parent.info.run_id, "--open", "nope.png", "--tracking-uri", tracking_uri),
+        capture_output=True,
+        text=True,
+        env=hpo_env,
+        timeout=120,
+    )
+    assert missing.returncode == 2 and "has no figure 'nope.png'; its figures: " in missing.stderr
 
     as_csv = subprocess.run(
         hpo_cmd("show", parent.info.run_id, "--csv", "--tracking-uri", tracking_uri),
@@ -196,6 +229,25 @@ def test_hpo_run_records_a_sweep_that_hpo_show_reads(tmp_path, hpo_env, client, 
             "def objective(p, r): return 0.0\n",
             ["exp.py", "--enqueue", "queued.json"],
             "enqueue[1] {'x': 2}: 'x' must be in Float(0, 1), got 2",
+        ),
+        (
+            "from hpo.space import Float\nspace = {'x': Float(0, 1)}\n"
+            "def objective(p, r): return 0.0\n",
+            ["exp.py", "--trial-resources", "cpu=2,gpu=1.5"],
+            "resources: gpu above 1 must be a whole number of devices (a fraction shares one "
+            "device), got 1.5",
+        ),
+        (
+            "from hpo.space import Float\nspace = {'x': Float(0, 1)}\nresources = {'gpus': 1}\n"
+            "def objective(p, r): return 0.0\n",
+            ["exp.py"],
+            "resources: unknown key 'gpus' (known: cpu, gpu, memory, custom;",
+        ),
+        (
+            "from hpo.space import Float\nspace = {'x': Float(0, 1)}\n"
+            "def objective(p, r): return 0.0\n",
+            ["exp.py", "--max-trials-per-worker", "0"],
+            "max_trials_per_worker must be an int >= 1, got 0",
         ),
         (
             None,
@@ -293,7 +345,11 @@ def test_hpo_ui_warns_when_it_listens_beyond_loopback():
 
 
 def test_hpo_ui_serves_the_store_on_localhost(tmp_path, hpo_env, client, tracking_uri):
-    client.create_experiment("seen-in-ui")
+    import psutil
+
+    experiment = client.create_experiment("seen-in-ui")
+    sweep = client.create_run(experiment, tags={"hpo.sweep": "true"}, run_name="ui-sweep")
+    client.create_experiment("no-sweeps-here")
     port = _free_port()
     assert ui_command(tracking_uri, "127.0.0.1", port)[3:5] == ["ui", "--backend-store-uri"]
     proc = subprocess.Popen(
@@ -301,9 +357,19 @@ def test_hpo_ui_serves_the_store_on_localhost(tmp_path, hpo_env, client, trackin
         env=hpo_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
     try:
+        # The real links: each experiment with a sweep, and its latest sweep's run.
+        printed = [proc.stdout.readline() for _ in range(3)]
+        base = f"http://127.0.0.1:{port}"
+        assert printed[1].strip() == (
+            f"seen-in-ui: {base}/#/experiments/{experiment}/runs?workflowType=machine_learning"
+        )
+        assert printed[2].strip() == (
+            f"latest sweep ui-sweep: {base}/#/experiments/{experiment}/runs/{sweep.info.run_id}"
+        )
         url = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/search?max_results=10"
         body = None
         for _ in range(120):
@@ -320,11 +386,22 @@ def test_hpo_ui_serves_the_store_on_localhost(tmp_path, hpo_env, client, trackin
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(foreign, timeout=5)
         assert refused.value.code == 403
+        # SIGTERM to hpo alone (as `kill PID` or a process manager sends it) stops the
+        # server and every worker it started: none is left serving on the port.
+        server = psutil.Process(proc.pid).children(recursive=True)
+        assert server, "the UI server runs as hpo's child"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        gone, alive = psutil.wait_procs(server, timeout=30)
+        assert not alive, [p.cmdline() for p in alive]
+        with pytest.raises(OSError):
+            urllib.request.urlopen(url, timeout=5)
     finally:
         import os
 
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
 
 
 def test_a_tracking_server_that_refuses_the_host_header_gets_one_line_and_no_run(
@@ -377,3 +454,34 @@ def test_a_tracking_server_that_refuses_the_host_header_gets_one_line_and_no_run
     # Nothing was created: no experiment of the file's, no run anywhere.
     assert client.get_experiment_by_name("iris_grid") is None
     assert not client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+def test_without_an_address_a_stale_cluster_file_is_not_waited_on(tmp_path, hpo_env):
+    """Ray's current-cluster file still names a cluster that was killed: `hpo run` without
+    --address starts a cluster of its own instead of waiting on the dead one."""
+    import shutil
+    import tempfile
+
+    ray_tmp = tempfile.mkdtemp(prefix="r-", dir="/tmp")  # Ray's sockets need a short path
+    try:
+        (Path(ray_tmp) / "ray").mkdir()
+        dead = f"127.0.0.1:{_free_port()}"  # nothing listens there
+        (Path(ray_tmp) / "ray" / "ray_current_cluster").write_text(dead)
+        (tmp_path / "quick.py").write_text(
+            "from hpo.space import Float\nspace = {'x': Float(0, 1)}\n"
+            "def objective(p, r):\n    return p['x']\n"
+        )
+        env = {**hpo_env, "RAY_TMPDIR": ray_tmp}
+        env.pop("RAY_ADDRESS", None)
+        done = subprocess.run(
+            hpo_cmd("run", "quick.py", "--trials", "2", "--no-progress"),
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "2 trials, 2 complete" in done.stdout
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -94,9 +94,13 @@ def test_trials_store_files_and_models_and_the_best_is_published_and_registered(
         best.number
     )
     assert version.run_id == result.sweep_id and version.source == logged.artifact_location
+    assert result.best_model == tags["hpo.best_model_uri"] and result.model_note is None
+    assert f"(registered as iris-mlp/{version.version})" in result.summary()
 
 
-def test_a_sweep_whose_trials_store_no_model_has_no_best_model(ray_cluster, tracking_uri, client):
+def test_a_sweep_whose_trials_store_no_model_has_no_best_model(
+    ray_cluster, tracking_uri, client, capsys
+):
     result = hpo.run(
         {"x": hpo.space.Float(0.0, 1.0)},
         objectives.quadratic,
@@ -107,6 +111,15 @@ def test_a_sweep_whose_trials_store_no_model_has_no_best_model(ray_cluster, trac
         progress=False,
         register_model="never",
     )
-    assert "hpo.best_model_uri" not in client.get_run(result.sweep_id).data.tags
+    tags = client.get_run(result.sweep_id).data.tags
+    assert "hpo.best_model_uri" not in tags
+    # register_model found nothing to register: said in the summary, on stderr and as a tag.
+    said = (
+        f"nothing registered as 'never': the best trial ({result.best_trial.number}) stored "
+        "no model; the objective stores one with report.model(estimator)"
+    )
+    assert tags["hpo.best_model_error"] == said == result.model_note
+    assert f"warning: {said}" in result.summary() and said in capsys.readouterr().err
+    assert client.search_registered_models(filter_string="name = 'never'") == []
     with pytest.raises(ValueError, match="has no best model"):
         hpo.load_best_model(result.sweep_id, tracking_uri=tracking_uri)
