@@ -47,8 +47,8 @@ def param_importances(
         if n < len(assignments):  # one name may stand in several branches: add them up
             unrated[params[k].name] = unrated.get(params[k].name, 0) + n
     varied = [k for k in everywhere if len({repr(a[k]) for a in assignments}) > 1]
-    if len(assignments) < MIN_TRIALS or not varied:
-        return {}, unrated
+    if len(assignments) < MIN_TRIALS or not varied or len(set(values)) < 2:
+        return {}, unrated  # nothing to rate (fANOVA refuses an objective that never varies)
     if len(assignments) > MAX_TRIALS:
         keep = np.random.default_rng(seed).choice(len(assignments), MAX_TRIALS, replace=False)
         assignments = [assignments[i] for i in keep]

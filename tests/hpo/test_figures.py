@@ -109,6 +109,9 @@ def test_importance_rates_the_parameter_the_objective_depends_on_and_names_the_c
     assert unrated["layers.units.0"] == 40 and 0 < unrated["layers.units.1"] < 40
     few = param_importances(s.space, [t.assignment for t in trials[:3]], [1, 2, 3], "minimize")
     assert few[0] == {}  # fewer than 4 completed trials: nothing rated
+    # An objective that never varies has nothing to rate (fANOVA raises on it).
+    flat = param_importances(s.space, [t.assignment for t in trials], [0.5] * 40, "minimize")
+    assert flat[0] == {} and flat[1] == unrated
 
 
 @pytest.mark.parametrize("k", [2, 3])
