@@ -194,7 +194,7 @@ class Sweep:
             self._close(status="FAILED", error=f"{type(exc).__name__}: {exc}")
             raise
         self._close(status=status)
-        return SweepResult(
+        result = SweepResult(
             sweep_id=self.tracker.sweep_id or "",
             experiment_id=self.tracker.experiment_id,
             tracking_uri=self.tracker.tracking_uri,
@@ -210,6 +210,17 @@ class Sweep:
             model_note=self.model_tags.get(SweepTag.BEST_MODEL_ERROR),
             figures=self.figures,
         )
+        if self.progress is not None:
+            self._show_links(result)
+        return result
+
+    def _show_links(self, result: SweepResult) -> None:
+        from hpo.report.notebook import in_notebook, show_links
+
+        if in_notebook():
+            uri = self.tracker.tracking_uri
+            remote = uri.startswith(("http://", "https://"))
+            show_links(result, uri.rstrip("/") if remote else "http://127.0.0.1:5000")
 
     def _held_back(self) -> bool:
         """Trials are left to run but none could start: the cluster has no room for a
@@ -391,13 +402,17 @@ class Sweep:
 
 
 class _Progress:
-    """The progress bar: trials finished, failed (and pruned), the best value so far."""
+    """The progress bar: trials finished, failed (and pruned), the best value so far. In a
+    Jupyter notebook it is one output that updates in place (`hpo.report.notebook`)."""
 
     def __init__(self, budget: int, show_pruned: bool) -> None:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
+
+        from hpo.report.notebook import NotebookBar, in_notebook
 
         self.show_pruned = show_pruned
-        self.bar = tqdm(total=budget, unit="trial", dynamic_ncols=True, smoothing=0.1)
+        bar = NotebookBar if in_notebook() else tqdm
+        self.bar = bar(total=budget, unit="trial", dynamic_ncols=True, smoothing=0.1)
 
     def show(self, tally: Any) -> None:
         if tally.finished == self.bar.n:
