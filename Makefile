@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench studies clean system-packages
+.PHONY: demo test test-fast lint docs bench studies clean system-packages
 
 # Debian packages some tests use beyond Python: Chromium for the UI tests (driven through
 # Playwright's Python package; nothing downloads a browser), docker-compose, a Compose
@@ -53,6 +53,13 @@ system-packages:
 		fi; \
 	fi
 
+# The documentation site (MkDocs, material theme, the API reference by mkdocstrings) in
+# site/; strict: a broken link or reference fails (not --quiet: mkdocs counts for --strict
+# only the warnings it logs). Its home page is the README, its links made relative to docs/.
+docs: $(STAMP)
+	sed -e 's#](docs/#](#g' -e 's#\[examples/quickstart.ipynb\](examples/quickstart.ipynb)#`examples/quickstart.ipynb`#' README.md > docs/index.md
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 lint: $(STAMP)
 	$(BIN)/ruff check hpo models experiments tests benchmarks
 	$(BIN)/ruff format --check hpo models experiments tests benchmarks
@@ -78,4 +85,4 @@ studies: $(STAMP)
 	$(BIN)/python benchmarks/seed_studies.py
 
 clean:
-	rm -rf $(VENV) mlflow.db mlartifacts .pytest_cache
+	rm -rf $(VENV) mlflow.db mlartifacts .pytest_cache site docs/index.md
