@@ -21,6 +21,8 @@ n_trials = 22
 
 space = {"hidden_units": Int(50, 1000)}
 
+EPOCHS = 100  # all of them, as in the source
+
 
 def load_data():
     from sklearn.datasets import load_digits
@@ -47,8 +49,8 @@ def objective(params, report, data):
         momentum=0.9,
         learning_rate_init=0.05,
         batch_size=64,
-        max_iter=100,
-        n_iter_no_change=100,  # all 100 epochs, as in the source
+        max_iter=EPOCHS,
+        n_iter_no_change=EPOCHS,
         random_state=0,
         epoch_callback=on_epoch,
     )

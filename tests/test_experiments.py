@@ -163,3 +163,22 @@ def test_digits_size_returns_the_error_and_the_weights_it_names():
     assert values["weights"] == (64 * 8 + 8) + (8 * 4 + 4) + (4 * 10 + 10)
     assert 0.0 <= values["val_error"] < 0.3  # it learns
     assert values["val_error"] == pytest.approx(1.0 - reports.last("val_accuracy"))
+
+
+@pytest.mark.parametrize(
+    "name", ["digits_grid", "digits_tpe", "hidden_units_gp", "diabetes_regression"]
+)
+def test_the_shipped_experiments_store_their_trained_model(name, monkeypatch):
+    """So that every sweep of them has a best model (`hpo.load_best_model`), the demo's too."""
+    exp = _experiment(name)
+    monkeypatch.setattr(exp.module, "EPOCHS", 3)  # what is stored, not how well it learns
+    strategy = hpo.make_strategy(
+        exp.config.strategy, exp.space, direction=exp.config.direction, seed=0
+    )
+    [trial] = strategy.ask(1)
+    reports = _Reports()
+    reports.checkpoint = lambda state: None  # digits_tpe checkpoints as it trains
+    reports.restore = lambda: None
+    exp.objective(trial.params, reports, exp.load_data())
+    [model] = reports.models
+    assert hasattr(model, "predict") and model.n_iter_ >= 1
