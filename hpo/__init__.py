@@ -18,6 +18,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from hpo.core.directions import Directions
 from hpo.core.result import SweepResult, TrialResult
 from hpo.core.trial import TrialState
+from hpo.execution.jobs import SubmittedSweep
+from hpo.execution.jobs import submit_sweep as submit
 from hpo.strategies import make_strategy
 from hpo.strategies.pruners import ASHAPruner, MedianPruner, TrialPruned
 from hpo.sweep.config import SweepConfig
@@ -33,6 +35,7 @@ __all__ = [
     "Directions",
     "MedianPruner",
     "SearchCV",
+    "SubmittedSweep",
     "SweepConfig",
     "SweepResult",
     "TrackingUnavailable",
@@ -45,6 +48,7 @@ __all__ = [
     "make_strategy",
     "resume",
     "run",
+    "submit",
 ]
 
 

@@ -190,6 +190,36 @@ def _parser() -> argparse.ArgumentParser:
         help="Host headers the UI answers (comma-separated, wildcards allowed; default: "
         "MLflow's, localhost and private addresses); any other gets 403",
     )
+
+    # Submitted sweeps: the driver runs on the cluster as a Ray job (hpo.execution.jobs).
+    dashboard = argparse.ArgumentParser(add_help=False)
+    dashboard.add_argument(
+        "--address",
+        default=os.environ.get("RAY_API_SERVER_ADDRESS"),
+        help="the Ray dashboard's address, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS)",
+    )
+    submit = sub.add_parser(
+        "submit",
+        parents=[tracking, dashboard],
+        help="run a sweep's driver on a Ray cluster as a job; returns at once",
+        description="Any option of `hpo run` may follow; it is passed to the sweep's driver.",
+    )
+    submit.add_argument("file", help="experiment file (a .py module defining space and objective)")
+    submit.add_argument(
+        "--working-dir",
+        help="folder shipped to the cluster with the file (default: the file's folder)",
+    )
+    status = sub.add_parser(
+        "status", parents=[dashboard], help="submitted sweeps, or one with its progress"
+    )
+    status.add_argument("job", nargs="?", help="the job id `hpo submit` printed")
+    logs = sub.add_parser("logs", parents=[dashboard], help="a submitted sweep's output")
+    logs.add_argument("job")
+    logs.add_argument("--follow", action="store_true", help="keep printing until it ends")
+    stop = sub.add_parser(
+        "stop", parents=[dashboard], help="end a submitted sweep as Ctrl-C does (resumable)"
+    )
+    stop.add_argument("job")
     return parser
 
 
@@ -236,7 +266,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             pruner=args.pruner,
             prune_metric=args.prune_metric,
             repeats=args.repeats,
-            sweep_tags={SweepTag.EXPERIMENT_FILE: str(Path(args.file).resolve())},
+            sweep_tags=_run_tags(args.file),
             tracking_patience=args.tracking_patience,
             register_model=args.register_model,
             enqueue=_enqueued(args.enqueue) if args.enqueue else None,
@@ -508,12 +538,133 @@ def _stop_session(server: subprocess.Popen) -> None:
         return
 
 
+def _run_tags(file: str) -> dict[str, str]:
+    from hpo.execution.jobs import job_id_here
+
+    tags = {SweepTag.EXPERIMENT_FILE: str(Path(file).resolve())}
+    job = job_id_here()
+    if job is not None:  # a submitted sweep's driver, on the cluster
+        tags[SweepTag.JOB_ID] = job
+    return tags
+
+
+# -- submitted sweeps ----------------------------------------------------------------------
+def _jobs(args: argparse.Namespace) -> Any:
+    from hpo.execution.jobs import SubmissionError, client
+
+    if not args.address:
+        raise UsageError("give the Ray dashboard's address: --address http://HEAD:8265")
+    try:
+        return client(args.address)
+    except SubmissionError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from hpo.execution.jobs import SubmissionError, find_sweep, submit
+    from hpo.sweep.experiment_file import load_experiment
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    # The options for the driver are checked here, as `hpo run` would check them there.
+    run_args = list(args.passed_on)
+    try:
+        _parser().parse_args(["run", args.file, *run_args])
+    except SystemExit:
+        return EXIT_USAGE
+    try:
+        load_experiment(args.file)
+        if not args.address:
+            raise ValueError("give the Ray dashboard's address: --address http://HEAD:8265")
+        job = submit(
+            args.address, args.file, run_args, tracking_uri=uri, working_dir=args.working_dir
+        )
+    except (FileNotFoundError, ValueError, TypeError, SubmissionError) as exc:
+        raise UsageError(str(exc)) from exc
+    print(f"submitted job {job} to {args.address}")
+    sweep = find_sweep(uri, job, wait=SWEEP_WAIT_SECONDS)
+    if sweep is not None:
+        page = f"/#/experiments/{sweep.info.experiment_id}/runs/{sweep.info.run_id}"
+        print(f"sweep {sweep.info.run_id}: {uri.rstrip('/')}{page}")
+    else:
+        print("its sweep id shows in `hpo status` once the driver has started on the cluster")
+    flag = f" --address {args.address}"
+    print(f"follow it: hpo status {job}{flag}   hpo logs {job} --follow{flag}")
+    print(f"stop it (resumable): hpo stop {job}{flag}")
+    return 0
+
+
+SWEEP_WAIT_SECONDS = 20.0  # for the driver to make the sweep's run, before `submit` returns
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from hpo.execution.jobs import find_sweep
+
+    jobs = _jobs(args)
+    if args.job is None:
+        rows = [
+            (j.submission_id, str(j.status.value), (j.metadata or {}).get("file", ""))
+            for j in jobs.list_jobs()
+            if (j.metadata or {}).get("hpo") == "sweep"
+        ]
+        for row in rows or [("no submitted sweeps", "", "")]:
+            print("  ".join(row).rstrip())
+        return 0
+    try:
+        info = jobs.get_job_info(args.job)
+    except Exception as exc:  # noqa: BLE001 - Ray says "Job ... does not exist" in many ways
+        raise UsageError(f"no job {args.job!r} at {args.address}: {exc}") from None
+    state = str(info.status.value)
+    print(f"job {args.job}: {state}" + (f" ({info.message})" if info.message else ""))
+    uri = (info.metadata or {}).get("tracking_uri")
+    sweep = find_sweep(uri, args.job) if uri else None
+    if sweep is None:
+        print("  no sweep recorded yet")
+        return 0
+    from mlflow.tracking import MlflowClient
+
+    from hpo.report.show import progress_line
+
+    print(f"  {progress_line(MlflowClient(uri), sweep.info.run_id)}")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    jobs = _jobs(args)
+    if not args.follow:
+        sys.stdout.write(jobs.get_job_logs(args.job))
+        return 0
+    import asyncio
+
+    async def follow() -> None:
+        async for lines in jobs.tail_job_logs(args.job):
+            sys.stdout.write(lines)
+            sys.stdout.flush()
+
+    asyncio.run(follow())
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from hpo.execution.jobs import STOP_WAIT_SECONDS, wait
+
+    jobs = _jobs(args)
+    jobs.stop_job(args.job)
+    print(f"stopping job {args.job}: its driver cancels the running trials and closes the sweep")
+    state = wait(jobs, args.job, timeout=STOP_WAIT_SECONDS + 10)
+    print(f"job {args.job}: {state}")
+    return 0
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, passed_on = parser.parse_known_args(argv)
+    if passed_on and args.command != "submit":  # only submit passes options on
+        parser.error(f"unrecognized arguments: {' '.join(passed_on)}")
+    args.passed_on = passed_on
     # The terminal shows hpo's own lines: MLflow announces each schema check of a sqlite
     # store ("Creating initial MLflow database tables...") at INFO; warnings still show.
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
@@ -523,7 +674,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # script's `hpo run ... &`) inherits it ignored.
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
-    commands = {"run": cmd_run, "resume": cmd_resume, "show": cmd_show, "ui": cmd_ui}
+    commands = {
+        "run": cmd_run,
+        "resume": cmd_resume,
+        "show": cmd_show,
+        "ui": cmd_ui,
+        "submit": cmd_submit,
+        "status": cmd_status,
+        "logs": cmd_logs,
+        "stop": cmd_stop,
+    }
     try:
         return commands[args.command](args)
     except UsageError as exc:

@@ -14,11 +14,14 @@ import contextlib
 import logging
 import os
 import re
+import signal
 import socket
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ANSWER_SECONDS = 5.0  # how long an address is given to accept a connection (and answer)
 GCS_PORT = "the port of the head's GCS (`ray start --head --port`, 6379 by default)"
@@ -37,6 +40,8 @@ def connect(address: str | None) -> dict[str, float]:
         # user's screen that it did; asked for explicitly, it does the same silently. Ray
         # reads the mode when imported, so this holds only before its first import.
         os.environ.setdefault("RAY_AUTH_MODE", "token")
+    elif target is not None:
+        use_token_if_available()
     import ray
 
     if ray.is_initialized():
@@ -46,6 +51,9 @@ def connect(address: str | None) -> dict[str, float]:
         _check_answers(target)
         _check_gcs(target, log)
         _check_local_node(target)
+    # ray.init replaces the SIGTERM handler with one that exits at once: the sweep's own
+    # (`hpo run`'s, which ends a sweep as Ctrl-C does; `hpo stop` sends SIGTERM) is put back.
+    on_sigterm = _sigterm_handler()
     try:
         with _stderr_to(log):
             # Quiet the cluster's own start-up chatter; errors still surface as exceptions.
@@ -62,7 +70,34 @@ def connect(address: str | None) -> dict[str, float]:
         said = log.read_text(errors="replace") if log.exists() else ""
         raise ClusterConnectionError(_explain(exc, said, target, log)) from exc
     log.unlink(missing_ok=True)
+    if on_sigterm is not None:
+        signal.signal(signal.SIGTERM, on_sigterm)
     return ray.cluster_resources()
+
+
+def _sigterm_handler() -> Any:
+    """This process's own SIGTERM handler (a Python function), if it has one; None when it
+    is not in the main thread, where handlers cannot be set."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    handler = signal.getsignal(signal.SIGTERM)
+    return handler if callable(handler) else None
+
+
+TOKEN_FILE = Path.home() / ".ray" / "auth_token"  # where `ray start --head` keeps its token
+
+
+def use_token_if_available() -> None:
+    """Authenticate with a token when there is one, as Ray's own CLI does: with
+    RAY_AUTH_MODE unset, a token in RAY_AUTH_TOKEN, in the file RAY_AUTH_TOKEN_PATH names
+    or in Ray's default file (~/.ray/auth_token, written by `ray start --head`) turns token
+    authentication on. (Ray reads the mode when imported: call this before.)"""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        os.environ["RAY_AUTH_MODE"] = "token"
+    elif TOKEN_FILE.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def node_resources() -> list[dict[str, float]]:
@@ -134,10 +169,17 @@ def _check_gcs(target: str, log: Path) -> None:
 
 
 def _refused_token(target: str | None) -> str:
-    token = "not set" if not os.environ.get("RAY_AUTH_TOKEN") else "not the cluster's"
+    where = (
+        "RAY_AUTH_TOKEN"
+        if os.environ.get("RAY_AUTH_TOKEN")
+        else os.environ.get("RAY_AUTH_TOKEN_PATH")
+        or (str(TOKEN_FILE) if TOKEN_FILE.is_file() else None)
+    )
+    token = f"the one in {where}" if where else "none: no RAY_AUTH_TOKEN, no " + str(TOKEN_FILE)
     return (
-        f"the Ray cluster at {target} refused this machine's token (RAY_AUTH_TOKEN is "
-        f"{token}): set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to the cluster's token"
+        f"the Ray cluster at {target} refused this machine's token ({token}): set "
+        f"RAY_AUTH_TOKEN, or RAY_AUTH_TOKEN_PATH, or put the cluster's token in {TOKEN_FILE} "
+        "(`ray get-auth-token` on the head prints it)"
     )
 
 

@@ -89,6 +89,22 @@ def show_sweep(client: Any, sweep_id: str, top: int = 10) -> str:
     return "\n".join(lines)
 
 
+def progress_line(client: Any, sweep_id: str) -> str:
+    """One line of a sweep's progress: its trials by state, the best value so far."""
+    sweep = read_sweep(client, sweep_id, "this tracking store")
+    states = {state: 0 for state in TrialState}
+    for trial in sweep.trials:
+        states[trial.state] += 1
+    counts = ", ".join(f"{n} {state.value.lower()}" for state, n in states.items())
+    done = [trial for trial in sweep.trials if trial.complete]
+    best = ""
+    if done and not sweep.directions.several:
+        sign = loss_sign(sweep.directions.single)
+        top = min(done, key=lambda trial: (sign * trial.values[0], trial.number))
+        best = f"; best {top.values[0]:.6g} (trial {top.number})"
+    return f"sweep {sweep_id} ({sweep.run_status}): {counts}{best}"
+
+
 def _table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(

@@ -21,6 +21,7 @@ from hpo.tracking.schema import (
     SweepTag,
     TrialTag,
     flag,
+    job_filter,
     objective_names,
     objective_values,
     param_value,
@@ -230,6 +231,15 @@ def recent_sweeps(client: Any, experiment_ids: list[str], most: int = 20) -> lis
         order_by=["attributes.start_time DESC"],
         max_results=most,
     )
+
+
+def sweep_of_job(client: Any, job_id: str) -> Any:
+    """The parent run of the sweep Ray job ``job_id`` runs (a submitted sweep), or None."""
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return None
+    runs = client.search_runs(experiments, filter_string=job_filter(job_id), max_results=1)
+    return runs[0] if runs else None
 
 
 def logged_steps(client: Any, run_id: str, keys: Any) -> set[tuple[str, int]]:

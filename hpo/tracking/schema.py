@@ -40,6 +40,7 @@ class SweepTag:
     SEED = "hpo.seed"
     RECIPE = "hpo.recipe"  # JSON: the sweep's configuration (`hpo.sweep.config`)
     SPACE_DIGEST = "hpo.space_digest"
+    JOB_ID = "hpo.job_id"  # the Ray job that runs a submitted sweep's driver
     OBJECTIVES = "hpo.objectives"  # JSON list: several objectives' names, once known
     WARM_START = "hpo.warm_start"  # what a warm start took, in words
     EXPERIMENT_FILE = "hpo.experiment_file"
@@ -129,6 +130,11 @@ _KEY_CHARACTERS = re.compile(r"[/\w.\- :]*")
 def sweep_filter() -> str:
     """The search filter of sweeps (parent runs)."""
     return f"tags.`{SweepTag.SWEEP}` = '{TRUE}'"
+
+
+def job_filter(job_id: str) -> str:
+    """The search filter of the sweep Ray job ``job_id`` runs."""
+    return f"{sweep_filter()} and tags.`{SweepTag.JOB_ID}` = '{job_id}'"
 
 
 def trials_filter(sweep_id: str, trial: int | None = None) -> str:

@@ -279,8 +279,9 @@ def _ignore_sigint() -> None:
 
 
 # A process started in the background by a non-interactive shell (a CI job) inherits SIGINT
-# ignored, and Python then installs no Ctrl-C handler of its own: hpo installs one.
-@pytest.mark.parametrize("inherited", ["default", "ignored"])
+# ignored, and Python then installs no Ctrl-C handler of its own: hpo installs one. SIGTERM
+# (a process manager, `hpo stop`) ends it the same way, though ray.init sets its own handler.
+@pytest.mark.parametrize("inherited", ["default", "ignored", "sigterm"])
 def test_ctrl_c_closes_the_sweep_cleanly(tmp_path, hpo_env, client, tracking_uri, inherited):
     (tmp_path / "slow.py").write_text(SLOW)
     proc = subprocess.Popen(
@@ -316,7 +317,7 @@ def test_ctrl_c_closes_the_sweep_cleanly(tmp_path, hpo_env, client, tracking_uri
                 if r.data.metrics.get("loss") is not None
             ]
     assert len(running) == 2, "no trial started within two minutes"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM if inherited == "sigterm" else signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]
     assert "(interrupted)" in out

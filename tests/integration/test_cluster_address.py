@@ -60,9 +60,13 @@ REWRITE_VERSION = textwrap.dedent(
 )
 
 
+DASHBOARD_PORT = _free_port()  # the head's dashboard: where sweeps are submitted
+
+
 @pytest.fixture(scope="module")
 def head(tmp_path_factory):
-    """A Ray head started with `ray start`: (its address, the environment to reach it)."""
+    """A Ray head started with `ray start`, its dashboard on: (its address, the environment
+    to reach it)."""
     tmp_path = tmp_path_factory.mktemp("head")
     ray_bin = Path(sys.executable).with_name("ray")
     port = _free_port()
@@ -80,7 +84,9 @@ def head(tmp_path_factory):
             f"--port={port}",
             "--node-ip-address=127.0.0.1",
             "--num-cpus=2",
-            "--include-dashboard=false",
+            "--include-dashboard=true",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={DASHBOARD_PORT}",
             "--block",
             f"--temp-dir={ray_dir}",
         ],
@@ -162,11 +168,11 @@ def test_an_address_nobody_answers_at_a_web_server_a_wrong_token_and_another_ray
 
     wrong = {**env, "RAY_AUTH_TOKEN": "not-the-token-" * 4}
     line = one_line_error(hpo(tmp_path, wrong, *run, "--address", address))
-    assert line == (
-        f"hpo: error: the Ray cluster at {address} refused this machine's token "
-        "(RAY_AUTH_TOKEN is not the cluster's): set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN "
-        "to the cluster's token"
-    )
+    assert line.startswith(
+        f"hpo: error: the Ray cluster at {address} refused this machine's token (the one in "
+        "RAY_AUTH_TOKEN): set RAY_AUTH_TOKEN, or RAY_AUTH_TOKEN_PATH, or put the cluster's "
+        "token in "
+    ) and line.endswith("auth_token (`ray get-auth-token` on the head prints it)")
 
     rewrite = [sys.executable, "-c", REWRITE_VERSION, address]
     old = subprocess.run([*rewrite, "2.0.0"], env=env, capture_output=True, text=True)
@@ -203,3 +209,202 @@ def test_a_local_cluster_that_fails_to_start_names_rays_log(tmp_path, hpo_env):
             assert "Failed to start the grpc server" in log.read_text()
         finally:
             shutil.rmtree(ray_dir, ignore_errors=True)
+
+
+# -- submitted sweeps: the driver runs on the cluster as a Ray job --------------------------
+
+QUICK = textwrap.dedent(
+    """
+    import time
+    from hpo.space import Float
+
+    space = {"x": Float(0.0, 1.0)}
+
+    def objective(params, report):
+        for step in range(3):
+            report(step, loss=params["x"] + step)
+            time.sleep(HOLD)
+        return params["x"]
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def tracking_server(tmp_path_factory):
+    from servers import MlflowServer
+
+    folder = tmp_path_factory.mktemp("server")
+    server = MlflowServer(f"sqlite:///{folder / 'mlflow.db'}", folder / "artifacts")
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def _wait_for_state(tmp_path, env, dashboard, job, states, seconds=180):
+    said = ""
+    for _ in range(seconds):
+        said = hpo_command(tmp_path, env, "status", job, "--address", dashboard).stdout
+        if any(f"job {job}: {state}" in said for state in states):
+            return said
+        time.sleep(1)
+    raise AssertionError(f"job {job} did not reach {states}: {said}")
+
+
+def hpo_command(tmp_path, env, *args, timeout=240):
+    return subprocess.run(
+        [sys.executable, "-m", "hpo.cli", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_a_submitted_sweep_runs_on_the_cluster_and_is_followed_from_here(
+    tmp_path, head, tracking_server
+):
+    from mlflow.tracking import MlflowClient
+
+    _, env = head
+    dashboard = f"http://127.0.0.1:{DASHBOARD_PORT}"
+    (tmp_path / "quick.py").write_text(QUICK.replace("HOLD", "0.05"))
+    began = time.monotonic()
+    done = hpo_command(
+        tmp_path,
+        env,
+        "submit",
+        "quick.py",
+        "--address",
+        dashboard,
+        "--tracking-uri",
+        tracking_server,
+        "--trials",
+        "6",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert time.monotonic() - began < 60
+    job = done.stdout.split("submitted job ")[1].split()[0]
+    assert f"hpo status {job} --address {dashboard}" in done.stdout
+    said = _wait_for_state(tmp_path, env, dashboard, job, ["SUCCEEDED", "FAILED"])
+    assert f"job {job}: SUCCEEDED" in said, said
+    assert "6 complete, 0 failed, 0 pruned; best" in said
+    store = MlflowClient(tracking_server)
+    [sweep] = store.search_runs(
+        [store.get_experiment_by_name("quick").experiment_id],
+        filter_string=f"tags.`hpo.job_id` = '{job}'",
+    )
+    assert sweep.info.status == "FINISHED" and sweep.data.tags["hpo.n_complete"] == "6"
+    logs = hpo_command(tmp_path, env, "logs", job, "--address", dashboard)
+    assert "6 trials, 6 complete" in logs.stdout
+    listed = hpo_command(tmp_path, env, "status", "--address", dashboard)
+    assert job in listed.stdout and "quick.py" in listed.stdout
+
+
+def test_hpo_stop_ends_a_submitted_sweep_as_ctrl_c_does(tmp_path, head, tracking_server):
+    from mlflow.tracking import MlflowClient
+
+    _, env = head
+    dashboard = f"http://127.0.0.1:{DASHBOARD_PORT}"
+    (tmp_path / "slow.py").write_text(QUICK.replace("HOLD", "1.0"))
+    done = hpo_command(
+        tmp_path,
+        env,
+        "submit",
+        "slow.py",
+        "--address",
+        dashboard,
+        "--tracking-uri",
+        tracking_server,
+        "--trials",
+        "40",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    job = done.stdout.split("submitted job ")[1].split()[0]
+    store = MlflowClient(tracking_server)
+    for _ in range(120):  # until trials run
+        said = hpo_command(tmp_path, env, "status", job, "--address", dashboard).stdout
+        if " complete" in said and " 0 complete" not in said:
+            break
+        time.sleep(1)
+    stopped = hpo_command(tmp_path, env, "stop", job, "--address", dashboard)
+    assert f"job {job}: STOPPED" in stopped.stdout, stopped.stdout + stopped.stderr[-2000:]
+    [sweep] = store.search_runs(
+        [store.get_experiment_by_name("slow").experiment_id],
+        filter_string=f"tags.`hpo.job_id` = '{job}'",
+    )
+    logs = hpo_command(tmp_path, env, "logs", job, "--address", dashboard).stdout
+    assert sweep.info.status == "KILLED", (sweep.data.tags, logs[-3000:])  # resumable
+    trials = store.search_runs(
+        [sweep.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{sweep.info.run_id}'",
+    )
+    assert 0 < len(trials) < 40
+    assert all(t.info.status != "RUNNING" for t in trials)
+
+
+def test_what_a_submission_refuses_in_one_line(tmp_path, head, tracking_server):
+    _, env = head
+    dashboard = f"http://127.0.0.1:{DASHBOARD_PORT}"
+    (tmp_path / "quick.py").write_text(QUICK.replace("HOLD", "0.0"))
+    cases = [
+        (
+            ["quick.py", "--address", dashboard, "--tracking-uri", "sqlite:///mlflow.db"],
+            env,
+            "cannot reach the tracking store 'sqlite:///mlflow.db' on this machine",
+        ),
+        (
+            ["missing.py", "--address", dashboard, "--tracking-uri", tracking_server],
+            env,
+            "experiment file not found",
+        ),
+        (
+            ["quick.py", "--address", head[0], "--tracking-uri", tracking_server],
+            env,
+            "a sweep is submitted to the Ray dashboard's address, http://HEAD:8265",
+        ),
+        (
+            [
+                "quick.py",
+                "--address",
+                f"http://127.0.0.1:{_free_port()}",
+                "--tracking-uri",
+                tracking_server,
+            ],
+            env,
+            "no Ray dashboard answered at",
+        ),
+        (
+            ["quick.py", "--address", dashboard, "--tracking-uri", tracking_server],
+            {**env, "RAY_AUTH_TOKEN": "not-the-token-" * 4},
+            "refused this machine's token",
+        ),
+    ]
+    for args, case_env, says in cases:
+        done = hpo_command(tmp_path, case_env, "submit", *args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr[-2000:])
+        [line] = done.stderr.strip().splitlines()
+        assert line.startswith("hpo: error: ") and says in line, (args, line)
+
+
+def test_hpo_submit_returns_a_handle_to_follow_the_sweep_by(
+    tmp_path, head, tracking_server, monkeypatch
+):
+    import hpo
+
+    address, env = head
+    for name in ("RAY_AUTH_MODE", "PATH"):
+        monkeypatch.setenv(name, env[name])
+    (tmp_path / "quick.py").write_text(QUICK.replace("HOLD", "0.0"))
+    sweep = hpo.submit(
+        tmp_path / "quick.py",
+        address=f"http://127.0.0.1:{DASHBOARD_PORT}",
+        tracking_uri=tracking_server,
+        args=["--trials", "3", "--experiment-name", "handle"],
+    )
+    assert sweep.wait(timeout=180) == "SUCCEEDED" == sweep.status()
+    result = sweep.result()
+    assert result.sweep_id == sweep.sweep_id and result.n_complete == 3
+    assert "3 trials, 3 complete" in sweep.logs()

@@ -1,0 +1,208 @@
+"""Sweeps submitted to a Ray cluster with Ray Job Submission: the sweep's driver (`hpo run`)
+runs on the cluster as a Ray job, to its end whatever becomes of the machine that
+submitted it (a laptop that closes). Ray's dashboard address (``http://HEAD:8265``) takes
+the submission; its job id is recorded on the sweep's parent run (`SweepTag.JOB_ID`).
+
+What can go wrong at submission gets one line, before anything is submitted: a tracking
+store the cluster cannot reach (a local sqlite file, a relative path), an experiment file
+that does not exist, an address that is not a Ray dashboard, a token the cluster refuses.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hpo.execution.cluster import use_token_if_available
+
+JOB_ID_VARIABLE = "HPO_JOB_ID"  # set for the driver: the job id it tags its sweep with
+# How long `hpo stop` lets the driver cancel its running trials and close its sweep after
+# SIGTERM before Ray kills it (Ray's own default, 3 s, would leave runs RUNNING).
+STOP_WAIT_SECONDS = 120
+EXCLUDES = [".git", ".venv", "__pycache__", "mlruns", "mlartifacts", "mlflow.db*", "*.pyc"]
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+class SubmissionError(RuntimeError):
+    """The cluster refused or could not take a submission; the message says what to do."""
+
+
+def check_reachable_store(tracking_uri: str) -> None:
+    """A submitted sweep records from the cluster: its store must be a server."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        raise ValueError(
+            f"a submitted sweep records from the cluster, which cannot reach the tracking store "
+            f"{tracking_uri!r} on this machine: use the tracking server "
+            "(--tracking-uri http://HOST:5000)"
+        )
+
+
+def client(address: str) -> Any:
+    """Ray's job client for the dashboard at ``address``, with one-line errors."""
+    use_token_if_available()  # before Ray is imported: it reads the mode then
+    from ray.job_submission import JobSubmissionClient
+
+    if not address.startswith(("http://", "https://")):
+        raise SubmissionError(
+            f"a sweep is submitted to the Ray dashboard's address, http://HEAD:8265, got "
+            f"{address!r} (the GCS address HEAD:6379 is for `hpo run --address`)"
+        )
+    try:
+        return JobSubmissionClient(address)
+    except Exception as exc:  # Ray says it as a ConnectionError or RuntimeError with its body
+        raise SubmissionError(_explain(address, exc)) from None
+
+
+def _explain(address: str, exc: Exception) -> str:
+    text = str(exc)
+    if "401" in text or "403" in text or "nauthenticated" in text or "token" in text.lower():
+        return (
+            f"the Ray cluster at {address} refused this machine's token: set RAY_AUTH_TOKEN "
+            "(or RAY_AUTH_TOKEN_PATH, or put it in ~/.ray/auth_token) to the cluster's token "
+            "(`ray get-auth-token` on the head prints it)"
+        )
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    return f"no Ray dashboard answered at {address} ({first}): check the address and port"
+
+
+def submit(
+    address: str,
+    file: str | Path,
+    run_args: Sequence[str],
+    *,
+    tracking_uri: str,
+    working_dir: str | Path | None = None,
+) -> str:
+    """Submit ``hpo run FILE RUN_ARGS`` to the cluster at ``address``; its job id."""
+    check_reachable_store(tracking_uri)
+    file = Path(file).resolve()
+    if not file.is_file():
+        raise ValueError(f"experiment file not found: {str(file)!r}")
+    folder = Path(working_dir).resolve() if working_dir is not None else file.parent
+    if not file.is_relative_to(folder):
+        raise ValueError(f"the experiment file {str(file)!r} is not inside --working-dir {folder}")
+    jobs = client(address)
+    job_id = f"hpo-{uuid.uuid4().hex[:12]}"
+    command = ["hpo", "run", str(file.relative_to(folder)), *run_args]
+    command += ["--tracking-uri", tracking_uri, "--no-progress"]
+    try:
+        jobs.submit_job(
+            entrypoint=shlex.join(command),
+            submission_id=job_id,
+            runtime_env={
+                "working_dir": str(folder),
+                "excludes": EXCLUDES,
+                "env_vars": {
+                    JOB_ID_VARIABLE: job_id,
+                    "RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_SECONDS),
+                },
+            },
+            metadata={"hpo": "sweep", "tracking_uri": tracking_uri, "file": file.name},
+        )
+    except Exception as exc:
+        raise SubmissionError(_explain(address, exc)) from None
+    return job_id
+
+
+def job_id_here() -> str | None:
+    """The job id of the submitted sweep this driver runs, if it runs one."""
+    return os.environ.get(JOB_ID_VARIABLE) or None
+
+
+def find_sweep(tracking_uri: str, job_id: str, wait: float = 0.0) -> Any:
+    """The parent run of the sweep job ``job_id`` runs, waiting up to ``wait`` seconds for
+    its driver to make it; None when it has not (yet)."""
+    from mlflow.tracking import MlflowClient
+
+    from hpo.tracking.reader import sweep_of_job
+
+    store = MlflowClient(tracking_uri)
+    deadline = time.monotonic() + wait
+    while True:
+        run = sweep_of_job(store, job_id)
+        if run is not None or time.monotonic() >= deadline:
+            return run
+        time.sleep(1.0)
+
+
+def wait(jobs: Any, job_id: str, timeout: float) -> str:
+    """The job's status once it ends (or when ``timeout`` seconds have passed)."""
+    deadline = time.monotonic() + timeout
+    status = str(jobs.get_job_status(job_id).value)
+    while status not in TERMINAL and time.monotonic() < deadline:
+        time.sleep(1.0)
+        status = str(jobs.get_job_status(job_id).value)
+    return status
+
+
+class SubmittedSweep:
+    """A sweep whose driver runs on a Ray cluster as job ``job_id`` (`hpo.submit`)."""
+
+    def __init__(self, job_id: str, address: str, tracking_uri: str) -> None:
+        self.job_id, self.address, self.tracking_uri = job_id, address, tracking_uri
+
+    def __repr__(self) -> str:
+        return f"SubmittedSweep({self.job_id!r}, {self.address!r})"
+
+    @property
+    def sweep_id(self) -> str | None:
+        """The sweep's parent run id, once its driver has made it."""
+        run = find_sweep(self.tracking_uri, self.job_id)
+        return None if run is None else run.info.run_id
+
+    def status(self) -> str:
+        """The job's state: PENDING, RUNNING, SUCCEEDED, FAILED or STOPPED."""
+        return str(client(self.address).get_job_status(self.job_id).value)
+
+    def logs(self) -> str:
+        """What the sweep's driver printed so far."""
+        return client(self.address).get_job_logs(self.job_id)
+
+    def wait(self, timeout: float = float("inf")) -> str:
+        """Wait for the job to end (at most ``timeout`` seconds); its state."""
+        return wait(client(self.address), self.job_id, timeout)
+
+    def stop(self) -> str:
+        """End the sweep as Ctrl-C does (running trials cancelled and recorded, the sweep
+        closed, resumable); its job's state once it has."""
+        jobs = client(self.address)
+        jobs.stop_job(self.job_id)
+        return wait(jobs, self.job_id, STOP_WAIT_SECONDS + 10)
+
+    def result(self) -> Any:
+        """The sweep's `hpo.SweepResult`, read from MLflow (as far as it has run)."""
+        from hpo.tracking.reader import load_sweep
+
+        sweep_id = self.sweep_id
+        if sweep_id is None:
+            state = self.status()
+            raise ValueError(f"job {self.job_id} has recorded no sweep yet (status: {state})")
+        return load_sweep(sweep_id, tracking_uri=self.tracking_uri)
+
+
+def submit_sweep(
+    file: str | Path,
+    *,
+    address: str,
+    tracking_uri: str | None = None,
+    working_dir: str | Path | None = None,
+    args: Sequence[str] = (),
+) -> SubmittedSweep:
+    """Run ``hpo run FILE ARGS`` on the Ray cluster whose dashboard is at ``address``
+    (``http://HEAD:8265``), as a Ray job that outlives this process; the sweep records into
+    ``tracking_uri``, which must be a tracking server the cluster reaches.
+
+    >>> sweep = hpo.submit("exp.py", address="http://head:8265",           # doctest: +SKIP
+    ...                    tracking_uri="http://mlflow:5000", args=["--trials", "40"])
+    >>> sweep.wait(); sweep.result().best_value                            # doctest: +SKIP
+    """
+    from hpo.tracking.store import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    job_id = submit(address, file, list(args), tracking_uri=uri, working_dir=working_dir)
+    return SubmittedSweep(job_id, address, uri)
