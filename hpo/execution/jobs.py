@@ -26,6 +26,7 @@ JOB_ID_VARIABLE = "HPO_JOB_ID"  # set for the driver: the job id it tags its swe
 STOP_WAIT_SECONDS = 120
 EXCLUDES = [".git", ".venv", "__pycache__", "mlruns", "mlartifacts", "mlflow.db*", "*.pyc"]
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+AGENT_WAIT_SECONDS = 60.0  # for a head that has just started to take submissions
 
 
 class SubmissionError(RuntimeError):
@@ -60,7 +61,8 @@ def client(address: str) -> Any:
 
 def _explain(address: str, exc: Exception) -> str:
     text = str(exc)
-    if "401" in text or "403" in text or "nauthenticated" in text or "token" in text.lower():
+    refused = ("401", "403", "Authentication failed", "Unauthenticated", "InvalidAuthToken")
+    if any(said in text for said in refused):
         return (
             f"the Ray cluster at {address} refused this machine's token: set RAY_AUTH_TOKEN "
             "(or RAY_AUTH_TOKEN_PATH, or put it in ~/.ray/auth_token) to the cluster's token "
@@ -90,23 +92,28 @@ def submit(
     job_id = f"hpo-{uuid.uuid4().hex[:12]}"
     command = ["hpo", "run", str(file.relative_to(folder)), *run_args]
     command += ["--tracking-uri", tracking_uri, "--no-progress"]
-    try:
-        jobs.submit_job(
-            entrypoint=shlex.join(command),
-            submission_id=job_id,
-            runtime_env={
-                "working_dir": str(folder),
-                "excludes": EXCLUDES,
-                "env_vars": {
-                    JOB_ID_VARIABLE: job_id,
-                    "RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_SECONDS),
+    deadline = time.monotonic() + AGENT_WAIT_SECONDS
+    while True:
+        try:
+            jobs.submit_job(
+                entrypoint=shlex.join(command),
+                submission_id=job_id,
+                runtime_env={
+                    "working_dir": str(folder),
+                    "excludes": EXCLUDES,
+                    "env_vars": {
+                        JOB_ID_VARIABLE: job_id,
+                        "RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_SECONDS),
+                    },
                 },
-            },
-            metadata={"hpo": "sweep", "tracking_uri": tracking_uri, "file": file.name},
-        )
-    except Exception as exc:
-        raise SubmissionError(_explain(address, exc)) from None
-    return job_id
+                metadata={"hpo": "sweep", "tracking_uri": tracking_uri, "file": file.name},
+            )
+            return job_id
+        except Exception as exc:
+            # A head just started answers before its job agent is up ("try again later").
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise SubmissionError(_explain(address, exc)) from None
+            time.sleep(2.0)
 
 
 def job_id_here() -> str | None:
