@@ -165,6 +165,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="a larger budget (default: the sweep's); how a sweep its stopping rule ended goes on",
     )
+    resume.add_argument(
+        "--submit",
+        action="store_true",
+        help="go on with it on the cluster, as a Ray job (--address: the dashboard's, "
+        "http://HEAD:8265; --file: the experiment file here)",
+    )
 
     show = sub.add_parser("show", parents=[tracking], help="list sweeps, or show one")
     show.add_argument("sweep_id", nargs="?", help="parent run id of a sweep (default: list all)")
@@ -358,6 +364,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         exp = load_experiment(path)
     except (FileNotFoundError, ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from exc
+    if args.submit:
+        return _resume_submitted(args, path, uri)
     data = _load_data(exp)
     return _sweep(
         lambda: hpo.resume(
@@ -376,6 +384,29 @@ def cmd_resume(args: argparse.Namespace) -> int:
         ),
         uri,
     )
+
+
+def _resume_submitted(args: argparse.Namespace, path: str, uri: str) -> int:
+    from hpo.execution.jobs import FILE, SubmissionError, submit
+
+    if not args.address:
+        raise UsageError("--submit needs the Ray dashboard's address: --address http://HEAD:8265")
+    options = {"--trials": args.trials, "--workers": args.workers, "--timeout": args.timeout}
+    passed = [str(v) for flag, value in options.items() if value is not None for v in (flag, value)]
+    try:
+        job = submit(
+            args.address,
+            path,
+            passed,
+            tracking_uri=uri,
+            command=("resume", args.sweep_id, "--file", FILE),
+        )
+    except (FileNotFoundError, ValueError, SubmissionError) as exc:
+        raise UsageError(str(exc)) from exc
+    flag = f" --address {args.address}"
+    print(f"submitted job {job} to {args.address}: it goes on with sweep {args.sweep_id}")
+    print(f"follow it: hpo status {job}{flag}   hpo logs {job} --follow{flag}")
+    return 0
 
 
 def _recorded_file(uri: str, sweep_id: str) -> str:

@@ -100,6 +100,13 @@ def use_token_if_available() -> None:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
+def available_resources() -> dict[str, float]:
+    """What the connected cluster has free now, summed over its nodes."""
+    import ray
+
+    return dict(ray.available_resources())
+
+
 def node_resources() -> list[dict[str, float]]:
     """The total resources of each live node of the connected cluster."""
     import ray

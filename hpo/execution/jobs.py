@@ -72,6 +72,9 @@ def _explain(address: str, exc: Exception) -> str:
     return f"no Ray dashboard answered at {address} ({first}): check the address and port"
 
 
+FILE = "{file}"  # in a submitted command: the experiment file, as the cluster sees it
+
+
 def submit(
     address: str,
     file: str | Path,
@@ -79,8 +82,10 @@ def submit(
     *,
     tracking_uri: str,
     working_dir: str | Path | None = None,
+    command: Sequence[str] = ("run", FILE),
 ) -> str:
-    """Submit ``hpo run FILE RUN_ARGS`` to the cluster at ``address``; its job id."""
+    """Submit ``hpo COMMAND RUN_ARGS`` (``hpo run FILE ...`` by default) to the cluster at
+    ``address``, the folder of ``file`` shipped with it; its job id."""
     check_reachable_store(tracking_uri)
     file = Path(file).resolve()
     if not file.is_file():
@@ -90,7 +95,8 @@ def submit(
         raise ValueError(f"the experiment file {str(file)!r} is not inside --working-dir {folder}")
     jobs = client(address)
     job_id = f"hpo-{uuid.uuid4().hex[:12]}"
-    command = ["hpo", "run", str(file.relative_to(folder)), *run_args]
+    shipped = str(file.relative_to(folder))
+    command = ["hpo", *(shipped if part == FILE else part for part in command), *run_args]
     command += ["--tracking-uri", tracking_uri, "--no-progress"]
     deadline = time.monotonic() + AGENT_WAIT_SECONDS
     while True:

@@ -14,7 +14,7 @@ from typing import Any
 
 from hpo.core.checks import first_line
 from hpo.core.events import Event, Outcome
-from hpo.execution.resources import TrialResources
+from hpo.execution.resources import TrialResources, describe
 from hpo.execution.worker import TrialWorker
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,17 @@ class WorkerPool:
             del self._starting[running.worker]
             running.started = max(running.started, time.monotonic())
         return running.started
+
+    def workers_up(self) -> int:
+        """How many of the pool's workers have started (a worker Ray has no room for
+        waits, not started, until there is)."""
+        pending = list(self._starting.values())
+        ready = self._ray.wait(pending, num_returns=len(pending), timeout=0)[0] if pending else []
+        return len(self.idle) + len(self.running) - (len(pending) - len(ready))
+
+    def free_resources(self) -> str:
+        """What the cluster has free now, as people read it."""
+        return describe(self._ray.available_resources()) or "nothing"
 
     def submit(self, record: Any, store: tuple[str, str] | None = None) -> Running:
         """Run ``record``'s trial on an idle worker; ``store`` (artifact URI, tracking URI)

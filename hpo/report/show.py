@@ -102,7 +102,9 @@ def progress_line(client: Any, sweep_id: str) -> str:
         sign = loss_sign(sweep.directions.single)
         top = min(done, key=lambda trial: (sign * trial.values[0], trial.number))
         best = f"; best {top.values[0]:.6g} (trial {top.number})"
-    return f"sweep {sweep_id} ({sweep.run_status}): {counts}{best}"
+    waiting = sweep.tags.get(SweepTag.WAITING)
+    waiting = f"; {waiting}" if waiting and sweep.run_status == "RUNNING" else ""
+    return f"sweep {sweep_id} ({sweep.run_status}): {counts}{best}{waiting}"
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:

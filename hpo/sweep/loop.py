@@ -18,7 +18,8 @@ from hpo.core.directions import better
 from hpo.core.events import Artifact, Outcome, Report
 from hpo.core.result import SweepResult
 from hpo.core.trial import TrialState, best_of
-from hpo.execution.cluster import connect, node_resources
+from hpo.execution.cluster import available_resources, connect, node_resources
+from hpo.execution.jobs import job_id_here
 from hpo.execution.pool import Batch, WorkerDied, WorkerPool
 from hpo.execution.resources import capacity
 from hpo.report.summary import (
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
     from hpo.sweep.seams import Pool, RunTracker
 
 WAIT_SECONDS = 0.5
+# A sweep none of whose workers has started by then says why (the cluster has no room for
+# them: other sweeps hold it), in its output and on its run (`hpo status` shows it).
+WAITING_NOTICE_SECONDS = 30.0
 
 
 def open_sweep(
@@ -59,6 +63,8 @@ def open_sweep(
     workers = config.workers
     if workers is None:
         workers = fit
+        if job_id_here() is not None:  # a submitted sweep leaves room for the others
+            workers = max(1, min(fit, config.resources.fits(available_resources())))
     elif workers > fit:
         raise ValueError(
             f"workers must not exceed the trials the cluster runs at once ({fit} with "
@@ -115,6 +121,7 @@ class Sweep:
             resources=str(config.resources),
         )
         self.interrupted = self.timed_out = False
+        self.waiting: bool | None = None  # None: not said; True: said; False: said and over
         self.model_tags: dict[str, str] = {}  # where the sweep's best model went, once it ends
         self.figures: tuple[str, ...] = ()  # the figures its run holds, once it ends
         self.stopped_by: str | None = None  # the stopping rule that was met, in words
@@ -175,6 +182,7 @@ class Sweep:
                     else:
                         self._handle(item)
                 self._enforce_timeouts()
+                self._check_waiting()
                 self._check_stopping_rules()
                 self._locate_runs()
                 if self.progress is not None:
@@ -276,6 +284,30 @@ class Sweep:
                 where = self.tracker.artifact_location(running.record.number)
                 if where is not None:
                     self.pool.locate(running, where, self.tracker.tracking_uri)
+
+    def _check_waiting(self) -> None:
+        """Say once that no worker could start yet, and that the wait is over once one has."""
+        if self.waiting is False or not self.pool.running:
+            return
+        if self.waiting is None:
+            if time.monotonic() - self.started < WAITING_NOTICE_SECONDS:
+                return
+            if self.pool.workers_up() > 0:
+                self.waiting = False  # nothing to say, ever
+                return
+            message = (
+                f"waiting for resources: none of the {self.workers} workers "
+                f"({self.config.resources} each) has started after "
+                f"{WAITING_NOTICE_SECONDS:g} s; free on the cluster: "
+                f"{self.pool.free_resources()} (other sweeps may hold the rest)"
+            )
+            print(f"hpo: {message}", file=sys.stderr, flush=True)
+            self.tracker.set_sweep_tags({SweepTag.WAITING: message})
+            self.waiting = True
+        elif self.pool.workers_up() > 0:
+            print("hpo: the workers are starting", file=sys.stderr, flush=True)
+            self.tracker.set_sweep_tags({SweepTag.WAITING: ""})
+            self.waiting = False
 
     def _enforce_timeouts(self) -> None:
         now = time.monotonic()

@@ -19,6 +19,7 @@ from hpo.core.checks import positive_int
 from hpo.core.result import SweepResult
 from hpo.core.space import Space, as_space
 from hpo.core.trial import TrialState
+from hpo.execution.jobs import job_id_here
 from hpo.execution.worker import objective_arity
 from hpo.strategies import Strategy, make_strategy
 from hpo.sweep.config import SweepConfig
@@ -134,6 +135,9 @@ def resume(
 
     sweep = open_sweep(config, strategy, objective, arity, data, pruner)
     tags = {}
+    job = job_id_here()
+    if job is not None:  # resumed by a submitted job: `hpo status JOB` finds it
+        tags[SweepTag.JOB_ID] = job
     if n_trials is not None or stopped_by:  # what a later resume of it must go by
         recipe = {**stored.recipe, **changes}
         tags[SweepTag.RECIPE] = encode_recipe(recipe)

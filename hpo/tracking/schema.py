@@ -41,6 +41,7 @@ class SweepTag:
     RECIPE = "hpo.recipe"  # JSON: the sweep's configuration (`hpo.sweep.config`)
     SPACE_DIGEST = "hpo.space_digest"
     JOB_ID = "hpo.job_id"  # the Ray job that runs a submitted sweep's driver
+    WAITING = "hpo.waiting"  # why no worker has started yet ("" once one has)
     OBJECTIVES = "hpo.objectives"  # JSON list: several objectives' names, once known
     WARM_START = "hpo.warm_start"  # what a warm start took, in words
     EXPERIMENT_FILE = "hpo.experiment_file"

@@ -96,6 +96,12 @@ class FakePool:
     def running_since(self, running: Running) -> float:
         return running.started
 
+    def workers_up(self) -> int:
+        return len(self.idle) + len(self.running)
+
+    def free_resources(self) -> str:
+        return "cpu=0"
+
     def stop(self, running: Running) -> None:
         self.stopped.add(running.stream)
 

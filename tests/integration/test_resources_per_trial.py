@@ -102,3 +102,44 @@ def test_a_worker_process_is_replaced_after_its_share_of_trials(
     )
     assert len({s["pid"] for s in seen.values()}) == 3
     assert client.get_run(result.sweep_id).data.params["max_trials_per_worker"] == "1"
+
+
+def test_a_sweep_with_no_room_says_it_waits_and_a_submitted_one_leaves_room(
+    ray_cluster, tracking_uri, client, tmp_path, monkeypatch, capsys
+):
+    import threading
+
+    from hpo.sweep import loop
+
+    monkeypatch.setattr(loop, "WAITING_NOTICE_SECONDS", 2.0)
+
+    @ray_cluster.remote(num_cpus=1)
+    class Holder:  # what another sweep's worker holds
+        def ping(self):
+            return True
+
+    holders = [Holder.remote() for _ in range(2)]
+    ray_cluster.get([h.ping.remote() for h in holders])  # both CPUs held
+    release = threading.Timer(8.0, lambda: [ray_cluster.kill(h) for h in holders])
+    release.start()
+    try:
+        result, _ = sweep(tracking_uri, tmp_path / "waits")
+    finally:
+        release.join()
+    said = capsys.readouterr().err
+    assert (
+        "hpo: waiting for resources: none of the 2 workers (cpu=1 each) has started after "
+        "2 s; free on the cluster: " in said
+    )
+    assert "hpo: the workers are starting" in said
+    assert client.get_run(result.sweep_id).data.tags["hpo.waiting"] == ""  # the wait is over
+
+    # A submitted sweep's driver takes by default what is free, not the whole cluster.
+    holder = Holder.remote()
+    ray_cluster.get(holder.ping.remote())
+    monkeypatch.setenv("HPO_JOB_ID", "hpo-leaves-room")
+    try:
+        result, _ = sweep(tracking_uri, tmp_path / "submitted")
+    finally:
+        ray_cluster.kill(holder)
+    assert client.get_run(result.sweep_id).data.params["workers"] == "1"
