@@ -61,8 +61,8 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 lint: $(STAMP)
-	$(BIN)/ruff check hpo models experiments tests benchmarks
-	$(BIN)/ruff format --check hpo models experiments tests benchmarks
+	$(BIN)/ruff check hpo models experiments tests benchmarks examples
+	$(BIN)/ruff format --check hpo models experiments tests benchmarks examples
 
 # Optuna's GPSampler, a peer in optimizers.py, needs PyTorch (installed with the project)
 # and greenlet, without which it polishes its candidates one after another.
