@@ -612,7 +612,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, TypeError, SubmissionError) as exc:
         raise UsageError(str(exc)) from exc
     print(f"submitted job {job} to {args.address}")
-    sweep = find_sweep(uri, job, wait=SWEEP_WAIT_SECONDS)
+    sweep = find_sweep(uri, job, seconds=SWEEP_WAIT_SECONDS)
     if sweep is not None:
         page = f"/#/experiments/{sweep.info.experiment_id}/runs/{sweep.info.run_id}"
         print(f"sweep {sweep.info.run_id}: {uri.rstrip('/')}{page}")

@@ -127,15 +127,15 @@ def job_id_here() -> str | None:
     return os.environ.get(JOB_ID_VARIABLE) or None
 
 
-def find_sweep(tracking_uri: str, job_id: str, wait: float = 0.0) -> Any:
-    """The parent run of the sweep job ``job_id`` runs, waiting up to ``wait`` seconds for
-    its driver to make it; None when it has not (yet)."""
+def find_sweep(tracking_uri: str, job_id: str, seconds: float = 0.0) -> Any:
+    """The parent run of the sweep job ``job_id`` runs, waiting up to ``seconds`` for its
+    driver to make it; None when it has not (yet)."""
     from mlflow.tracking import MlflowClient
 
     from hpo.tracking.reader import sweep_of_job
 
     store = MlflowClient(tracking_uri)
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + seconds
     while True:
         run = sweep_of_job(store, job_id)
         if run is not None or time.monotonic() >= deadline:
