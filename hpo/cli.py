@@ -60,6 +60,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     running.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    # The tracking server as the cluster reaches it, when not as this machine does (through
+    # an SSH tunnel the laptop's http://127.0.0.1:5000 is the deployment's http://mlflow:5000).
+    cluster_tracking = argparse.ArgumentParser(add_help=False)
+    cluster_tracking.add_argument(
+        "--cluster-tracking-uri",
+        metavar="URI",
+        help="the tracking server's address as the cluster reaches it (default: --tracking-uri's)",
+    )
+
     run = sub.add_parser(
         "run", parents=[tracking, running], help="run a sweep from an experiment file"
     )
@@ -152,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
 
     resume = sub.add_parser(
         "resume",
-        parents=[tracking, running],
+        parents=[tracking, running, cluster_tracking],
         help="continue a sweep whose driver stopped (killed, interrupted, timed out)",
     )
     resume.add_argument("sweep_id", help="parent run id of the sweep")
@@ -206,7 +215,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     submit = sub.add_parser(
         "submit",
-        parents=[tracking, dashboard],
+        parents=[tracking, dashboard, cluster_tracking],
         help="run a sweep's driver on a Ray cluster as a job; returns at once",
         description="Any option of `hpo run` may follow; it is passed to the sweep's driver.",
     )
@@ -216,7 +225,10 @@ def _parser() -> argparse.ArgumentParser:
         help="folder shipped to the cluster with the file (default: the file's folder)",
     )
     status = sub.add_parser(
-        "status", parents=[dashboard], help="submitted sweeps, or one with its progress"
+        "status",
+        parents=[dashboard, tracking],
+        help="submitted sweeps, or one with its progress (read from --tracking-uri, else "
+        "from the store the sweep was submitted with)",
     )
     status.add_argument("job", nargs="?", help="the job id `hpo submit` printed")
     logs = sub.add_parser("logs", parents=[dashboard], help="a submitted sweep's output")
@@ -366,6 +378,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     if args.submit:
         return _resume_submitted(args, path, uri)
+    if args.cluster_tracking_uri:
+        raise UsageError("--cluster-tracking-uri is for a sweep resumed with --submit")
     data = _load_data(exp)
     return _sweep(
         lambda: hpo.resume(
@@ -399,6 +413,7 @@ def _resume_submitted(args: argparse.Namespace, path: str, uri: str) -> int:
             path,
             passed,
             tracking_uri=uri,
+            cluster_tracking_uri=args.cluster_tracking_uri,
             command=("resume", args.sweep_id, "--file", FILE),
         )
     except (FileNotFoundError, ValueError, SubmissionError) as exc:
@@ -607,7 +622,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
         if not args.address:
             raise ValueError("give the Ray dashboard's address: --address http://HEAD:8265")
         job = submit(
-            args.address, args.file, run_args, tracking_uri=uri, working_dir=args.working_dir
+            args.address,
+            args.file,
+            run_args,
+            tracking_uri=uri,
+            cluster_tracking_uri=args.cluster_tracking_uri,
+            working_dir=args.working_dir,
         )
     except (FileNotFoundError, ValueError, TypeError, SubmissionError) as exc:
         raise UsageError(str(exc)) from exc
@@ -646,7 +666,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         raise UsageError(f"no job {args.job!r} at {args.address}: {exc}") from None
     state = str(info.status.value)
     print(f"job {args.job}: {state}" + (f" ({info.message})" if info.message else ""))
-    uri = (info.metadata or {}).get("tracking_uri")
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    uri = uri or (info.metadata or {}).get("tracking_uri")
     sweep = find_sweep(uri, args.job) if uri else None
     if sweep is None:
         print("  no sweep recorded yet")

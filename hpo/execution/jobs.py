@@ -81,12 +81,18 @@ def submit(
     run_args: Sequence[str],
     *,
     tracking_uri: str,
+    cluster_tracking_uri: str | None = None,
     working_dir: str | Path | None = None,
     command: Sequence[str] = ("run", FILE),
 ) -> str:
     """Submit ``hpo COMMAND RUN_ARGS`` (``hpo run FILE ...`` by default) to the cluster at
-    ``address``, the folder of ``file`` shipped with it; its job id."""
+    ``address``, the folder of ``file`` shipped with it; its job id. The driver records into
+    ``cluster_tracking_uri``: the tracking server as the cluster reaches it, when that is
+    not ``tracking_uri`` (a laptop's SSH tunnel, ``http://127.0.0.1:5000``, is
+    ``http://mlflow:5000`` inside the deployment)."""
     check_reachable_store(tracking_uri)
+    cluster_tracking_uri = cluster_tracking_uri or tracking_uri
+    check_reachable_store(cluster_tracking_uri)
     file = Path(file).resolve()
     if not file.is_file():
         raise ValueError(f"experiment file not found: {str(file)!r}")
@@ -97,12 +103,16 @@ def submit(
     job_id = f"hpo-{uuid.uuid4().hex[:12]}"
     shipped = str(file.relative_to(folder))
     command = ["hpo", *(shipped if part == FILE else part for part in command), *run_args]
-    command += ["--tracking-uri", tracking_uri, "--no-progress"]
+    command += ["--tracking-uri", cluster_tracking_uri, "--no-progress"]
     deadline = time.monotonic() + AGENT_WAIT_SECONDS
     while True:
         try:
             jobs.submit_job(
-                entrypoint=shlex.join(command),
+                # Ray runs it with a shell and, to stop it, signals the shell and its
+                # children: `exec` leaves one process, the driver, so none is orphaned (an
+                # orphan's exit goes unreaped where PID 1 does not reap, as in a container
+                # without an init, and Ray would wait out its 120 s before STOPPED).
+                entrypoint="exec " + shlex.join(command),
                 submission_id=job_id,
                 runtime_env={
                     "working_dir": str(folder),
@@ -112,7 +122,12 @@ def submit(
                         "RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_SECONDS),
                     },
                 },
-                metadata={"hpo": "sweep", "tracking_uri": tracking_uri, "file": file.name},
+                metadata={
+                    "hpo": "sweep",
+                    "tracking_uri": tracking_uri,
+                    "cluster_tracking_uri": cluster_tracking_uri,
+                    "file": file.name,
+                },
             )
             return job_id
         except Exception as exc:
@@ -203,12 +218,14 @@ def submit_sweep(
     *,
     address: str,
     tracking_uri: str | None = None,
+    cluster_tracking_uri: str | None = None,
     working_dir: str | Path | None = None,
     args: Sequence[str] = (),
 ) -> SubmittedSweep:
     """Run ``hpo run FILE ARGS`` on the Ray cluster whose dashboard is at ``address``
     (``http://HEAD:8265``), as a Ray job that outlives this process; the sweep records into
-    ``tracking_uri``, which must be a tracking server the cluster reaches.
+    ``tracking_uri``, which must be a tracking server; ``cluster_tracking_uri`` is its
+    address as the cluster reaches it, when that differs (an SSH tunnel).
 
     >>> sweep = hpo.submit("exp.py", address="http://head:8265",           # doctest: +SKIP
     ...                    tracking_uri="http://mlflow:5000", args=["--trials", "40"])
@@ -217,5 +234,12 @@ def submit_sweep(
     from hpo.tracking.store import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
-    job_id = submit(address, file, list(args), tracking_uri=uri, working_dir=working_dir)
+    job_id = submit(
+        address,
+        file,
+        list(args),
+        tracking_uri=uri,
+        cluster_tracking_uri=cluster_tracking_uri,
+        working_dir=working_dir,
+    )
     return SubmittedSweep(job_id, address, uri)

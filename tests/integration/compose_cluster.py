@@ -30,7 +30,10 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 HOST_NAMES = [
     *["postgres", "artifacts", "mlflow", "ray-head", "worker-1", "worker-2"],
     *["driver", "driver-2"],  # two hosts a sweep is launched from (resumed from the second)
+    "laptop",  # outside the deployment: it reaches the published ports only (hpo submit)
 ]
+DASHBOARD = "http://ray-head:8265"  # where a submitted sweep goes, and MLflow as reached
+TRACKING = "http://mlflow:5000"  # through the published ports (the names are the services')
 VALUES = {  # what .env would hold
     "POSTGRES_USER": "mlflow",
     "POSTGRES_PASSWORD": "test-password",
@@ -125,6 +128,8 @@ class Cluster:
         self.start_worker("worker-2")
         self.wait_ray(nodes=3)
         self._publish()
+        # The laptop sees the head's dashboard and the MLflow server, as published.
+        h.confine("laptop", [("ray-head", 8265), ("mlflow", 5000)])
 
     def _publish(self) -> None:
         """The compose file's `ports:` ("HOST_ADDRESS:HOST_PORT:CONTAINER_PORT")."""
@@ -148,6 +153,11 @@ class Cluster:
         spec = service("mlflow")
         self.hosts.start("mlflow", spec["command"], _env(spec), self.log("mlflow"))
         self.wait_mlflow()
+
+    def start_head(self) -> None:
+        head = service("ray-head")
+        self.hosts.start("ray-head", head["command"], _env(head), self.log("ray-head"))
+        self.wait_ray(nodes=1)
 
     def start_worker(self, host: str) -> None:
         spec = service("ray-worker")
@@ -257,6 +267,14 @@ class Cluster:
         output = self.log(host).read_text()
         assert code == 0, f"the sweep exited with {code}:\n{output[-4000:]}"
         return output
+
+    def hpo(
+        self, host: str, args: list[str], token: str = VALUES["RAY_AUTH_TOKEN"], timeout=240
+    ) -> subprocess.CompletedProcess:
+        """`hpo ARGS` on ``host`` as a user's machine outside the cluster runs it: no Ray
+        node, the cluster's token in RAY_AUTH_TOKEN, from the repository."""
+        env = _env({}, RAY_AUTH_TOKEN=token)
+        return self.hosts.run(host, ["hpo", *args], env, timeout=timeout, cwd=ROOT)
 
     def query(self, code: str, host: str = "driver") -> Any:
         """Run ``code`` (Python that prints JSON) on ``host`` against the MLflow server."""

@@ -146,16 +146,44 @@ class Hosts:
         return proc
 
     def run(
-        self, name: str, argv: list[str], env: dict[str, str], timeout: float = 300
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        timeout: float = 300,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess:
         """Run ``argv`` on host ``name`` to its end."""
         return subprocess.run(
             self.on(name, argv),
             env=env,
+            cwd=cwd,
             capture_output=True,
             text=True,
             timeout=timeout,
         )
+
+    def confine(self, name: str, reachable: list[tuple[str, int]]) -> None:
+        """Host ``name`` may open connections only to ``reachable`` (host, TCP port) pairs
+        and itself: a machine outside the deployment's network that sees only what is
+        published to it. Others are refused at once (a firewall's reject)."""
+        ns, rules = self.ns(name), [["-A", "OUTPUT", "-o", "lo", "-j", "ACCEPT"]]
+        for host, port in reachable:
+            rules.append(["-A", "OUTPUT", "-d", self.address[host], "-p", "tcp"])
+            rules[-1] += ["--dport", str(port), "-j", "ACCEPT"]
+        rules.append(["-A", "OUTPUT", "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"])
+        rules.append(["-A", "OUTPUT", "-j", "REJECT"])
+        for rule in rules:
+            command = ["ip", "netns", "exec", ns, "iptables", *rule]
+            subprocess.run(command, check=True, capture_output=True, text=True)
+
+    def remove(self, name: str) -> None:
+        """Host ``name`` is gone: its processes killed, its namespace deleted."""
+        self.kill(name)
+        ns = self.ns(name)
+        subprocess.run(["ip", "netns", "del", ns], check=True, capture_output=True)
+        shutil.rmtree(HOSTS_DIR / ns, ignore_errors=True)
+        self.made.remove(ns)
 
     def pids(self, name: str) -> list[int]:
         out = subprocess.run(["ip", "netns", "pids", self.ns(name)], capture_output=True, text=True)

@@ -32,7 +32,7 @@ def why_not() -> str | None:
 if why_not() is not None:
     pytest.skip(f"the deployment run on namespace hosts: {why_not()}", allow_module_level=True)
 
-from compose_cluster import VALUES, Cluster  # noqa: E402
+from compose_cluster import DASHBOARD, TRACKING, VALUES, Cluster  # noqa: E402
 from conftest import by_trial, child_runs  # noqa: E402
 from invariants import check_invariants  # noqa: E402
 
@@ -40,6 +40,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CHAOS = ["tests/integration/host_sweep.py", "--seed", "0", "--no-progress"]
 CURVE = ("loss", range(10))  # every step of every COMPLETE trial, logged once
+# A sweep submitted to the head's dashboard, recording into the MLflow server.
+SUBMIT = ["submit", "tests/integration/host_sweep.py", "--address", DASHBOARD]
+SUBMIT += ["--tracking-uri", TRACKING, "--seed", "0"]
 
 # Run on a host: the HTTP status of a GET of URL with a Host header...
 STATUS = textwrap.dedent(
@@ -201,6 +204,113 @@ def test_the_drivers_host_killed_halfway_then_hpo_resume_from_another_host(clust
     assert client.get_run(sweep_id).data.tags["hpo.n_complete"] == "8"
 
 
+def job_of(output: str) -> str:
+    return output.split("submitted job ", 1)[1].split()[0]
+
+
+def wait_job(cluster, job, host="driver", seconds=240):
+    """`hpo status JOB` from ``host`` until the job has ended; what it said."""
+    deadline = time.monotonic() + seconds
+    while True:
+        done = cluster.hpo(
+            host, ["status", job, "--address", DASHBOARD, "--tracking-uri", TRACKING]
+        )
+        said = done.stdout
+        if any(f"job {job}: {end}" in said for end in ("SUCCEEDED", "FAILED", "STOPPED")):
+            return said
+        assert time.monotonic() < deadline, f"job {job} did not end: {said}{done.stderr[-2000:]}"
+        time.sleep(2)
+
+
+def complete_trials(client, sweep_id, n):
+    """``n`` COMPLETE trials of the sweep"""
+    runs = child_runs(client, sweep_id)
+    return sum(r.data.tags.get("hpo.state") == "COMPLETE" for r in runs) >= n
+
+
+def test_what_a_submission_from_a_laptop_refuses(cluster):
+    h, env = cluster.hosts, cluster.sweep_env()
+    # The laptop reaches the head's dashboard and the MLflow server, nothing else.
+    for host, port, state in [
+        ("ray-head", 8265, "open"),
+        ("mlflow", 5000, "open"),
+        ("ray-head", 6379, "closed"),
+        ("worker-1", 8076, "closed"),
+        ("postgres", 5432, "closed"),
+    ]:
+        done = h.run("laptop", ["python", "-c", PROBE, h.address[host], str(port)], env)
+        assert done.stdout.strip() == state, (host, port, done.stdout, done.stderr)
+    run = ["--trials", "2", "--experiment-name", "refused-submit"]
+    for args, token, says in [
+        ([*SUBMIT, *run], "not-the-token-" * 4, "refused this machine's token"),
+        (
+            [*SUBMIT, *run, "--tracking-uri", "sqlite:///mlflow.db"],
+            VALUES["RAY_AUTH_TOKEN"],
+            "cannot reach the tracking store 'sqlite:///mlflow.db' on this machine",
+        ),
+        (
+            ["submit", "tests/integration/no_such_sweep.py", *SUBMIT[2:], *run],
+            VALUES["RAY_AUTH_TOKEN"],
+            "experiment file not found",
+        ),
+        (  # the MLflow server answers HTTP, but it is no Ray dashboard
+            [*SUBMIT, *run, "--address", TRACKING],
+            VALUES["RAY_AUTH_TOKEN"],
+            f"no Ray dashboard answered at {TRACKING}",
+        ),
+    ]:
+        done = cluster.hpo("laptop", args, token=token)
+        assert done.returncode == 2, (args, done.stdout, done.stderr[-2000:])
+        [line] = done.stderr.strip().splitlines()
+        assert line.startswith("hpo: error: ") and says in line, (args, line)
+    listed = cluster.hpo("laptop", ["status", "--address", DASHBOARD])
+    assert listed.stdout.strip() == "no submitted sweeps", listed.stdout + listed.stderr
+    assert cluster.client().get_experiment_by_name("refused-submit") is None
+
+
+def test_a_sweep_submitted_from_a_laptop_that_then_goes_away(cluster):
+    run = ["--trials", "8", "--experiment-name", "laptop"]
+    done = cluster.hpo("laptop", [*SUBMIT, *run])
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    job, sweep_id = job_of(done.stdout), sweep_id_of(done.stdout)
+    assert f"{TRACKING}/#/experiments/" in done.stdout
+    cluster.hosts.remove("laptop")  # the lid closes: the laptop is gone from the network
+    client = cluster.client()
+    assert client.get_run(sweep_id).info.status == "RUNNING"  # it left while the sweep ran
+    said = wait_job(cluster, job)
+    assert f"job {job}: SUCCEEDED" in said and "8 complete, 0 failed" in said, said
+    check_invariants(client, sweep_id, 8, curve=CURVE)
+    assert client.get_run(sweep_id).data.tags["hpo.job_id"] == job
+
+
+def test_hpo_stop_from_another_host_then_resume_submit_completes_the_sweep(cluster):
+    client = cluster.client()
+    done = cluster.hpo("driver", [*SUBMIT, "--trials", "10", "--experiment-name", "stopped"])
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    job, sweep_id = job_of(done.stdout), sweep_id_of(done.stdout)
+    wait_for(lambda: complete_trials(client, sweep_id, 2))
+    stopped = cluster.hpo("driver-2", ["stop", job, "--address", DASHBOARD])
+    assert f"job {job}: STOPPED" in stopped.stdout, stopped.stdout + stopped.stderr[-2000:]
+    parent = client.get_run(sweep_id)
+    assert parent.info.status == "KILLED"  # closed with why, resumable
+    before = by_trial(child_runs(client, sweep_id))
+    assert 2 <= len(before) < 10
+    assert all(r.info.status != "RUNNING" for r in before.values())
+    finished = {n for n, r in before.items() if r.data.tags["hpo.state"] == "COMPLETE"}
+
+    resume = ["resume", sweep_id, "--submit", "--file", "tests/integration/host_sweep.py"]
+    done = cluster.hpo("driver-2", [*resume, "--address", DASHBOARD, "--tracking-uri", TRACKING])
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    again = job_of(done.stdout)
+    said = wait_job(cluster, again, host="driver-2")
+    assert f"job {again}: SUCCEEDED" in said, said
+    runs = check_invariants(client, sweep_id, 10, curve=CURVE)
+    for number in finished:  # not run again
+        assert runs[number].data.tags["hpo.attempt"] == "1"
+        assert runs[number].data.metrics == before[number].data.metrics
+    assert client.get_run(sweep_id).data.tags["hpo.job_id"] == again
+
+
 def test_what_the_cluster_refuses(cluster):
     h = cluster.hosts
     env = cluster.sweep_env()
@@ -250,3 +360,37 @@ def test_what_the_cluster_refuses(cluster):
     for port in (VALUES["MLFLOW_PORT"], VALUES["RAY_DASHBOARD_PORT"], "5432", "8333", "6379"):
         done = h.run("driver", ["python", "-c", PROBE, h.gateway, port], env)
         assert done.stdout.strip() == "closed", f"port {port} of the Docker host answers"
+
+
+def test_the_head_host_lost_under_a_submitted_sweep_then_resume_submit(cluster):
+    """Last: it restarts the whole Ray cluster."""
+    h, client = cluster.hosts, cluster.client()
+    done = cluster.hpo("driver", [*SUBMIT, "--trials", "10", "--experiment-name", "headless"])
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    sweep_id = sweep_id_of(done.stdout)
+    wait_for(lambda: complete_trials(client, sweep_id, 3))
+    assert h.kill("ray-head") > 0  # the head's machine is gone, the sweep's driver with it
+    # Each worker's raylet exits once the head has been gone for Ray's reconnect timeout,
+    # and compose's `restart: unless-stopped` starts it again; here both happen at once.
+    for worker in ("worker-1", "worker-2"):
+        h.kill(worker)
+    before = by_trial(child_runs(client, sweep_id))
+    assert client.get_run(sweep_id).info.status == "RUNNING"
+    finished = {n for n, r in before.items() if r.data.tags["hpo.state"] == "COMPLETE"}
+    cluster.start_head()
+    cluster.start_worker("worker-1")
+    cluster.start_worker("worker-2")
+    cluster.wait_ray(nodes=3)
+
+    resume = ["resume", sweep_id, "--submit", "--file", "tests/integration/host_sweep.py"]
+    done = cluster.hpo("driver", [*resume, "--address", DASHBOARD, "--tracking-uri", TRACKING])
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    said = wait_job(cluster, job_of(done.stdout))
+    assert "SUCCEEDED" in said, said
+    runs = check_invariants(client, sweep_id, 10, curve=CURVE)
+    for number in finished:  # nothing finished is run again
+        assert runs[number].data.tags["hpo.attempt"] == "1"
+        assert runs[number].info.end_time == before[number].info.end_time
+    for number in set(before) - finished:  # the lost driver's trials, run again
+        assert runs[number].info.run_id == before[number].info.run_id
+        assert runs[number].data.tags["hpo.state"] == "COMPLETE"
