@@ -403,13 +403,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def _resume_submitted(args: argparse.Namespace, path: str, uri: str) -> int:
     from hpo.execution.jobs import FILE, SubmissionError, submit
 
-    if not args.address:
+    address = args.address or os.environ.get("RAY_API_SERVER_ADDRESS")
+    if not address:
         raise UsageError("--submit needs the Ray dashboard's address: --address http://HEAD:8265")
     options = {"--trials": args.trials, "--workers": args.workers, "--timeout": args.timeout}
     passed = [str(v) for flag, value in options.items() if value is not None for v in (flag, value)]
     try:
         job = submit(
-            args.address,
+            address,
             path,
             passed,
             tracking_uri=uri,
@@ -418,8 +419,8 @@ def _resume_submitted(args: argparse.Namespace, path: str, uri: str) -> int:
         )
     except (FileNotFoundError, ValueError, SubmissionError) as exc:
         raise UsageError(str(exc)) from exc
-    flag = f" --address {args.address}"
-    print(f"submitted job {job} to {args.address}: it goes on with sweep {args.sweep_id}")
+    flag = f" --address {address}"
+    print(f"submitted job {job} to {address}: it goes on with sweep {args.sweep_id}")
     print(f"follow it: hpo status {job}{flag}   hpo logs {job} --follow{flag}")
     return 0
 

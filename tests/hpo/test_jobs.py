@@ -1,0 +1,75 @@
+"""What `hpo.execution.jobs.submit` hands Ray Job Submission (a fake client records it; the
+real submissions run in tests/integration)."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from hpo.execution import jobs
+
+
+class FakeJobs:
+    def __init__(self) -> None:
+        self.submitted: list[dict] = []
+
+    def submit_job(self, **kwargs) -> None:
+        self.submitted.append(kwargs)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    fake = FakeJobs()
+    monkeypatch.setattr(jobs, "client", lambda address: fake)
+    return fake
+
+
+@pytest.fixture
+def experiment(tmp_path):
+    (tmp_path / "exp.py").write_text("space = {}\n")
+    return tmp_path / "exp.py"
+
+
+def test_the_driver_records_into_the_tracking_uri_the_cluster_reaches(fake, experiment):
+    job = jobs.submit(
+        "http://head:8265",
+        experiment,
+        ["--trials", "4"],
+        tracking_uri="http://127.0.0.1:5000",
+        cluster_tracking_uri="http://mlflow:5000",
+    )
+    [sent] = fake.submitted
+    assert sent["submission_id"] == job and job.startswith("hpo-")
+    words = shlex.split(sent["entrypoint"])
+    # exec: the shell Ray runs it with leaves the driver alone, to be signalled by `stop`.
+    assert words[:3] == ["exec", "hpo", "run"] and words[3] == "exp.py"
+    assert words[words.index("--tracking-uri") + 1] == "http://mlflow:5000"
+    assert sent["runtime_env"]["working_dir"] == str(experiment.parent)
+    assert sent["runtime_env"]["env_vars"][jobs.JOB_ID_VARIABLE] == job
+    assert sent["metadata"]["tracking_uri"] == "http://127.0.0.1:5000"
+    assert sent["metadata"]["cluster_tracking_uri"] == "http://mlflow:5000"
+
+
+def test_without_a_cluster_uri_the_driver_uses_this_machines(fake, experiment):
+    jobs.submit("http://head:8265", experiment, [], tracking_uri="http://mlflow:5000")
+    words = shlex.split(fake.submitted[0]["entrypoint"])
+    assert words[words.index("--tracking-uri") + 1] == "http://mlflow:5000"
+
+
+@pytest.mark.parametrize(
+    "local, remote", [("sqlite:///mlflow.db", None), ("http://mlflow:5000", "mlruns")]
+)
+def test_a_store_the_cluster_cannot_reach_is_refused_before_submitting(
+    fake, experiment, local, remote
+):
+    refused = remote or local
+    with pytest.raises(ValueError, match=f"cannot reach the tracking store '{refused}'"):
+        jobs.submit(
+            "http://head:8265",
+            experiment,
+            [],
+            tracking_uri=local,
+            cluster_tracking_uri=remote,
+        )
+    assert fake.submitted == []
