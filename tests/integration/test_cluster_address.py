@@ -72,7 +72,7 @@ def _start_head(ray_dir: str, port: int, env: dict, log) -> subprocess.Popen:
             "--head",
             f"--port={port}",
             "--node-ip-address=127.0.0.1",
-            "--num-cpus=2",
+            "--num-cpus=4",  # logical: two sweeps of two workers side by side
             "--include-dashboard=true",
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={DASHBOARD_PORT}",
@@ -361,6 +361,8 @@ def test_hpo_stop_ends_a_submitted_sweep_as_ctrl_c_does_and_it_resumes_there(
         tracking_server,
         "--trials",
         "12",
+        "--workers",
+        "2",
     )
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     job = done.stdout.split("submitted job ")[1].split()[0]
@@ -456,6 +458,67 @@ def test_what_a_submission_refuses_in_one_line(tmp_path, head, tracking_server):
         assert done.returncode == 2, (args, done.stdout, done.stderr[-2000:])
         [line] = done.stderr.strip().splitlines()
         assert line.startswith("hpo: error: ") and says in line, (args, line)
+
+
+def _trial_spans(store, sweep):
+    """(start, end) of each of the sweep's trial runs, in seconds."""
+    runs = store.search_runs(
+        [sweep.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{sweep.info.run_id}'",
+    )
+    return [(r.info.start_time / 1e3, r.info.end_time / 1e3) for r in runs]
+
+
+def _most_at_once(spans):
+    """The most spans that overlap at one moment."""
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = most = 0
+    for _, change in edges:  # an end sorts before a start at the same moment
+        running += change
+        most = max(most, running)
+    return most
+
+
+def test_two_sweeps_submitted_at_once_run_side_by_side(tmp_path, head, tracking_server):
+    from mlflow.tracking import MlflowClient
+
+    _, env = head
+    dashboard = f"http://127.0.0.1:{DASHBOARD_PORT}"
+    (tmp_path / "side.py").write_text(QUICK.replace("HOLD", "0.7"))
+    jobs = {}
+    for name in ("left", "right"):
+        done = hpo_command(
+            tmp_path,
+            env,
+            "submit",
+            "side.py",
+            "--address",
+            dashboard,
+            "--tracking-uri",
+            tracking_server,
+            "--trials",
+            "6",
+            "--workers",
+            "2",
+            "--experiment-name",
+            name,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+        jobs[name] = done.stdout.split("submitted job ")[1].split()[0]
+    store = MlflowClient(tracking_server)
+    spans = {}
+    for name, job in jobs.items():
+        said = _wait_for_state(tmp_path, env, dashboard, job, ["SUCCEEDED", "FAILED"])
+        assert f"job {job}: SUCCEEDED" in said and "6 complete" in said, said
+        [sweep] = store.search_runs(
+            [store.get_experiment_by_name(name).experiment_id],
+            filter_string=f"tags.`hpo.job_id` = '{job}'",
+        )
+        assert "hpo.waiting" not in sweep.data.tags  # neither waited for the other's CPUs
+        spans[name] = _trial_spans(store, sweep)
+        assert _most_at_once(spans[name]) == 2  # its two workers, busy together
+    # Side by side: trials of both sweeps ran at the same moments, four at once.
+    assert _most_at_once(spans["left"] + spans["right"]) >= 3
 
 
 HANDLE = textwrap.dedent(
