@@ -13,8 +13,9 @@ COPY pyproject.toml README.md ./
 COPY hpo hpo
 COPY models models
 # psycopg2-binary: the MLflow server's PostgreSQL backend; boto3: its S3 artifact store;
-# ray[default]: the Ray dashboard the head publishes (the same Ray as hpo's).
-RUN pip install . "ray[default]" "psycopg2-binary==2.9.10" "boto3==1.35.99"
+# ray[default]: the Ray dashboard the head publishes (the same Ray as hpo's); mlflow[auth]:
+# the server's users and permissions (its basic-auth app).
+RUN pip install . "ray[default]" "mlflow[auth]" "psycopg2-binary==2.9.10" "boto3==1.35.99"
 COPY experiments experiments
 
 CMD ["hpo", "--help"]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hpo.sweep.config import DEFAULT_MAX_RETRIES
+from hpo.tracking.access import TrackingDenied, denied_message, denied_status, without_credentials
 from hpo.tracking.outage import OUTAGE_LIMIT_SECONDS, TrackingRefused, TrackingUnavailable
 from hpo.tracking.schema import SweepTag
 from hpo.tracking.store import DEFAULT_TRACKING_URI, artifact_root, resolve_tracking_uri
@@ -249,13 +250,13 @@ EXPERIMENT_PAGE = "/#/experiments/{}/runs?workflowType=machine_learning"
 def _ui_hint(uri: str, experiment_id: str) -> str:
     page = EXPERIMENT_PAGE.format(experiment_id)
     if uri.startswith(("http://", "https://")):
-        return f"browse it at {uri.rstrip('/')}{page}"
+        return f"browse it at {without_credentials(uri).rstrip('/')}{page}"
     return f"browse it with: hpo ui{_uri_flag(uri)}   (then open http://127.0.0.1:5000{page})"
 
 
 def _uri_flag(uri: str) -> str:
     """The ``--tracking-uri`` option a later command needs to find this store again."""
-    return "" if uri == DEFAULT_TRACKING_URI else f" --tracking-uri {uri}"
+    return "" if uri == DEFAULT_TRACKING_URI else f" --tracking-uri {without_credentials(uri)}"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -354,7 +355,7 @@ def _sweep(start: Callable[[], Any], uri: str) -> int:
         print(f"hpo: error: {exc}", file=sys.stderr)
         return 1
     print(result.summary())
-    print(f"\nrecorded in {uri}; details: hpo show {result.sweep_id}")
+    print(f"\nrecorded in {without_credentials(uri)}; details: hpo show {result.sweep_id}")
     if result.figures:
         print(
             f"figures in the sweep's run: {', '.join(result.figures)}; open one with: "
@@ -432,7 +433,11 @@ def _recorded_file(uri: str, sweep_id: str) -> str:
     try:
         tags = MlflowClient(uri).get_run(sweep_id).data.tags
     except MlflowException as exc:
-        raise UsageError(f"no sweep {sweep_id!r} in {uri}: {exc.message}") from exc
+        if denied_status(exc) is not None:
+            what = f"the experiment of sweep {sweep_id}"
+            raise TrackingDenied(denied_message(uri, denied_status(exc), what)) from None
+        where = without_credentials(uri)
+        raise UsageError(f"no sweep {sweep_id!r} in {where}: {exc.message}") from exc
     if SweepTag.EXPERIMENT_FILE not in tags:
         raise UsageError(
             f"sweep {sweep_id!r} was not started from an experiment file; pass --file, "
@@ -465,6 +470,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         else:
             print(show_sweep(client, args.sweep_id, top=args.top))
     except MlflowException as exc:
+        if denied_status(exc) is not None:
+            what = f"the experiment of sweep {args.sweep_id}"
+            raise TrackingDenied(denied_message(uri, denied_status(exc), what)) from None
         raise UsageError(
             f"no sweep {args.sweep_id!r} in this tracking store: {exc.message}"
         ) from exc
@@ -526,7 +534,7 @@ def ui_command(uri: str, host: str, port: int, allowed_hosts: str | None = None)
 def cmd_ui(args: argparse.Namespace) -> int:
     uri = resolve_tracking_uri(args.tracking_uri)
     if uri.startswith(("http://", "https://")):
-        print(f"{uri} is a tracking server: its UI is at that address already")
+        print(f"{without_credentials(uri)} is a tracking server: its UI is at that address already")
         return 0
     warning = exposure_warning(args.host, args.port, uri)
     if warning is not None:
@@ -636,7 +644,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     sweep = find_sweep(uri, job, seconds=SWEEP_WAIT_SECONDS)
     if sweep is not None:
         page = f"/#/experiments/{sweep.info.experiment_id}/runs/{sweep.info.run_id}"
-        print(f"sweep {sweep.info.run_id}: {uri.rstrip('/')}{page}")
+        print(f"sweep {sweep.info.run_id}: {without_credentials(uri).rstrip('/')}{page}")
     else:
         print("its sweep id shows in `hpo status` once the driver has started on the cluster")
     flag = f" --address {args.address}"
@@ -727,6 +735,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # script's `hpo run ... &`) inherits it ignored.
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
+    if args.command in ("run", "resume"):
+        from hpo.execution.jobs import adopt_credentials
+
+        adopt_credentials()  # a submitted sweep's driver records as the user who submitted it
     commands = {
         "run": cmd_run,
         "resume": cmd_resume,
@@ -742,6 +754,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"hpo: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except TrackingRefused as exc:  # a server that refuses this user, or its Host name
+        print(f"hpo: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        status = denied_status(exc)
+        if status is None:
+            raise
+        uri = getattr(args, "tracking_uri", None) or resolve_tracking_uri(None)
+        print(f"hpo: error: {denied_message(uri, status, 'what was asked')}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("hpo: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

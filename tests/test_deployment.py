@@ -17,6 +17,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 COMPOSE = shutil.which("docker-compose")
 SECRETS = ("POSTGRES_PASSWORD", "S3_ACCESS_KEY", "S3_SECRET_KEY", "RAY_AUTH_TOKEN")
+SECRETS += ("MLFLOW_ADMIN_PASSWORD", "MLFLOW_SECRET_KEY")
 CLUSTER = ("mlflow", "ray-head", "ray-worker", "sweep")  # the services of hpo's own image
 
 needs_compose = pytest.mark.skipif(
@@ -112,6 +113,15 @@ def test_mlflow_proxies_artifacts_and_knows_the_hosts_it_is_reached_by(config):
     assert command[command.index("--backend-store-uri") + 1].startswith("postgresql")
     hosts = command[command.index("--allowed-hosts") + 1].split(",")
     assert {"mlflow:5000", "127.0.0.1:5000", "localhost:5000"} <= set(hosts)
+    # Users: MLflow's basic-auth app, its users on the same PostgreSQL, nobody's by default.
+    assert command[command.index("--app-name") + 1] == "basic-auth"
+    environment = service["environment"]
+    assert environment["AUTH_DATABASE_URI"].startswith("postgresql+psycopg2://")
+    assert environment["AUTH_DATABASE_URI"].endswith("@postgres:5432/mlflow")
+    assert "default_permission = NO_PERMISSIONS" in " ".join(service["entrypoint"])
+    assert (
+        environment["MLFLOW_AUTH_ADMIN_PASSWORD"] and environment["MLFLOW_FLASK_SERVER_SECRET_KEY"]
+    )
     # Storage credentials live with the server only: no other service of hpo's has them.
     for name in CLUSTER:
         environment = config["services"][name].get("environment", {})

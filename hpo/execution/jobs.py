@@ -10,8 +10,11 @@ that does not exist, an address that is not a Ray dashboard, a token the cluster
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import shlex
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -19,8 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from hpo.execution.cluster import use_token_if_available
+from hpo.tracking.access import CREDENTIAL_VARIABLES, credentials, without_credentials
 
 JOB_ID_VARIABLE = "HPO_JOB_ID"  # set for the driver: the job id it tags its sweep with
+# The submitting user's MLflow credentials travel as a package of their own (Ray's
+# py_modules), never in the job's entrypoint, environment or metadata, which Ray's
+# dashboard and `ray job list` show to everyone with the cluster's token.
+CREDENTIALS_PACKAGE = "hpo_job_credentials"
 # How long `hpo stop` lets the driver cancel its running trials and close its sweep after
 # SIGTERM before Ray kills it (Ray's own default, 3 s, would leave runs RUNNING).
 STOP_WAIT_SECONDS = 120
@@ -103,33 +111,81 @@ def submit(
     job_id = f"hpo-{uuid.uuid4().hex[:12]}"
     shipped = str(file.relative_to(folder))
     command = ["hpo", *(shipped if part == FILE else part for part in command), *run_args]
-    command += ["--tracking-uri", cluster_tracking_uri, "--no-progress"]
+    command += ["--tracking-uri", without_credentials(cluster_tracking_uri), "--no-progress"]
+    # Ray runs the entrypoint with a shell and, to stop it, signals the shell and its
+    # children: `exec` leaves one process, the driver, so none is orphaned (an orphan's exit
+    # goes unreaped where PID 1 does not reap, as in a container without an init, and Ray
+    # would wait out its 120 s before STOPPED).
+    runtime_env = {
+        "working_dir": str(folder),
+        "excludes": EXCLUDES,
+        "env_vars": {
+            JOB_ID_VARIABLE: job_id,
+            "RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_SECONDS),
+        },
+    }
+    metadata = {
+        "hpo": "sweep",
+        "tracking_uri": without_credentials(tracking_uri),
+        "cluster_tracking_uri": without_credentials(cluster_tracking_uri),
+        "file": file.name,
+    }
+    with tempfile.TemporaryDirectory(prefix="hpo-submit-") as packages:
+        login = {**credentials(), **_credentials_in(cluster_tracking_uri)}
+        if login:
+            runtime_env["py_modules"] = [_credentials_package(Path(packages), login)]
+        _submit(jobs, address, job_id, "exec " + shlex.join(command), runtime_env, metadata)
+    return job_id
+
+
+def _credentials_in(uri: str) -> dict[str, str]:
+    """The user and password of ``http://user:pass@host``, as MLflow's variables."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(uri)
+    if parts.username is None:
+        return {}
+    return {
+        "MLFLOW_TRACKING_USERNAME": unquote(parts.username),
+        "MLFLOW_TRACKING_PASSWORD": unquote(parts.password or ""),
+    }
+
+
+def _credentials_package(folder: Path, login: dict[str, str]) -> str:
+    """A package holding ``login`` (readable by its owner only), for Ray to ship."""
+    package = folder / CREDENTIALS_PACKAGE
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    secret = package / "credentials.json"
+    secret.touch(mode=0o600)
+    secret.write_text(json.dumps(login))
+    return str(package)
+
+
+def adopt_credentials() -> None:
+    """In a submitted sweep's driver: take the submitting user's MLflow credentials."""
+    found = importlib.util.find_spec(CREDENTIALS_PACKAGE)
+    if found is None or not found.submodule_search_locations:
+        return
+    secret = Path(list(found.submodule_search_locations)[0]) / "credentials.json"
+    login = json.loads(secret.read_text())
+    os.environ.update({k: v for k, v in login.items() if k in CREDENTIAL_VARIABLES})
+
+
+def _submit(
+    jobs: Any, address: str, job_id: str, entrypoint: str, runtime_env: dict, metadata: dict
+) -> None:
+    """Hand the job to Ray, waiting out a head whose job agent is still starting."""
     deadline = time.monotonic() + AGENT_WAIT_SECONDS
     while True:
         try:
             jobs.submit_job(
-                # Ray runs it with a shell and, to stop it, signals the shell and its
-                # children: `exec` leaves one process, the driver, so none is orphaned (an
-                # orphan's exit goes unreaped where PID 1 does not reap, as in a container
-                # without an init, and Ray would wait out its 120 s before STOPPED).
-                entrypoint="exec " + shlex.join(command),
+                entrypoint=entrypoint,
                 submission_id=job_id,
-                runtime_env={
-                    "working_dir": str(folder),
-                    "excludes": EXCLUDES,
-                    "env_vars": {
-                        JOB_ID_VARIABLE: job_id,
-                        "RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_SECONDS),
-                    },
-                },
-                metadata={
-                    "hpo": "sweep",
-                    "tracking_uri": tracking_uri,
-                    "cluster_tracking_uri": cluster_tracking_uri,
-                    "file": file.name,
-                },
+                runtime_env=runtime_env,
+                metadata=metadata,
             )
-            return job_id
+            return
         except Exception as exc:
             # A head just started answers before its job agent is up ("try again later").
             if "No available agent" not in str(exc) or time.monotonic() > deadline:

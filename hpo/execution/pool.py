@@ -16,6 +16,7 @@ from hpo.core.checks import first_line
 from hpo.core.events import Event, Outcome
 from hpo.execution.resources import TrialResources, describe
 from hpo.execution.worker import TrialWorker
+from hpo.tracking.access import credentials
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class WorkerPool:
 
     def _new_worker(self) -> Any:
         worker = self._actor_cls.remote(
-            self._objective, self._arity, self._data_ref, self.resources.threads
+            self._objective, self._arity, self._data_ref, self.resources.threads, credentials()
         )
         self._starting[worker] = worker.ready.remote()
         return worker

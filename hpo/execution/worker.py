@@ -291,10 +291,18 @@ class TrialWorker:
     """Body of the worker actor (wrapped with `ray.remote` by `WorkerPool`)."""
 
     def __init__(
-        self, objective: Callable[..., Any], arity: int, data: Any, threads: int = 1
+        self,
+        objective: Callable[..., Any],
+        arity: int,
+        data: Any,
+        threads: int = 1,
+        credentials: dict[str, str] | None = None,
     ) -> None:
         from threadpoolctl import threadpool_limits
 
+        # The driver's MLflow credentials, for the trial's own artifact writes: an argument,
+        # not the actor's runtime environment, which Ray's dashboard and state API show.
+        os.environ.update(credentials or {})
         # The trial's CPUs are its threads: the variables for libraries that read them when
         # they start (OpenMP in XGBoost, LightGBM, PyTorch), threadpoolctl for the BLAS and
         # OpenMP already loaded. Kept on self: the limit holds while the object lives.

@@ -34,6 +34,7 @@ from hpo.strategies.base import NoFeasibleConfiguration
 from hpo.strategies.pruners import Pruner
 from hpo.sweep.config import SweepConfig
 from hpo.sweep.lifecycle import Lifecycle, Restored
+from hpo.tracking.access import TrackingDenied, check_access
 from hpo.tracking.best_model import publish_best_model
 from hpo.tracking.outage import TrackingUnavailable
 from hpo.tracking.schema import NOTE, SweepTag
@@ -57,6 +58,7 @@ def open_sweep(
     pruner: Pruner | None = None,
 ) -> Sweep:
     """Connect to Ray, start the workers and the tracker: a sweep ready to run or resume."""
+    check_access(config.tracking_uri, config.experiment_name)
     connect(config.address)
     # Ray would keep a worker that fits no node pending forever: refused here instead.
     fit = capacity(config.resources, node_resources())
@@ -190,7 +192,7 @@ class Sweep:
         except KeyboardInterrupt:
             self.interrupted, status = True, "KILLED"
             self._cancel_running("interrupted by the user (Ctrl-C)")
-        except TrackingUnavailable:
+        except (TrackingUnavailable, TrackingDenied):
             # Nothing more can be recorded: stop the workers; the runs left RUNNING are what
             # `hpo resume` runs again.
             if self.progress is not None:

@@ -23,6 +23,12 @@ from urllib.parse import urlparse
 from hpo.core.checks import first_line
 from hpo.core.trial import TrialState
 from hpo.execution.artifacts import local_artifact_dir, write_artifacts
+from hpo.tracking.access import (
+    TrackingDenied,
+    denied_message,
+    denied_status,
+    without_credentials,
+)
 from hpo.tracking.outage import (
     OUTAGE_LIMIT_SECONDS,
     OutageWait,
@@ -153,6 +159,10 @@ class Tracker:
         try:
             self.experiment_id = self._experiment(experiment_name)
         except Exception as exc:
+            status = denied_status(exc)
+            if status is not None:
+                what = f"experiment {experiment_name!r}"
+                raise TrackingDenied(denied_message(tracking_uri, status, what)) from None
             if refused_host(exc):
                 host = urlparse(tracking_uri).netloc
                 raise TrackingRefused(
@@ -364,7 +374,7 @@ class Tracker:
 
     def check(self) -> None:
         """Re-raise in the driver an error the writer thread hit."""
-        if isinstance(self._error, TrackingUnavailable):
+        if isinstance(self._error, TrackingUnavailable | TrackingDenied):
             raise self._error
         if self._error is not None:
             raise RuntimeError(f"writing to MLflow failed: {self._error}") from self._error
@@ -416,6 +426,15 @@ class Tracker:
             try:
                 self._write(item)  # what is left of it (all of it without a pool)
             except Exception as exc:
+                status = denied_status(exc)
+                if status is not None:  # an answer, not an outage: stop now, resumable
+                    self._requeue(work[i:])
+                    what = f"experiment {self.experiment_id} (the sweep's)"
+                    raise TrackingDenied(
+                        f"{denied_message(self.tracking_uri, status, what)}; the sweep "
+                        f"stopped. Once it is granted again, continue it with: hpo resume "
+                        f"{self.sweep_id} --tracking-uri {without_credentials(self.tracking_uri)}"
+                    ) from None
                 if not is_transient(exc):
                     raise
                 self._requeue(work[i:])

@@ -3,7 +3,10 @@ real submissions run in tests/integration)."""
 
 from __future__ import annotations
 
+import json
+import os
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -13,9 +16,13 @@ from hpo.execution import jobs
 class FakeJobs:
     def __init__(self) -> None:
         self.submitted: list[dict] = []
+        self.shipped: dict[str, str] = {}  # the packages' files, read as Ray uploads them
 
     def submit_job(self, **kwargs) -> None:
         self.submitted.append(kwargs)
+        for package in kwargs["runtime_env"].get("py_modules", []):
+            for path in Path(package).iterdir():
+                self.shipped[path.name] = path.read_text()
 
 
 @pytest.fixture
@@ -73,3 +80,50 @@ def test_a_store_the_cluster_cannot_reach_is_refused_before_submitting(
             cluster_tracking_uri=remote,
         )
     assert fake.submitted == []
+
+
+def test_the_users_credentials_travel_in_a_package_not_in_what_ray_shows(
+    fake, experiment, monkeypatch
+):
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "alice-secret-1")
+    jobs.submit(
+        "http://head:8265",
+        experiment,
+        [],
+        tracking_uri="http://127.0.0.1:5000",
+        cluster_tracking_uri="http://alice:uri-secret-2@mlflow:5000",
+    )
+    [sent] = fake.submitted
+    shown = json.dumps({k: v for k, v in sent.items() if k != "runtime_env"})
+    shown += json.dumps(sent["runtime_env"]["env_vars"])
+    assert "secret" not in shown and "alice" not in shown
+    assert "--tracking-uri http://mlflow:5000" in sent["entrypoint"]
+    # The URI's own credentials win over the variables', as MLflow's client does.
+    login = json.loads(fake.shipped["credentials.json"])
+    assert login == {
+        "MLFLOW_TRACKING_USERNAME": "alice",
+        "MLFLOW_TRACKING_PASSWORD": "uri-secret-2",
+    }
+
+
+def test_a_submitted_driver_adopts_the_shipped_credentials(tmp_path, monkeypatch):
+    package = Path(
+        jobs._credentials_package(
+            tmp_path,
+            {
+                "MLFLOW_TRACKING_USERNAME": "bob",
+                "MLFLOW_TRACKING_PASSWORD": "pw",
+                "PATH": "/nowhere",
+            },
+        )
+    )
+    assert package.joinpath("credentials.json").stat().st_mode & 0o777 == 0o600
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    path = os.environ["PATH"]
+    jobs.adopt_credentials()
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "bob"
+    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "pw"
+    assert os.environ["PATH"] == path  # only MLflow's credential variables are taken

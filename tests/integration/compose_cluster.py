@@ -41,11 +41,17 @@ VALUES = {  # what .env would hold
     "S3_SECRET_KEY": "test-secret-key-0123",
     "S3_BUCKET": "mlflow",
     "RAY_AUTH_TOKEN": "0123456789abcdef" * 4,
+    "MLFLOW_ADMIN_USERNAME": "admin",
+    "MLFLOW_ADMIN_PASSWORD": "test-admin-password-0451",
+    "MLFLOW_SECRET_KEY": "test-flask-secret-key-7731",
     # Published on this machine (the Docker host) at free ports, not the usual ones.
     "PUBLISH_HOST": "127.0.0.1",
     "MLFLOW_PORT": str(free_port()),
     "RAY_DASHBOARD_PORT": str(free_port()),
 }
+# The team's users on the MLflow server (made by the admin once it is up): the deployment's
+# sweeps run as alice; bob has no permission until one is granted.
+USERS = {"alice": "alice-password-2230", "bob": "bob-password-8812"}
 _REFERENCE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
 
 
@@ -75,9 +81,21 @@ def _env(spec: dict[str, Any], **extra: str) -> dict[str, str]:
     # The hosts' names are in their hosts files, where Docker has a DNS server: gRPC's own
     # resolver (c-ares) asks DNS only, the system's reads the hosts file.
     env["GRPC_DNS_RESOLVER"] = "native"
-    env.update({k: str(v) for k, v in spec.get("environment", {}).items()})
+    # A variable without a value (`NAME:`) comes from the shell that runs compose: here, extra.
+    env.update({k: str(v) for k, v in spec.get("environment", {}).items() if v is not None})
     env.update(extra)
     return env
+
+
+def as_user(name: str) -> dict[str, str]:
+    """MLflow's credential variables of user ``name`` (the admin's, or one of USERS)."""
+    password = VALUES["MLFLOW_ADMIN_PASSWORD"] if name == "admin" else USERS[name]
+    return {"MLFLOW_TRACKING_USERNAME": name, "MLFLOW_TRACKING_PASSWORD": password}
+
+
+def argv(spec: dict[str, Any]) -> list[str]:
+    """A service's process: its entrypoint, if it has one, then its command."""
+    return [*spec.get("entrypoint", []), *spec["command"]]
 
 
 class Cluster:
@@ -116,8 +134,7 @@ class Cluster:
         h.start(
             "artifacts", ["moto_server", "-H", "0.0.0.0", "-p", "8333"], _env({}), self.log("s3")
         )
-        spec = service("mlflow")
-        h.start("mlflow", spec["command"], _env(spec), self.log("mlflow"))
+        self._start_mlflow()
         head = service("ray-head")
         h.start("ray-head", head["command"], _env(head), self.log("ray-head"))
         self._wait_http(f"http://{h.address['artifacts']}:8333/", "the S3 stand-in")
@@ -128,6 +145,7 @@ class Cluster:
         self.start_worker("worker-2")
         self.wait_ray(nodes=3)
         self._publish()
+        self._users()  # through the published port, as the admin would
         # The laptop sees the head's dashboard and the MLflow server, as published.
         h.confine("laptop", [("ray-head", 8265), ("mlflow", 5000)])
 
@@ -140,18 +158,40 @@ class Cluster:
                 target = (self.hosts.address[name], int(inside))
                 self.published.append(Published((address, int(outside)), target))
 
-    def client(self):
-        """An MlflowClient as a user on the Docker host has one: through the published
-        port, by the name the compose file allows (127.0.0.1:MLFLOW_PORT)."""
+    def url(self, user: str = "admin") -> str:
+        """The MLflow server through the published port, by the name the compose file allows
+        (127.0.0.1:MLFLOW_PORT), with ``user``'s credentials in it."""
+        login = as_user(user)
+        credentials = f"{user}:{login['MLFLOW_TRACKING_PASSWORD']}@"
+        return f"http://{credentials}127.0.0.1:{VALUES['MLFLOW_PORT']}"
+
+    def client(self, user: str = "admin"):
+        """An MlflowClient as a user on the Docker host has one (the admin's by default)."""
         from mlflow.tracking import MlflowClient
 
         import hpo.tracking.writer  # noqa: F401 - downloads through the server, as hpo's own do
 
-        return MlflowClient(f"http://127.0.0.1:{VALUES['MLFLOW_PORT']}")
+        return MlflowClient(self.url(user))
+
+    def auth(self):
+        """MLflow's client of users and permissions, as the admin."""
+        from mlflow.server.auth.client import AuthServiceClient
+
+        return AuthServiceClient(self.url("admin"))
+
+    def _users(self) -> None:
+        for name, password in USERS.items():
+            self.auth().create_user(name, password)
+
+    def _start_mlflow(self) -> None:
+        spec = service("mlflow")
+        # The settings file goes where the container's own /tmp would be: the host's folder.
+        config = str(self.hosts.home("mlflow") / "basic_auth.ini")
+        env = _env(spec, MLFLOW_AUTH_CONFIG_PATH=config)
+        self.hosts.start("mlflow", argv(spec), env, self.log("mlflow"))
 
     def start_mlflow(self) -> None:
-        spec = service("mlflow")
-        self.hosts.start("mlflow", spec["command"], _env(spec), self.log("mlflow"))
+        self._start_mlflow()
         self.wait_mlflow()
 
     def start_head(self) -> None:
@@ -193,18 +233,21 @@ class Cluster:
         done = h.run("postgres", create, {**env, "PGPASSWORD": spec["POSTGRES_PASSWORD"]})
         assert done.returncode == 0, done.stderr
 
-    def _bucket(self) -> None:
-        """The create-bucket job's work, with boto3 in place of the aws CLI image."""
+    def artifact_store(self):
+        """A boto3 client of the S3 store, as the server holds its keys."""
         import boto3
 
-        s3 = boto3.client(
+        return boto3.client(
             "s3",
             endpoint_url=f"http://{self.hosts.address['artifacts']}:8333",
             aws_access_key_id=VALUES["S3_ACCESS_KEY"],
             aws_secret_access_key=VALUES["S3_SECRET_KEY"],
             region_name="us-east-1",
         )
-        s3.create_bucket(Bucket=VALUES["S3_BUCKET"])
+
+    def _bucket(self) -> None:
+        """The create-bucket job's work, with boto3 in place of the aws CLI image."""
+        self.artifact_store().create_bucket(Bucket=VALUES["S3_BUCKET"])
 
     def _wait_http(self, url: str, what: str, seconds: float = 120, headers=None) -> None:
         import urllib.request
@@ -237,29 +280,31 @@ class Cluster:
             time.sleep(1.0)
         raise RuntimeError(f"the Ray cluster did not reach {nodes} nodes within {seconds} s")
 
-    def sweep_env(self) -> dict[str, str]:
-        """The environment the compose file gives the sweep service."""
-        return _env(service("sweep"))
+    def sweep_env(self, user: str = "alice") -> dict[str, str]:
+        """The environment the compose file gives the sweep service, run by ``user``."""
+        return _env(service("sweep"), **as_user(user))
 
-    def launch(self, args: list[str], host: str = "driver") -> subprocess.Popen:
-        """`docker compose run --rm sweep ARGS` on ``host``, from the repository, in the
-        background; its output goes to the host's log."""
+    def launch(self, args: list[str], host: str = "driver", user="alice") -> subprocess.Popen:
+        """`docker compose run --rm sweep ARGS` on ``host`` by ``user``, from the
+        repository, in the background; its output goes to the host's log."""
         spec = service("sweep")
         log = open(self.log(host), "w")
         with log:
             return subprocess.Popen(
                 self.hosts.on(host, [*spec["entrypoint"], *args]),
-                env=_env(spec),
+                env=self.sweep_env(user),
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 text=True,
             )
 
-    def sweep(self, args: list[str], host: str = "driver", timeout: float = 300) -> str:
+    def sweep(
+        self, args: list[str], host: str = "driver", timeout: float = 300, user: str = "alice"
+    ) -> str:
         """`docker compose run --rm sweep ARGS` to its end: its output. Like --rm,
         whatever it left running on the host (its Ray node) goes with it."""
-        proc = self.launch(args, host)
+        proc = self.launch(args, host, user)
         try:
             code = proc.wait(timeout=timeout)
         finally:
@@ -269,16 +314,21 @@ class Cluster:
         return output
 
     def hpo(
-        self, host: str, args: list[str], token: str = VALUES["RAY_AUTH_TOKEN"], timeout=240
+        self,
+        host: str,
+        args: list[str],
+        token: str = VALUES["RAY_AUTH_TOKEN"],
+        timeout: float = 240,
+        user: str = "alice",
     ) -> subprocess.CompletedProcess:
-        """`hpo ARGS` on ``host`` as a user's machine outside the cluster runs it: no Ray
+        """`hpo ARGS` on ``host`` as ``user``'s machine outside the cluster runs it: no Ray
         node, the cluster's token in RAY_AUTH_TOKEN, from the repository."""
-        env = _env({}, RAY_AUTH_TOKEN=token)
+        env = _env({}, RAY_AUTH_TOKEN=token, **as_user(user))
         return self.hosts.run(host, ["hpo", *args], env, timeout=timeout, cwd=ROOT)
 
     def query(self, code: str, host: str = "driver") -> Any:
         """Run ``code`` (Python that prints JSON) on ``host`` against the MLflow server."""
-        env = _env({}, MLFLOW_TRACKING_URI="http://mlflow:5000")
+        env = _env({}, MLFLOW_TRACKING_URI="http://mlflow:5000", **as_user("admin"))
         done = self.hosts.run(host, [sys.executable, "-c", code], env, timeout=120)
         assert done.returncode == 0, done.stderr[-3000:]
         return json.loads(done.stdout.strip().splitlines()[-1])
