@@ -87,6 +87,17 @@ def _sigterm_handler() -> Any:
 TOKEN_FILE = Path.home() / ".ray" / "auth_token"  # where `ray start --head` keeps its token
 
 
+def cluster_token() -> str | None:
+    """The cluster's token where Ray's own clients find it: RAY_AUTH_TOKEN, the file
+    RAY_AUTH_TOKEN_PATH names, or Ray's default file."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return os.environ["RAY_AUTH_TOKEN"].strip()
+    for path in (os.environ.get("RAY_AUTH_TOKEN_PATH"), TOKEN_FILE):
+        if path and Path(path).is_file():
+            return Path(path).read_text().strip() or None
+    return None
+
+
 def use_token_if_available() -> None:
     """Authenticate with a token when there is one, as Ray's own CLI does: with
     RAY_AUTH_MODE unset, a token in RAY_AUTH_TOKEN, in the file RAY_AUTH_TOKEN_PATH names

@@ -10,25 +10,26 @@ that does not exist, an address that is not a Ray dashboard, a token the cluster
 
 from __future__ import annotations
 
-import importlib.util
+import base64
+import hashlib
 import json
 import os
 import shlex
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hpo.execution.cluster import use_token_if_available
+from hpo.execution.cluster import cluster_token, use_token_if_available
 from hpo.tracking.access import CREDENTIAL_VARIABLES, credentials, without_credentials
 
 JOB_ID_VARIABLE = "HPO_JOB_ID"  # set for the driver: the job id it tags its sweep with
-# The submitting user's MLflow credentials travel as a package of their own (Ray's
-# py_modules), never in the job's entrypoint, environment or metadata, which Ray's
-# dashboard and `ray job list` show to everyone with the cluster's token.
-CREDENTIALS_PACKAGE = "hpo_job_credentials"
+# The submitting user's MLflow credentials travel sealed with a key derived from the
+# cluster's token: Ray's job record (its environment, shown by the dashboard and `ray job
+# list`) and the packages it keeps on every node's disk hold only the sealed form; the
+# driver, which has the token as every process of the cluster does, opens them.
+CREDENTIALS_VARIABLE = "HPO_SEALED_MLFLOW_CREDENTIALS"
 # How long `hpo stop` lets the driver cancel its running trials and close its sweep after
 # SIGTERM before Ray kills it (Ray's own default, 3 s, would leave runs RUNNING).
 STOP_WAIT_SECONDS = 120
@@ -130,11 +131,17 @@ def submit(
         "cluster_tracking_uri": without_credentials(cluster_tracking_uri),
         "file": file.name,
     }
-    with tempfile.TemporaryDirectory(prefix="hpo-submit-") as packages:
-        login = {**credentials(), **_credentials_in(cluster_tracking_uri)}
-        if login:
-            runtime_env["py_modules"] = [_credentials_package(Path(packages), login)]
-        _submit(jobs, address, job_id, "exec " + shlex.join(command), runtime_env, metadata)
+    login = {**credentials(), **_credentials_in(cluster_tracking_uri)}
+    if login:
+        token = cluster_token()
+        if token is None:
+            raise SubmissionError(
+                "your MLflow credentials go to the cluster sealed with its token, and this "
+                "machine has none: set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to the "
+                "cluster's token (`ray get-auth-token` on the head prints it)"
+            )
+        runtime_env["env_vars"][CREDENTIALS_VARIABLE] = _seal(login, token)
+    _submit(jobs, address, job_id, "exec " + shlex.join(command), runtime_env, metadata)
     return job_id
 
 
@@ -151,24 +158,25 @@ def _credentials_in(uri: str) -> dict[str, str]:
     }
 
 
-def _credentials_package(folder: Path, login: dict[str, str]) -> str:
-    """A package holding ``login`` (readable by its owner only), for Ray to ship."""
-    package = folder / CREDENTIALS_PACKAGE
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    secret = package / "credentials.json"
-    secret.touch(mode=0o600)
-    secret.write_text(json.dumps(login))
-    return str(package)
+def _fernet(token: str) -> Any:
+    from cryptography.fernet import Fernet
+
+    digest = hashlib.sha256(b"hpo: a submitted sweep's MLflow credentials\0" + token.encode())
+    return Fernet(base64.urlsafe_b64encode(digest.digest()))
+
+
+def _seal(login: dict[str, str], token: str) -> str:
+    return _fernet(token).encrypt(json.dumps(login).encode()).decode()
 
 
 def adopt_credentials() -> None:
-    """In a submitted sweep's driver: take the submitting user's MLflow credentials."""
-    found = importlib.util.find_spec(CREDENTIALS_PACKAGE)
-    if found is None or not found.submodule_search_locations:
+    """In a submitted sweep's driver: open the submitting user's sealed MLflow credentials
+    (the variable goes: the trial workers get them as an argument, as for any sweep)."""
+    sealed = os.environ.pop(CREDENTIALS_VARIABLE, None)
+    token = cluster_token()
+    if not sealed or token is None:
         return
-    secret = Path(list(found.submodule_search_locations)[0]) / "credentials.json"
-    login = json.loads(secret.read_text())
+    login = json.loads(_fernet(token).decrypt(sealed.encode()))
     os.environ.update({k: v for k, v in login.items() if k in CREDENTIAL_VARIABLES})
 
 

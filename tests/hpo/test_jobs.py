@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from pathlib import Path
 
 import pytest
 
@@ -16,13 +15,9 @@ from hpo.execution import jobs
 class FakeJobs:
     def __init__(self) -> None:
         self.submitted: list[dict] = []
-        self.shipped: dict[str, str] = {}  # the packages' files, read as Ray uploads them
 
     def submit_job(self, **kwargs) -> None:
         self.submitted.append(kwargs)
-        for package in kwargs["runtime_env"].get("py_modules", []):
-            for path in Path(package).iterdir():
-                self.shipped[path.name] = path.read_text()
 
 
 @pytest.fixture
@@ -82,9 +77,8 @@ def test_a_store_the_cluster_cannot_reach_is_refused_before_submitting(
     assert fake.submitted == []
 
 
-def test_the_users_credentials_travel_in_a_package_not_in_what_ray_shows(
-    fake, experiment, monkeypatch
-):
+def test_the_users_credentials_travel_sealed_with_the_clusters_token(fake, experiment, monkeypatch):
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "the-cluster-token")
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "alice-secret-1")
     jobs.submit(
@@ -95,35 +89,28 @@ def test_the_users_credentials_travel_in_a_package_not_in_what_ray_shows(
         cluster_tracking_uri="http://alice:uri-secret-2@mlflow:5000",
     )
     [sent] = fake.submitted
-    shown = json.dumps({k: v for k, v in sent.items() if k != "runtime_env"})
-    shown += json.dumps(sent["runtime_env"]["env_vars"])
+    shown = json.dumps(sent)  # all Ray keeps and shows of the job
     assert "secret" not in shown and "alice" not in shown
     assert "--tracking-uri http://mlflow:5000" in sent["entrypoint"]
-    # The URI's own credentials win over the variables', as MLflow's client does.
-    login = json.loads(fake.shipped["credentials.json"])
-    assert login == {
-        "MLFLOW_TRACKING_USERNAME": "alice",
-        "MLFLOW_TRACKING_PASSWORD": "uri-secret-2",
-    }
-
-
-def test_a_submitted_driver_adopts_the_shipped_credentials(tmp_path, monkeypatch):
-    package = Path(
-        jobs._credentials_package(
-            tmp_path,
-            {
-                "MLFLOW_TRACKING_USERNAME": "bob",
-                "MLFLOW_TRACKING_PASSWORD": "pw",
-                "PATH": "/nowhere",
-            },
-        )
-    )
-    assert package.joinpath("credentials.json").stat().st_mode & 0o777 == 0o600
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
-    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    # The driver, with the cluster's token, opens them; the URI's own win, as in MLflow.
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
     path = os.environ["PATH"]
+    monkeypatch.setenv(
+        jobs.CREDENTIALS_VARIABLE, sent["runtime_env"]["env_vars"][jobs.CREDENTIALS_VARIABLE]
+    )
     jobs.adopt_credentials()
-    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "bob"
-    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "pw"
-    assert os.environ["PATH"] == path  # only MLflow's credential variables are taken
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "alice"
+    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "uri-secret-2"
+    assert jobs.CREDENTIALS_VARIABLE not in os.environ and os.environ["PATH"] == path
+
+
+def test_credentials_are_not_sent_to_a_cluster_without_a_token(fake, experiment, monkeypatch):
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(jobs, "cluster_token", lambda: None)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "alice-secret-1")
+    with pytest.raises(jobs.SubmissionError, match="sealed with its token"):
+        jobs.submit("http://head:8265", experiment, [], tracking_uri="http://mlflow:5000")
+    assert fake.submitted == []

@@ -49,10 +49,12 @@ from invariants import check_invariants  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CHAOS = ["tests/integration/host_sweep.py", "--seed", "0", "--no-progress"]
+HOST_SWEEP = "tests/integration/host_experiments/host_sweep.py"
+MODEL_SWEEP = "tests/integration/host_experiments/host_model_sweep.py"
+CHAOS = [HOST_SWEEP, "--seed", "0", "--no-progress"]
 CURVE = ("loss", range(10))  # every step of every COMPLETE trial, logged once
 # A sweep submitted to the head's dashboard, recording into the MLflow server.
-SUBMIT = ["submit", "tests/integration/host_sweep.py", "--address", DASHBOARD]
+SUBMIT = ["submit", HOST_SWEEP, "--address", DASHBOARD]
 SUBMIT += ["--tracking-uri", TRACKING, "--seed", "0"]
 
 # Run on a host: the HTTP status of a GET of URL with a Host header, as the MLflow user of
@@ -326,7 +328,7 @@ def test_hpo_stop_from_another_host_then_resume_submit_completes_the_sweep(clust
     assert all(r.info.status != "RUNNING" for r in before.values())
     finished = {n for n, r in before.items() if r.data.tags["hpo.state"] == "COMPLETE"}
 
-    resume = ["resume", sweep_id, "--submit", "--file", "tests/integration/host_sweep.py"]
+    resume = ["resume", sweep_id, "--submit", "--file", HOST_SWEEP]
     done = cluster.hpo("driver-2", [*resume, "--address", DASHBOARD, "--tracking-uri", TRACKING])
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     again = job_of(done.stdout)
@@ -363,7 +365,7 @@ def test_a_users_sweep_is_theirs_and_others_see_only_what_they_are_granted(clust
         [
             "hpo",
             "run",
-            "tests/integration/host_model_sweep.py",
+            MODEL_SWEEP,
             "--trials",
             "3",
             "--seed",
@@ -379,7 +381,7 @@ def test_a_users_sweep_is_theirs_and_others_see_only_what_they_are_granted(clust
     mine = cluster.auth().get_user_permission("alice", "experiment", experiment)
     assert mine.permission == "MANAGE", vars(mine)
     show = ["show", sweep_id, "--tracking-uri", TRACKING]
-    resume = ["resume", sweep_id, "--file", "tests/integration/host_model_sweep.py"]
+    resume = ["resume", sweep_id, "--file", MODEL_SWEEP]
     resume += ["--tracking-uri", TRACKING, "--trials", "4"]
     load = ["python", "-c", LOAD_BEST, sweep_id]
     bob = {**cluster.sweep_env("bob"), "MLFLOW_TRACKING_URI": TRACKING}
@@ -513,7 +515,7 @@ def test_the_head_host_lost_under_a_submitted_sweep_then_resume_submit(cluster):
     cluster.start_worker("worker-2")
     cluster.wait_ray(nodes=3)
 
-    resume = ["resume", sweep_id, "--submit", "--file", "tests/integration/host_sweep.py"]
+    resume = ["resume", sweep_id, "--submit", "--file", HOST_SWEEP]
     done = cluster.hpo("driver", [*resume, "--address", DASHBOARD, "--tracking-uri", TRACKING])
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     said = wait_job(cluster, job_of(done.stdout))

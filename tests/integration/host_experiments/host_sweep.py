@@ -1,5 +1,6 @@
 """The experiment of the namespace-host tests (test_deployment_hosts.py): trials of ten
-steps, 0.25 s apart, long enough for a host to be lost while they run."""
+steps, 0.25 s apart, long enough for a host to be lost while they run. In a folder of its
+own: a submitted sweep ships its experiment's folder, which holds nothing else."""
 
 import time
 
