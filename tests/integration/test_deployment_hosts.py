@@ -401,6 +401,11 @@ def test_a_users_sweep_is_theirs_and_others_see_only_what_they_are_granted(clust
     best = min(float(r.data.params["x"]) for r in child_runs(admin, sweep_id))
     assert float(done.stdout.strip().splitlines()[-1]) == pytest.approx(best)
     assert admin.get_run(sweep_id).data.tags["hpo.n_complete"] == "3"
+    # Granted EDIT, he goes on with it (a larger budget), from his own machine.
+    cluster.auth().revoke_user_permission("bob", "experiment", experiment)  # READ, replaced
+    cluster.auth().grant_user_permission("bob", "experiment", experiment, "EDIT")
+    cluster.sweep(["hpo", *resume, "--no-progress"], host="driver-2", user="bob")
+    assert admin.get_run(sweep_id).data.tags["hpo.n_complete"] == "4"
 
 
 def test_a_wrong_password_stops_hpo_run_in_one_line_with_nothing_created(cluster):
