@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hpo.sweep.config import DEFAULT_MAX_RETRIES
-from hpo.tracking.access import TrackingDenied, denied_message, denied_status, without_credentials
+from hpo.tracking.access import refusal, without_credentials
 from hpo.tracking.outage import OUTAGE_LIMIT_SECONDS, TrackingRefused, TrackingUnavailable
 from hpo.tracking.schema import SweepTag
 from hpo.tracking.store import DEFAULT_TRACKING_URI, artifact_root, resolve_tracking_uri
@@ -404,9 +404,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def _resume_submitted(args: argparse.Namespace, path: str, uri: str) -> int:
     from hpo.execution.jobs import FILE, SubmissionError, submit
 
-    address = args.address or os.environ.get("RAY_API_SERVER_ADDRESS")
-    if not address:
-        raise UsageError("--submit needs the Ray dashboard's address: --address http://HEAD:8265")
+    address = _dashboard(args.address or os.environ.get("RAY_API_SERVER_ADDRESS"))
     options = {"--trials": args.trials, "--workers": args.workers, "--timeout": args.timeout}
     passed = [str(v) for flag, value in options.items() if value is not None for v in (flag, value)]
     try:
@@ -433,9 +431,9 @@ def _recorded_file(uri: str, sweep_id: str) -> str:
     try:
         tags = MlflowClient(uri).get_run(sweep_id).data.tags
     except MlflowException as exc:
-        if denied_status(exc) is not None:
-            what = f"the experiment of sweep {sweep_id}"
-            raise TrackingDenied(denied_message(uri, denied_status(exc), what)) from None
+        denied = refusal(exc, uri, f"the experiment of sweep {sweep_id}")
+        if denied is not None:
+            raise denied from None
         where = without_credentials(uri)
         raise UsageError(f"no sweep {sweep_id!r} in {where}: {exc.message}") from exc
     if SweepTag.EXPERIMENT_FILE not in tags:
@@ -470,9 +468,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         else:
             print(show_sweep(client, args.sweep_id, top=args.top))
     except MlflowException as exc:
-        if denied_status(exc) is not None:
-            what = f"the experiment of sweep {args.sweep_id}"
-            raise TrackingDenied(denied_message(uri, denied_status(exc), what)) from None
+        denied = refusal(exc, uri, f"the experiment of sweep {args.sweep_id}")
+        if denied is not None:
+            raise denied from None
         raise UsageError(
             f"no sweep {args.sweep_id!r} in this tracking store: {exc.message}"
         ) from exc
@@ -604,13 +602,18 @@ def _run_tags(file: str) -> dict[str, str]:
 
 
 # -- submitted sweeps ----------------------------------------------------------------------
+def _dashboard(address: str | None) -> str:
+    """The Ray dashboard's address submitted sweeps go through; one must be given."""
+    if not address:
+        raise UsageError("give the Ray dashboard's address: --address http://HEAD:8265")
+    return address
+
+
 def _jobs(args: argparse.Namespace) -> Any:
     from hpo.execution.jobs import SubmissionError, client
 
-    if not args.address:
-        raise UsageError("give the Ray dashboard's address: --address http://HEAD:8265")
     try:
-        return client(args.address)
+        return client(_dashboard(args.address))
     except SubmissionError as exc:
         raise UsageError(str(exc)) from None
 
@@ -628,10 +631,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         load_experiment(args.file)
-        if not args.address:
-            raise ValueError("give the Ray dashboard's address: --address http://HEAD:8265")
         job = submit(
-            args.address,
+            _dashboard(args.address),
             args.file,
             run_args,
             tracking_uri=uri,
@@ -758,11 +759,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hpo: error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
-        status = denied_status(exc)
-        if status is None:
-            raise
         uri = getattr(args, "tracking_uri", None) or resolve_tracking_uri(None)
-        print(f"hpo: error: {denied_message(uri, status, 'what was asked')}", file=sys.stderr)
+        denied = refusal(exc, uri, "what was asked")
+        if denied is None:
+            raise
+        print(f"hpo: error: {denied}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("hpo: interrupted", file=sys.stderr)

@@ -103,11 +103,7 @@ def use_token_if_available() -> None:
     RAY_AUTH_MODE unset, a token in RAY_AUTH_TOKEN, in the file RAY_AUTH_TOKEN_PATH names
     or in Ray's default file (~/.ray/auth_token, written by `ray start --head`) turns token
     authentication on. (Ray reads the mode when imported: call this before.)"""
-    if "RAY_AUTH_MODE" in os.environ:
-        return
-    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
-        os.environ["RAY_AUTH_MODE"] = "token"
-    elif TOKEN_FILE.is_file():
+    if "RAY_AUTH_MODE" not in os.environ and cluster_token() is not None:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from hpo.execution.cluster import cluster_token, use_token_if_available
 from hpo.tracking.access import CREDENTIAL_VARIABLES, credentials, without_credentials
+from hpo.tracking.store import is_server
 
 JOB_ID_VARIABLE = "HPO_JOB_ID"  # set for the driver: the job id it tags its sweep with
 # The submitting user's MLflow credentials travel sealed with a key derived from the
@@ -44,7 +45,7 @@ class SubmissionError(RuntimeError):
 
 def check_reachable_store(tracking_uri: str) -> None:
     """A submitted sweep records from the cluster: its store must be a server."""
-    if not tracking_uri.startswith(("http://", "https://")):
+    if not is_server(tracking_uri):
         raise ValueError(
             f"a submitted sweep records from the cluster, which cannot reach the tracking store "
             f"{tracking_uri!r} on this machine: use the tracking server "
@@ -113,10 +114,6 @@ def submit(
     shipped = str(file.relative_to(folder))
     command = ["hpo", *(shipped if part == FILE else part for part in command), *run_args]
     command += ["--tracking-uri", without_credentials(cluster_tracking_uri), "--no-progress"]
-    # Ray runs the entrypoint with a shell and, to stop it, signals the shell and its
-    # children: `exec` leaves one process, the driver, so none is orphaned (an orphan's exit
-    # goes unreaped where PID 1 does not reap, as in a container without an init, and Ray
-    # would wait out its 120 s before STOPPED).
     runtime_env = {
         "working_dir": str(folder),
         "excludes": EXCLUDES,
@@ -141,6 +138,10 @@ def submit(
                 "cluster's token (`ray get-auth-token` on the head prints it)"
             )
         runtime_env["env_vars"][CREDENTIALS_VARIABLE] = _seal(login, token)
+    # Ray runs the entrypoint with a shell and, to stop it, signals the shell and its
+    # children: `exec` leaves one process, the driver, so none is orphaned (an orphan's exit
+    # goes unreaped where PID 1 does not reap, as in a container without an init, and Ray
+    # would wait out its 120 s before STOPPED).
     _submit(jobs, address, job_id, "exec " + shlex.join(command), runtime_env, metadata)
     return job_id
 

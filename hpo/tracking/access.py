@@ -83,6 +83,13 @@ def denied_message(uri: str, status: int, what: str) -> str:
     )
 
 
+def refusal(exc: BaseException, uri: str, what: str) -> TrackingDenied | None:
+    """``exc`` as a `TrackingDenied` when it is the server at ``uri`` refusing the user
+    ``what`` (e.g. "experiment 'digits'"); None when it is anything else."""
+    status = denied_status(exc)
+    return None if status is None else TrackingDenied(denied_message(uri, status, what))
+
+
 def credentials() -> dict[str, str]:
     """This process's MLflow credentials, for a trial worker to write with (carried as an
     argument of the worker's start, so they appear in no environment Ray shows)."""
@@ -102,8 +109,6 @@ def check_access(tracking_uri: str, experiment_name: str) -> None:
     try:
         MlflowClient(tracking_uri).get_experiment_by_name(experiment_name)
     except MlflowException as exc:
-        status = denied_status(exc)
-        if status is None:
-            return  # anything else is met, and explained, where the sweep's writer starts
-        what = f"experiment {experiment_name!r}"
-        raise TrackingDenied(denied_message(tracking_uri, status, what)) from None
+        denied = refusal(exc, tracking_uri, f"experiment {experiment_name!r}")
+        if denied is not None:  # anything else is met, and explained, where the writer starts
+            raise denied from None

@@ -17,7 +17,7 @@ from typing import Any
 from hpo.core.directions import Directions
 from hpo.core.result import SweepResult, TrialResult
 from hpo.core.trial import TrialState
-from hpo.tracking.access import TrackingDenied, denied_message, denied_status, without_credentials
+from hpo.tracking.access import refusal, without_credentials
 from hpo.tracking.schema import (
     SweepTag,
     TrialTag,
@@ -143,10 +143,9 @@ def sweep_run(client: Any, sweep_id: str, where: str) -> Any:
     try:
         parent = client.get_run(sweep_id)
     except MlflowException as exc:
-        status = denied_status(exc)
-        if status is not None:  # it may well exist: the user may not see it
-            what = f"the experiment of sweep {sweep_id}"
-            raise TrackingDenied(denied_message(where, status, what)) from None
+        denied = refusal(exc, where, f"the experiment of sweep {sweep_id}")
+        if denied is not None:  # it may well exist: the user may not see it
+            raise denied from None
         where = without_credentials(where)
         raise ValueError(f"no sweep {sweep_id!r} in {where}: {exc.message}") from None
     if not flag(parent.data.tags, SweepTag.SWEEP):

@@ -23,12 +23,7 @@ from urllib.parse import urlparse
 from hpo.core.checks import first_line
 from hpo.core.trial import TrialState
 from hpo.execution.artifacts import local_artifact_dir, write_artifacts
-from hpo.tracking.access import (
-    TrackingDenied,
-    denied_message,
-    denied_status,
-    without_credentials,
-)
+from hpo.tracking.access import TrackingDenied, refusal, without_credentials
 from hpo.tracking.outage import (
     OUTAGE_LIMIT_SECONDS,
     OutageWait,
@@ -159,10 +154,9 @@ class Tracker:
         try:
             self.experiment_id = self._experiment(experiment_name)
         except Exception as exc:
-            status = denied_status(exc)
-            if status is not None:
-                what = f"experiment {experiment_name!r}"
-                raise TrackingDenied(denied_message(tracking_uri, status, what)) from None
+            denied = refusal(exc, tracking_uri, f"experiment {experiment_name!r}")
+            if denied is not None:
+                raise denied from None
             if refused_host(exc):
                 host = urlparse(tracking_uri).netloc
                 raise TrackingRefused(
@@ -426,14 +420,14 @@ class Tracker:
             try:
                 self._write(item)  # what is left of it (all of it without a pool)
             except Exception as exc:
-                status = denied_status(exc)
-                if status is not None:  # an answer, not an outage: stop now, resumable
+                what = f"experiment {self.experiment_id} (the sweep's)"
+                denied = refusal(exc, self.tracking_uri, what)
+                if denied is not None:  # an answer, not an outage: stop now, resumable
                     self._requeue(work[i:])
-                    what = f"experiment {self.experiment_id} (the sweep's)"
                     raise TrackingDenied(
-                        f"{denied_message(self.tracking_uri, status, what)}; the sweep "
-                        f"stopped. Once it is granted again, continue it with: hpo resume "
-                        f"{self.sweep_id} --tracking-uri {without_credentials(self.tracking_uri)}"
+                        f"{denied}; the sweep stopped. Once it is granted again, continue it "
+                        f"with: hpo resume {self.sweep_id} --tracking-uri "
+                        f"{without_credentials(self.tracking_uri)}"
                     ) from None
                 if not is_transient(exc):
                     raise

@@ -143,15 +143,21 @@ def head(tmp_path_factory):
         log.close()
 
 
-def hpo(tmp_path, env, *args, timeout=240):
+def hpo_command(tmp_path, env, *args, timeout=240):
+    """`hpo ARGS` run in ``tmp_path``, to its end."""
     return subprocess.run(
-        [sys.executable, "-m", "hpo.cli", *args, "--no-progress"],
+        [sys.executable, "-m", "hpo.cli", *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def hpo(tmp_path, env, *args, timeout=240):
+    """A sweep's command (`hpo run ...`) without its progress bar."""
+    return hpo_command(tmp_path, env, *args, "--no-progress", timeout=timeout)
 
 
 def test_trials_run_on_the_cluster_at_the_address(tmp_path, head):
@@ -289,17 +295,6 @@ def _wait_for_state(tmp_path, env, dashboard, job, states, seconds=180):
             return said
         time.sleep(1)
     raise AssertionError(f"job {job} did not reach {states}: {said}")
-
-
-def hpo_command(tmp_path, env, *args, timeout=240):
-    return subprocess.run(
-        [sys.executable, "-m", "hpo.cli", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_what_a_submission_refuses_in_one_line(tmp_path, head, tracking_server):
