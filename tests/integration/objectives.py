@@ -142,6 +142,16 @@ def slow_curve(params, report):
     return params["x"]
 
 
+def slow_bad_curve(params, report):
+    """`slow_curve`'s 20 steps, where the bad trials (x >= 0.5) take 0.25 s a step: a
+    pruning decision has seconds to reach them before their curve ends, even on a loaded
+    machine; the good ones take 0.02 s a step."""
+    for step in range(20):
+        time.sleep(0.25 if params["x"] >= 0.5 else 0.02)
+        report(step, loss=params["x"] + 1.0 / (step + 1))
+    return params["x"]
+
+
 def same_curve_any_pace(params, report):
     """The same loss per step for every trial; a step takes ``pause`` seconds."""
     for step in range(10):

@@ -250,15 +250,16 @@ def test_a_hanging_trial_with_a_trial_timeout(ray_cluster, tracking_uri, client)
 
 
 def test_the_trial_clock_starts_once_the_worker_is_up(ray_cluster, tracking_uri, client):
-    # The workers take 3 s to start (their data unpickles slowly); the trials take no time.
-    # A trial timeout of 2 s counts from when a trial runs, not from the worker's start.
+    # The workers take 6 s to start (their data unpickles slowly); the trials take no time.
+    # A trial timeout of 4 s counts from when a trial runs, not from the worker's start
+    # (4 s: a trial's round trip took over 2 s once on the loaded CI machine).
     result = hpo.run(
         {"x": Float(0.0, 1.0)},
         objectives.quick_with_data,
         n_trials=4,
         workers=2,
-        trial_timeout=2.0,
-        data=objectives.SlowToLoad(3.0),
+        trial_timeout=4.0,
+        data=objectives.SlowToLoad(6.0),
         tracking_uri=tracking_uri,
         experiment_name="chaos-slow-start",
         progress=False,

@@ -25,7 +25,7 @@ def test_median_pruning_stops_bad_trials_at_their_next_report(ray_cluster, track
     )
     result = hpo.run(
         {"x": Float(0.0, 1.0)},
-        objectives.slow_curve,
+        objectives.slow_bad_curve,
         strategy=strategy,
         workers=2,
         tracking_uri=tracking_uri,
