@@ -40,6 +40,9 @@ class Trial:
     # For a pruned trial: (step, value) of the watched metric it was pruned on, when that
     # metric is comparable to objective values (TPE ranks pruned trials by it).
     intermediate: tuple[int, float] | None = None
+    # The pruner's metric by step, as the trial reports it, when comparable to objective
+    # values: what model-based strategies learn from before trials end (`fidelity`).
+    curve: dict[int, float] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)  # free for the user's own notes
     # COMPLETE: one value per objective, in the order of the directions (``(value,)`` for
     # one objective; with several, ``value`` stays None: no one of them is "the" value).

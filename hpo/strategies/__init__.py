@@ -10,7 +10,7 @@ from hpo.strategies.base import Strategy, Trial, TrialState
 from hpo.strategies.gp import GPEI
 from hpo.strategies.grid import GridSearch
 from hpo.strategies.hyperopt_tpe import HyperoptTPE
-from hpo.strategies.optuna_sampler import TPE, OptunaSampler
+from hpo.strategies.optuna_sampler import BOHB, TPE, OptunaSampler
 from hpo.strategies.random_search import RandomSearch
 
 STRATEGIES: dict[str, type[Strategy]] = {
@@ -19,6 +19,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     TPE.name: TPE,
     GPEI.name: GPEI,
     HyperoptTPE.name: HyperoptTPE,
+    BOHB.name: BOHB,
 }
 OPTUNA_PREFIX = "optuna:"
 
@@ -58,6 +59,7 @@ def make_strategy(
 
 
 __all__ = [
+    "BOHB",
     "GPEI",
     "STRATEGIES",
     "TPE",

@@ -60,6 +60,7 @@ from hpo.core.directions import loss_sign
 from hpo.core.pareto import losses
 from hpo.core.space import Choice, Float, Int, Space
 from hpo.strategies.base import Strategy, TrialState
+from hpo.strategies.fidelity import FidelityView, fidelity_view, uses_curves
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -338,21 +339,31 @@ class GPEI(Strategy):
             f"{REFIT_GROWTH:g}x growth, on at most {FIT_SUBSET} of them",
             "pending": "constant liar (mean)",
             "failures": "worst value seen",
+            "curves": "with a pruner, fitted at the highest step n_initial trials reached",
         }
 
     # -- suggestions ---------------------------------------------------------------------
     def _suggest(self, n: int) -> list[dict[str, Any]]:
         rng = np.random.default_rng([self.seed, len(self.trials)])
-        told = [t for t in self.known if t.state is not TrialState.RUNNING]
-        if sum(t.state is TrialState.COMPLETE for t in told) < 2 or len(told) < self.n_initial:
-            return self._initial_design(n)
-        # Drawn only with several objectives: one objective's suggestions stay as they were.
-        weights = rng.dirichlet(np.ones(self.n_objectives)) if self.n_objectives > 1 else None
-        X, y = self._data(told, weights)
+        if uses_curves(self.known):  # a pruner watches curves: learn from them (BOHB-style)
+            view = fidelity_view(self.known, max(self.n_initial, 2))
+            if view is None:
+                return self._initial_design(n)
+            X, y = self._curve_data(view)
+            running = view.pending
+        else:
+            told = [t for t in self.known if t.state is not TrialState.RUNNING]
+            complete = sum(t.state is TrialState.COMPLETE for t in told)
+            if complete < 2 or len(told) < self.n_initial:
+                return self._initial_design(n)
+            # Drawn only with several objectives: one objective's suggestions stay as they were.
+            weights = rng.dirichlet(np.ones(self.n_objectives)) if self.n_objectives > 1 else None
+            X, y = self._data(told, weights)
+            running = self.pending
         posterior = self._fit(X, y, rng)
         u = posterior.observed
         best = float(np.min(u))
-        pending = [self.encoding.encode(t.assignment) for t in self.pending]
+        pending = [self.encoding.encode(t.assignment) for t in running]
         liar = float(np.mean(u))
         out: list[dict[str, Any]] = []
         seen = {self._key(t.assignment) for t in self.known}
@@ -393,6 +404,15 @@ class GPEI(Strategy):
         y = np.full(len(told), scores.max())
         y[done] = scores
         X = np.array([self.encoding.encode(t.assignment) for t in told])
+        return X, y
+
+    def _curve_data(self, view: FidelityView) -> tuple[np.ndarray, np.ndarray]:
+        """The trials observed at the view's budget and their losses there, failures at
+        the worst of them."""
+        trials = [t for t, _ in view.observed] + view.failed
+        scores = losses([(v,) for _, v in view.observed], self.directions)[:, 0]
+        y = np.concatenate([scores, np.full(len(view.failed), scores.max())])
+        X = np.array([self.encoding.encode(t.assignment) for t in trials])
         return X, y
 
     def _kernel(self, width: int):

@@ -14,8 +14,10 @@ import inspect
 import warnings
 from typing import Any
 
+from hpo.core.directions import loss_sign
 from hpo.core.space import Choice, Float, Int, Param
 from hpo.strategies.base import Strategy, Trial, TrialState
+from hpo.strategies.fidelity import fidelity_view, uses_curves
 
 
 def _sampler_classes() -> dict[str, type]:
@@ -40,6 +42,9 @@ NEEDS = {"cmaes": "cmaes", "gp": "torch"}
 # Samplers that search for the Pareto front of several objectives (the others raise in
 # Optuna at their first trial, or model the first objective only).
 MULTI_OBJECTIVE_SAMPLERS = ("gp", "nsgaii", "nsgaiii", "qmc", "random", "tpe")
+
+# Trials Optuna's TPESampler samples at random before it models (its default).
+DEFAULT_STARTUP_TRIALS = 10
 
 # What `tpe` passes to Optuna's TPESampler (a user's options override them).
 TPE_SETTINGS = {"multivariate": True, "group": True, "constant_liar": True}
@@ -110,6 +115,8 @@ class OptunaSampler(Strategy):
         self._asked: dict[int, Any] = {}  # our trial number -> Optuna trial
 
     def _suggest(self, n: int) -> list[dict[str, Any]]:
+        if uses_curves(self.known):  # a pruner watches curves: learn from them (BOHB-style)
+            return self._suggest_from_curves(n)
         out = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # experimental-feature notices, per suggest call
@@ -118,6 +125,48 @@ class OptunaSampler(Strategy):
                 self._asked[number] = optuna_trial
                 out.append(self._define_by_run(optuna_trial))
         return out
+
+    def _suggest_from_curves(self, n: int) -> list[dict[str, Any]]:
+        """Suggestions of a study made afresh from the trials' values at the fidelity
+        view's budget (see `hpo.strategies.fidelity`), the sampler's own kept."""
+        import optuna
+        from optuna.trial import TrialState as OptunaState
+
+        startup = self.sampler_options.get("n_startup_trials", DEFAULT_STARTUP_TRIALS)
+        view = fidelity_view(self.known, max(int(startup), 2))
+        if view is None:  # too few curves yet: the sampler's start-up, pending kept away
+            observed, failed, pending = [], [], self.pending
+        else:
+            observed, failed, pending = view.observed, view.failed, view.pending
+        sign = loss_sign(self.direction)
+        worst = max((v for _, v in observed), key=lambda v: sign * v, default=None)
+        frozen = [self._frozen(t, OptunaState.COMPLETE, v) for t, v in observed]
+        for t in failed:
+            if t.attrs.get("infeasible") and worst is not None:  # as the worst: avoided
+                frozen.append(self._frozen(t, OptunaState.COMPLETE, worst))
+            else:
+                frozen.append(self._frozen(t, OptunaState.FAIL))
+        frozen += [self._frozen(t, OptunaState.RUNNING) for t in pending]
+        study = optuna.create_study(directions=list(self.directions), sampler=self._sampler)
+        out = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            study.add_trials(frozen)
+            for _ in range(n):  # each stays RUNNING in the study: the next avoids it
+                out.append(self._define_by_run(study.ask()))
+        return out
+
+    def _frozen(self, trial: Trial, state: Any, value: float | None = None) -> Any:
+        import optuna
+
+        params = {k: v.item() if hasattr(v, "item") else v for k, v in trial.assignment.items()}
+        distributions = {k: optuna_distribution(self.space.param(k)) for k in params}
+        return optuna.trial.create_trial(
+            params=params,
+            distributions=distributions,
+            values=None if value is None else [value],
+            state=state,
+        )
 
     def _on_restore(self, trial: Trial) -> None:
         import optuna
@@ -157,7 +206,9 @@ class OptunaSampler(Strategy):
     def _on_tell(self, trial: Trial) -> None:
         from optuna.trial import TrialState as OptunaState
 
-        optuna_trial = self._asked.pop(trial.number)
+        optuna_trial = self._asked.pop(trial.number, None)
+        if optuna_trial is None:  # suggested from curves, by a study made for that ask
+            return
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             worst = self.worst_value() if trial.attrs.get("infeasible") else None
@@ -225,3 +276,17 @@ class TPE(OptunaSampler):
 
     def _configure(self, **sampler_options: Any) -> None:
         super()._configure(sampler="tpe", **{**TPE_SETTINGS, **sampler_options})
+
+
+class BOHB(TPE):
+    """BOHB by its name: TPE that learns from the trials' curves, with the Hyperband
+    pruner (`hpo.SweepConfig` sets ``pruner="hyperband"`` for it and refuses another).
+
+    Examples
+    --------
+    >>> from hpo.core.space import Float
+    >>> BOHB({"x": Float(0.0, 1.0)}, seed=0).settings()["strategy"]
+    'bohb'
+    """
+
+    name = "bohb"

@@ -176,19 +176,16 @@ class ASHAPruner(Pruner):
         min_resource: float | str = "auto",
         reduction_factor: int = 3,
         resource: str = "step",
+        max_resource: float | None = None,
         direction: str | None = None,
     ) -> None:
         super().__init__(direction=direction)
-        if resource not in self.RESOURCES:
-            raise ValueError(f"resource must be 'step' or 'seconds', got {resource!r}")
-        self.resource = resource
+        self.resource = _check_resource(resource)
         self.auto = min_resource == "auto"
         self.min_resource: float | None = None
-        if not self.auto and resource == "step":
-            self.min_resource = int_at_least("min_resource", min_resource, 1)
-        elif not self.auto:
-            check_seconds("min_resource", min_resource, optional=False)
-            self.min_resource = float(min_resource)
+        if not self.auto:
+            self.min_resource = _amount("min_resource", min_resource, resource)
+        self.max_resource = None if max_resource is None else float(max_resource)
         self.reduction_factor = int_at_least("reduction_factor", reduction_factor, 2)
         self._rungs: list[list[float]] = []  # scores recorded at rung k, sorted
         self._next_rung: dict[int, int] = {}  # trial -> index of the next rung it will reach
@@ -213,10 +210,10 @@ class ASHAPruner(Pruner):
             self._curves.setdefault(number, {})[at] = value
             return None
         k = self._next_rung.get(number, 0)
-        if at < self.rung_step(k):
+        if at < self.rung_step(k) or not self._below_max(k):
             return None
         # A trial that skips rungs (reports every few steps) is judged at the highest one.
-        while at >= self.rung_step(k + 1):
+        while at >= self.rung_step(k + 1) and self._below_max(k + 1):
             k += 1
         self._next_rung[number] = k + 1
         keep, n = self._record(k, value)
@@ -226,6 +223,10 @@ class ASHAPruner(Pruner):
             f"ASHA: value {value:.4g} at rung {self._where(k)} is not in the best "
             f"{max(1, n // self.reduction_factor)} of {n} trials there"
         )
+
+    def _below_max(self, k: int) -> bool:
+        """Rungs sit below ``max_resource``: a trial that got there has finished training."""
+        return self.max_resource is None or self.rung_step(k) < self.max_resource
 
     def _where(self, k: int) -> str:
         rung = self.rung_step(k)
@@ -247,21 +248,172 @@ class ASHAPruner(Pruner):
         curve = self._curves.pop(number, None)
         if self.min_resource is not None or not curve:
             return
-        full = max(curve)
-        placed = full / self.reduction_factor**2
-        self.min_resource = max(1, round(placed)) if self.resource == "step" else placed
-        # The first completed trial's values at the rungs it passed are the rungs' first
-        # entries; trials still running are judged from their next report on.
+        self.min_resource = _rounded(max(curve) / self.reduction_factor**2, self.resource)
+        self.seed_rungs(curve)
+        self._curves.clear()
+
+    def seed_rungs(self, curve: dict[float, float]) -> None:
+        """Enter a completed trial's values at the rungs it passed (the first trial of an
+        automatic placement: trials still running are judged from their next report on)."""
         k = 0
-        while self.rung_step(k) <= full:
+        while self.rung_step(k) <= max(curve) and self._below_max(k):
             at = min(a for a in curve if a >= self.rung_step(k))
             self._record(k, curve[at])
             k += 1
+
+    def _options(self) -> dict[str, Any]:
+        options = {
+            "min_resource": "auto" if self.auto else self.min_resource,
+            "reduction_factor": self.reduction_factor,
+            "resource": self.resource,
+        }
+        if self.max_resource is not None:
+            options["max_resource"] = self.max_resource
+        return options
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), **{f"pruner.{k}": v for k, v in self._options().items()}}
+
+
+class HyperbandPruner(Pruner):
+    """Asynchronous Hyperband: several ASHA brackets, each trial in one of them.
+
+    Successive halving must guess how early a curve tells the good from the bad: judged at
+    the first epoch it drops late bloomers, judged late it saves little. Hyperband hedges
+    the guess. Between ``min_resource`` and ``max_resource`` (the length of a full training,
+    on the trial's resource: its reported steps, or seconds) it places rungs at
+    ``min_resource * reduction_factor**k``; bracket 0 judges at every rung, bracket 1 from
+    the second on, ..., and the last bracket never prunes. Each trial is assigned to a
+    bracket by its number as it starts, in Hyperband's proportions (the aggressive
+    brackets, whose trials cost little, take more of them), and is judged only against
+    the trials of its own bracket, by ASHA's rule: it goes on from a rung if it is among the
+    best ``1 / reduction_factor`` there. No bracket waits for its stragglers.
+
+    ``max_resource="auto"`` (the default) takes the first completed trial's last step (or
+    its seconds); ``min_resource="auto"`` (the default) is then ``max_resource /
+    reduction_factor**3``, so four brackets. Nothing is pruned until both are known.
+
+    Examples
+    --------
+    >>> p = HyperbandPruner(min_resource=1, max_resource=9, reduction_factor=3)
+    >>> p.bind("minimize")
+    >>> p.rungs(), [p.bracket_of(n) for n in range(8)]
+    ([1.0, 3.0], [0, 1, 2, 0, 1, 0, 0, 2])
+    """
+
+    name = "hyperband"
+
+    def __init__(
+        self,
+        *,
+        min_resource: float | str = "auto",
+        max_resource: float | str = "auto",
+        reduction_factor: int = 3,
+        resource: str = "step",
+        direction: str | None = None,
+    ) -> None:
+        super().__init__(direction=direction)
+        self.resource = _check_resource(resource)
+        self.reduction_factor = int_at_least("reduction_factor", reduction_factor, 2)
+        self.auto_min, self.auto_max = min_resource == "auto", max_resource == "auto"
+        self.min_resource, self.max_resource = (
+            None if auto else _amount(name, value, resource)
+            for name, value, auto in (
+                ("min_resource", min_resource, self.auto_min),
+                ("max_resource", max_resource, self.auto_max),
+            )
+        )
+        if self.min_resource is not None and self.max_resource is not None:
+            if self.min_resource >= self.max_resource:
+                raise ValueError(
+                    f"min_resource must be less than max_resource, got min_resource="
+                    f"{min_resource!r} and max_resource={max_resource!r}"
+                )
+        self._brackets: list[ASHAPruner] = []
+        self._order: list[int] = []  # brackets in the order trials are assigned to them
+        self._curves: dict[int, dict[float, float]] = {}  # kept until the rungs are placed
+        if self.max_resource is not None and self.min_resource is not None:
+            self._place()
+
+    def rungs(self) -> list[float]:
+        """Where the rungs sit on the resource axis (those of bracket 0)."""
+        if not self._brackets:
+            raise ValueError("the rungs are placed when the first trial completes")
+        eta, low, high = self.reduction_factor, self.min_resource, self.max_resource
+        assert low is not None and high is not None
+        return [float(low * eta**k) for k in range(len(self._brackets) - 1) if low * eta**k < high]
+
+    def bracket_of(self, number: int) -> int:
+        """The bracket trial ``number`` is judged in (0: the most aggressive)."""
+        return self._order[number % len(self._order)]
+
+    def _place(self) -> None:
+        eta = self.reduction_factor
+        low, high = self.min_resource, self.max_resource
+        assert low is not None and high is not None
+        n_rungs = 0
+        while low * eta**n_rungs < high:
+            n_rungs += 1
+        # Bracket s judges from rung s on; the last has no rung below max_resource.
+        self._brackets = []
+        for s in range(n_rungs + 1):
+            bracket = ASHAPruner(
+                min_resource=low * eta**s if s < n_rungs else high,
+                reduction_factor=eta,
+                resource=self.resource,
+                max_resource=high,
+                direction=self.direction,
+            )
+            self._brackets.append(bracket)
+        # Hyperband's proportions: bracket s starts ceil((S + 1) / (S - s + 1) * eta**(S - s))
+        # configurations in a round, S + 1 the number of brackets; interleaved in a fixed
+        # order, so that a trial's bracket depends on its number alone (a resume agrees).
+        top = n_rungs
+        share = [math.ceil((top + 1) / (top - s + 1) * eta ** (top - s)) for s in range(top + 1)]
+        slots = sorted((j / n, s) for s, n in enumerate(share) for j in range(n))
+        self._order = [s for _, s in slots]
+
+    def bind(self, direction: str) -> None:
+        super().bind(direction)
+        for bracket in self._brackets:
+            bracket.bind(direction)
+
+    def report(
+        self, number: int, step: int, value: float, seconds: float | None = None
+    ) -> str | None:
+        if not self._brackets:
+            if self.resource == "seconds" and seconds is None:
+                raise ValueError("Hyperband on resource='seconds' needs each report's seconds")
+            at = seconds if self.resource == "seconds" else step
+            self._curves.setdefault(number, {})[at] = value
+            return None
+        s = self.bracket_of(number)
+        reason = self._brackets[s].report(number, step, value, seconds=seconds)
+        return None if reason is None else f"Hyperband bracket {s}: {reason}"
+
+    def complete(self, number: int) -> None:
+        curve = self._curves.pop(number, None)
+        if self._brackets:
+            self._brackets[self.bracket_of(number)].complete(number)
+            return
+        if not curve:
+            return
+        eta, full = self.reduction_factor, max(curve)
+        if self.auto_max:
+            self.max_resource = _rounded(full, self.resource)
+        if self.auto_min:
+            self.min_resource = _rounded(self.max_resource / eta**3, self.resource)
+        if self.min_resource >= self.max_resource:
+            return  # too short a curve to judge anything: nothing is pruned
+        self._place()
+        for bracket in self._brackets:  # the first complete curve counts in every bracket
+            bracket.seed_rungs(curve)
         self._curves.clear()
 
     def _options(self) -> dict[str, Any]:
         return {
-            "min_resource": "auto" if self.auto else self.min_resource,
+            "min_resource": "auto" if self.auto_min else self.min_resource,
+            "max_resource": "auto" if self.auto_max else self.max_resource,
             "reduction_factor": self.reduction_factor,
             "resource": self.resource,
         }
@@ -270,17 +422,37 @@ class ASHAPruner(Pruner):
         return {**super().settings(), **{f"pruner.{k}": v for k, v in self._options().items()}}
 
 
+def _check_resource(resource: str) -> str:
+    if resource not in ASHAPruner.RESOURCES:
+        raise ValueError(f"resource must be 'step' or 'seconds', got {resource!r}")
+    return resource
+
+
+def _amount(name: str, value: Any, resource: str) -> float:
+    """A point on the resource axis: a step (int >= 1) or seconds (> 0)."""
+    if resource == "step":
+        return int_at_least(name, value, 1)
+    check_seconds(name, value, optional=False)
+    return float(value)
+
+
+def _rounded(amount: float, resource: str) -> float:
+    """An automatic placement: whole steps (at least 1), or seconds as they are."""
+    return max(1, round(amount)) if resource == "step" else amount
+
+
 def _median(sorted_values: list[float]) -> float:
     n = len(sorted_values)
     mid = n // 2
     return sorted_values[mid] if n % 2 else (sorted_values[mid - 1] + sorted_values[mid]) / 2
 
 
-PRUNERS = {"median": MedianPruner, "asha": ASHAPruner}
+PRUNERS = {"median": MedianPruner, "asha": ASHAPruner, "hyperband": HyperbandPruner}
 
 
 def make_pruner(pruner: str | Pruner | None, **options: Any) -> Pruner | None:
-    """A pruner from its name ("median", "asha", "none") and options, or as given.
+    """A pruner from its name ("median", "asha", "hyperband", "none") and options, or as
+    given.
 
     The name may carry options as ``NAME:key=value,...`` (``"asha:resource=seconds"``),
     the form the command line takes; numbers in it are read as numbers.
@@ -296,7 +468,7 @@ def make_pruner(pruner: str | Pruner | None, **options: Any) -> Pruner | None:
             raise ValueError(f"pruner 'none' takes no options, got {pruner!r}")
         return None
     if name not in PRUNERS:
-        raise ValueError(f"unknown pruner {name!r}; choose one of: median, asha, none")
+        raise ValueError(f"unknown pruner {name!r}; choose one of: {', '.join(PRUNERS)}, none")
     for item in filter(None, spec.split(",")):
         key, equals, text = item.partition("=")
         if not equals or not key:

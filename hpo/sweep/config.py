@@ -201,6 +201,15 @@ class SweepConfig:
 
     def _check_together(self) -> None:
         """The rules between settings."""
+        if self.strategy == "bohb":  # BOHB is TPE with Hyperband: the preset sets the pruner
+            if self.pruner is None:
+                object.__setattr__(self, "pruner", make_pruner("hyperband").recipe())
+            elif self.pruner["pruner"] != "hyperband":
+                raise ValueError(
+                    f"strategy 'bohb' is TPE with the hyperband pruner, got pruner="
+                    f"{self.pruner['pruner']!r}; leave the pruner out (or give hyperband's "
+                    f"options), or use strategy='tpe' with pruner={self.pruner['pruner']!r}"
+                )
         names, directions = self.objective_names, self.direction
         if names is not None and not directions.several:
             raise ValueError(

@@ -18,6 +18,7 @@ tests drive it with fakes.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -177,6 +178,10 @@ class Tally:
         return True
 
 
+class ObjectiveDoesNotReport(ValueError):
+    """A sweep with a pruner whose objective completed a trial without reporting a curve."""
+
+
 class Lifecycle:
     """The steps of every trial of one sweep (see the module's docstring).
 
@@ -295,12 +300,15 @@ class Lifecycle:
         value = report.metrics.get(self.prune_metric)
         if value is None:
             return False
+        comparable = self.pruner.direction == self.strategy.direction  # to objective values
+        if comparable and math.isfinite(value):  # the strategy learns from the curve
+            record.trial.curve[report.step] = value
         reason = self.pruner.report(record.number, report.step, value, seconds=report.seconds)
         if reason is None:
             return False
         # The objective stops at its next report; its metrics until then still count.
         record.pruning = Pruning(report.step, f"{reason} ({self.prune_metric})", self.pruner.name)
-        if self.pruner.direction == self.strategy.direction:  # comparable to objectives
+        if comparable:
             record.trial.intermediate = (report.step, value)
         return True
 
@@ -342,6 +350,9 @@ class Lifecycle:
             outcome = outcome._replace(
                 state=TrialState.FAILED, value=None, error=record.misreported
             )
+        unjudged = self._never_reported(record, outcome)
+        if unjudged is not None:  # every trial would be the same: the sweep stops after it
+            outcome = outcome._replace(state=TrialState.FAILED, value=None, error=unjudged)
         if outcome.state is TrialState.COMPLETE:
             self.strategy.tell(trial, value)
             if self.pruner is not None:
@@ -388,6 +399,23 @@ class Lifecycle:
             self.tracker.log_sweep_metrics(tally.finished, {"best_objective": tally.best})
         elif tally.front:  # several objectives: how many points the front has
             self.tracker.log_sweep_metrics(tally.finished, {"pareto_size": len(tally.front)})
+        if unjudged is not None:
+            raise ObjectiveDoesNotReport(unjudged)
+
+    def _never_reported(self, record: TrialRecord, outcome: Outcome) -> str | None:
+        """The rule, when a trial completed and no trial of the sweep has yet reported the
+        metric the pruner watches: the pruner has nothing to judge, ever."""
+        if self.pruner is None or outcome.state is not TrialState.COMPLETE:
+            return None
+        metric = self.prune_metric
+        if any(metric in r.last_metrics for r in self.records.values()) and metric is not None:
+            return None
+        what = "a metric" if metric is None else f"the metric {metric!r}"
+        return (
+            f"the {self.pruner.name} pruner judges the curves trials report, and trial "
+            f"{record.number} completed without reporting {what}; call report(step, "
+            f"{metric or 'loss'}=...) during training, or run without a pruner"
+        )
 
     @property
     def names(self) -> tuple[str, ...]:

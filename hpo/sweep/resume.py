@@ -12,6 +12,7 @@ run again as the same trial number in the same run, with its attempt counter rai
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -131,7 +132,7 @@ def resume(
     config = dataclasses.replace(config, **changes)
     pruner = config.make_pruner()
     if pruner is not None and config.prune_metric is not None:
-        _replay_pruner(client, pruner, config.prune_metric, restored)
+        _replay_pruner(client, pruner, config.prune_metric, restored, strategy.direction)
 
     sweep = open_sweep(config, strategy, objective, arity, data, pruner)
     tags = {}
@@ -192,8 +193,12 @@ def _restore(
     return restored, reopen, close
 
 
-def _replay_pruner(client: Any, pruner: Any, metric: str, restored: list[Restored]) -> None:
-    """Give the pruner the curves of the trials that ended, as it saw them the first time.
+def _replay_pruner(
+    client: Any, pruner: Any, metric: str, restored: list[Restored], direction: str
+) -> None:
+    """Give the pruner the curves of the trials that ended, as it saw them the first time,
+    and the trials their curves, for a strategy that learns from them (when the pruner's
+    direction is the sweep's, as when they were reported).
 
     A report's seconds are read back as its timestamp less its run's start: the run starts
     when the trial is handed to a worker, so this runs a little ahead of the worker's clock.
@@ -204,6 +209,8 @@ def _replay_pruner(client: Any, pruner: Any, metric: str, restored: list[Restore
         history = client.get_metric_history(r.run_id, metric)
         for m in sorted(history, key=lambda m: m.step):
             seconds = max(0.0, (m.timestamp - r.start_ms) / 1000)
+            if pruner.direction == direction and math.isfinite(m.value):
+                r.trial.curve[m.step] = m.value
             pruner.report(r.trial.number, m.step, m.value, seconds=seconds)
         if r.trial.state is TrialState.COMPLETE:
             pruner.complete(r.trial.number)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from hpo.strategies.pruners import ASHAPruner, MedianPruner, make_pruner
+from hpo.strategies.pruners import ASHAPruner, HyperbandPruner, MedianPruner, make_pruner
 
 
 def feed(pruner, number, curve):
@@ -84,7 +84,24 @@ def test_trials_that_would_be_promoted_twice_are_judged_once_per_rung():
         (lambda: MedianPruner(min_trials=0), "min_trials must be an int >= 1, got 0"),
         (lambda: ASHAPruner(reduction_factor=1), "reduction_factor must be an int >= 2, got 1"),
         (lambda: ASHAPruner(min_resource=1.5), "min_resource must be an int >= 1, got 1.5"),
-        (lambda: make_pruner("hyperband"), "unknown pruner 'hyperband'; choose one of"),
+        (lambda: make_pruner("successive"), "unknown pruner 'successive'; choose one of"),
+        (
+            lambda: HyperbandPruner(min_resource=9, max_resource=9),
+            "min_resource must be less than max_resource, got min_resource=9 and max_resource=9",
+        ),
+        (lambda: HyperbandPruner(max_resource=0), "max_resource must be an int >= 1, got 0"),
+        (
+            lambda: HyperbandPruner(resource="epochs"),
+            "resource must be 'step' or 'seconds', got 'epochs'",
+        ),
+        (
+            lambda: HyperbandPruner(reduction_factor=1),
+            "reduction_factor must be an int >= 2, got 1",
+        ),
+        (
+            lambda: HyperbandPruner(resource="seconds", min_resource=-1.0),
+            "min_resource must be",
+        ),
         (lambda: MedianPruner(direction="up"), "direction must be 'minimize' or 'maximize'"),
     ],
 )
@@ -181,8 +198,64 @@ def test_make_pruner_reads_options_written_after_the_name():
         ("asha:speed=2", r"pruner 'asha' takes the options min_resource, .* got \['speed'\]"),
         ("asha:seconds", "pruner options are key=value pairs, got 'seconds'"),
         ("none:warmup_steps=1", "pruner 'none' takes no options"),
-        ("hyperband:eta=3", "unknown pruner 'hyperband'"),
+        ("hyperband:eta=3", "pruner 'hyperband' takes the options max_resource, min_resource"),
     ]
     for spec, message in cases:
         with pytest.raises(ValueError, match=message):
             make_pruner(spec)
+
+
+def test_asha_places_no_rung_at_or_beyond_max_resource():
+    p = ASHAPruner(min_resource=1, reduction_factor=3, max_resource=9)
+    p.bind("minimize")
+    assert p.report(0, 9, 0.1) is None  # steps 1 and 3 are its rungs; 9 is the full training
+    assert p.report(1, 9, 0.9) is not None  # judged at rung 3, the highest below 9
+    assert p.report(2, 1, 0.5) is None and p.report(2, 3, 0.5) is not None
+
+
+def test_hyperband_judges_each_trial_in_its_own_bracket_only():
+    p = HyperbandPruner(min_resource=1, max_resource=9, reduction_factor=3)
+    p.bind("minimize")
+    assert p.rungs() == [1.0, 3.0]
+    by_bracket: dict[int, list[int]] = {}
+    for n in range(34):
+        by_bracket.setdefault(p.bracket_of(n), []).append(n)
+    # Hyperband's proportions per round of 17: 9 trials judged from rung 1, 5 from rung 3,
+    # 3 never.
+    assert {s: len(ns) for s, ns in by_bracket.items()} == {0: 18, 1: 10, 2: 6}
+    b0, b1, b2 = by_bracket[0], by_bracket[1], by_bracket[2]
+    # A good trial of bracket 1 at step 1 sets no bar for bracket 0, which is not judged
+    # there yet: bracket 0's first trial at rung 1 goes on (the best of 1).
+    assert p.report(b1[0], 1, 0.1) is None
+    assert p.report(b0[0], 1, 0.9) is None
+    # Two more bracket-0 trials at rung 1: the worse of the three stops there.
+    assert p.report(b0[1], 1, 0.8) is None
+    reason = p.report(b0[2], 1, 0.95)
+    assert reason is not None and reason.startswith("Hyperband bracket 0: ASHA")
+    assert "rung step 1" in reason
+    # Bracket 1 is judged from step 3: a bad step-1 value there is not judged at all.
+    assert p.report(b1[1], 1, 5.0) is None
+    # The last bracket trains to the end, however bad.
+    assert all(p.report(b2[0], step, 100.0) is None for step in range(10))
+
+
+def test_hyperband_places_its_brackets_from_the_first_completed_trial():
+    p = HyperbandPruner()  # max: the first completed trial's last step; min: max / 27
+    p.bind("minimize")
+    for step in range(81):
+        assert p.report(0, step, 1.0 / (step + 1)) is None
+        assert p.report(1, step, 5.0) is None  # nothing judged before placement
+    p.complete(0)
+    assert p.max_resource == 80 and p.min_resource == 3
+    assert p.rungs() == [3.0, 9.0, 27.0]
+    # The first curve seeded every bracket's rungs; a worse trial of bracket 0 stops at 3.
+    bad = next(n for n in range(2, 100) if p.bracket_of(n) == 0)
+    assert feed(p, bad, [9.0] * 10) == 3
+    assert p.settings()["pruner.max_resource"] == "auto"
+
+
+def test_hyperband_by_name_with_options_and_its_recipe_makes_it_again():
+    p = make_pruner("hyperband:min_resource=2,max_resource=54,resource=step")
+    assert isinstance(p, HyperbandPruner) and p.rungs() == [2.0, 6.0, 18.0]
+    again = make_pruner(**p.recipe())
+    assert again.recipe() == p.recipe() and again.rungs() == p.rungs()

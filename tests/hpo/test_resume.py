@@ -42,7 +42,9 @@ def test_a_resumed_asha_on_seconds_reads_each_reports_seconds_from_its_timestamp
     )
     pruner = ASHAPruner(resource="seconds", reduction_factor=3)
     pruner.bind("minimize")
-    _replay_pruner(client, pruner, "loss", [completed, pruned])
+    _replay_pruner(client, pruner, "loss", [completed, pruned], "minimize")
+    # The trials get their curves back, for a strategy that learns from them.
+    assert completed.trial.curve == {0: 0.9, 1: 0.5, 2: 0.2} and pruned.trial.curve == {0: 0.95}
     # Rungs from the completed trial's 9 s: 1, 3 and 9 s, as the first driver placed them.
     assert [pruner.rung_step(k) for k in range(3)] == pytest.approx([1.0, 3.0, 9.0])
     # Rung 1 s holds 0.9 (trial 0 at 1.5 s) and the pruned trial's 0.95 (at 2 s, not 62 s:
