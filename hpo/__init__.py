@@ -21,7 +21,7 @@ from hpo.core.trial import TrialState
 from hpo.execution.jobs import SubmittedSweep
 from hpo.execution.jobs import submit_sweep as submit
 from hpo.strategies import make_strategy
-from hpo.strategies.pruners import ASHAPruner, MedianPruner, TrialPruned
+from hpo.strategies.pruners import ASHAPruner, HyperbandPruner, MedianPruner, TrialPruned
 from hpo.sweep.config import SweepConfig
 from hpo.sweep.resume import resume
 from hpo.sweep.start import run
@@ -33,6 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ASHAPruner",
     "Directions",
+    "HyperbandPruner",
     "MedianPruner",
     "SearchCV",
     "SubmittedSweep",

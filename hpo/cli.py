@@ -76,8 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("file", help="experiment file (a .py module defining space and objective)")
     run.add_argument(
         "--strategy",
-        help="grid, random, gp, tpe, hyperopt-tpe or optuna:NAME "
-        "(default: the file's, else random)",
+        help="grid, random, gp, tpe, bohb (tpe with the hyperband pruner), hyperopt-tpe or "
+        "optuna:NAME (default: the file's, else random)",
     )
     run.add_argument(
         "--trials",
@@ -99,8 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--pruner",
-        metavar="median|asha|none[:OPTIONS]",
-        help="stop unpromising trials on their curves, e.g. asha or "
+        metavar="median|asha|hyperband|none[:OPTIONS]",
+        help="stop unpromising trials on their curves, e.g. hyperband or "
         "asha:resource=seconds,reduction_factor=4 (default: the file's, else none)",
     )
     run.add_argument(

@@ -115,7 +115,7 @@ def run(
         Show a progress bar.
     run_name : str, optional
         Name of the parent run.
-    pruner : {"median", "asha", "none"} or Pruner, optional
+    pruner : {"median", "asha", "hyperband", "none"} or Pruner, optional
         Stop unpromising trials on their reported curves (see `hpo.strategies.pruners`); a pruned
         trial ends PRUNED at its next ``report``. Options may follow the name:
         ``"asha:resource=seconds"`` judges trials at equal training time.

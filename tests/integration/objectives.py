@@ -152,6 +152,19 @@ def slow_bad_curve(params, report):
     return params["x"]
 
 
+def silent(params, report):
+    """A value and no curve: nothing for a pruner to judge."""
+    return params["x"]
+
+
+def long_curve(params, report):
+    """27 steps of a loss that is worse for x far from 0.3; 0.02 s a step."""
+    for step in range(27):
+        time.sleep(0.02)
+        report(step, loss=(params["x"] - 0.3) ** 2 + 1.0 / (step + 1))
+    return (params["x"] - 0.3) ** 2
+
+
 def same_curve_any_pace(params, report):
     """The same loss per step for every trial; a step takes ``pause`` seconds."""
     for step in range(10):

@@ -93,13 +93,15 @@ def test_asha_prunes_a_real_models_training_mid_fit_and_tpe_is_told(
             assert trial.intermediate[0] == step
         else:
             assert trial.state.value == "COMPLETE" and len(epochs) == 30
-    # TPE's study holds the pruned trials as pruned, with the value they were pruned on.
-    studied = {t.number: t for t in strategy.study.trials}
-    for trial in result.trials:
+    # TPE learns from each trial's curve as the pruner saw it: the whole curve of a
+    # completed trial, a pruned one's up to the step it was pruned at.
+    for trial in strategy.trials:
+        history = client.get_metric_history(runs[trial.number].info.run_id, "val_accuracy")
+        curve = {m.step: m.value for m in history}
         if trial.state.value == "PRUNED":
-            step, value = trial.intermediate
-            assert studied[trial.number].state.name == "PRUNED"
-            assert studied[trial.number].intermediate_values == {step: value}
+            assert max(trial.curve) == trial.intermediate[0]
+            curve = {k: v for k, v in curve.items() if k <= trial.intermediate[0]}
+        assert trial.curve == curve
 
 
 def test_asha_on_seconds_stops_trials_that_are_slower_for_the_same_curve(
@@ -130,6 +132,64 @@ def test_asha_on_seconds_stops_trials_that_are_slower_for_the_same_curve(
         assert " s is not in the best 1 of " in tags["hpo.prune_reason"]
     params = client.get_run(result.sweep_id).data.params
     assert params["pruner.resource"] == "seconds" and params["pruner.min_resource"] == "0.1"
+
+
+def test_bohb_prunes_in_hyperband_brackets_placed_from_the_first_trial(
+    ray_cluster, tracking_uri, client
+):
+    space = {"x": Float(0.0, 1.0)}
+    strategy = hpo.make_strategy("bohb", space, seed=4)  # the preset sets the pruner
+    result = hpo.run(
+        space,
+        objectives.long_curve,
+        strategy=strategy,
+        n_trials=24,
+        workers=2,
+        tracking_uri=tracking_uri,
+        experiment_name="bohb",
+        progress=False,
+    )
+    params = client.get_run(result.sweep_id).data.params
+    assert params["strategy"] == "bohb" and params["pruner"] == "hyperband"
+    assert params["pruner.max_resource"] == "auto" and params["pruner.reduction_factor"] == "3"
+    runs = by_trial(child_runs(client, result.sweep_id))
+    pruned = [t for t in result.trials if t.state.value == "PRUNED"]
+    assert pruned and result.n_complete >= 2
+    # The first trial (27 steps, 0 to 26) places the brackets: max 26, min 1, rungs 1, 3, 9.
+    for trial in pruned:
+        tags = runs[trial.number].data.tags
+        assert tags["hpo.pruner"] == "hyperband"
+        bracket = int(tags["hpo.prune_reason"].split("Hyperband bracket ")[1].split(":")[0])
+        assert bracket in (0, 1, 2)  # bracket 3 never prunes
+        assert int(tags["hpo.pruned_step"]) >= (1, 3, 9)[bracket]
+    # The strategy learnt from curves: every trial has one, as logged.
+    for trial in strategy.trials:
+        history = client.get_metric_history(runs[trial.number].info.run_id, "loss")
+        assert trial.curve and trial.curve.items() <= {m.step: m.value for m in history}.items()
+
+
+def test_a_pruned_sweep_whose_objective_never_reports_stops_with_the_rule(
+    ray_cluster, tracking_uri, client
+):
+    with pytest.raises(ValueError, match="the hyperband pruner judges the curves") as caught:
+        hpo.run(
+            {"x": Float(0.0, 1.0)},
+            objectives.silent,
+            n_trials=10,
+            workers=1,
+            pruner="hyperband",
+            tracking_uri=tracking_uri,
+            experiment_name="never-reports",
+            progress=False,
+        )
+    assert "trial 0 completed without reporting a metric" in str(caught.value)
+    experiment = client.get_experiment_by_name("never-reports").experiment_id
+    [parent] = [
+        r for r in client.search_runs([experiment]) if "mlflow.parentRunId" not in r.data.tags
+    ]
+    assert parent.info.status == "FAILED"
+    runs = by_trial(child_runs(client, parent.info.run_id))
+    assert list(runs) == [0] and "call report(step, loss=...)" in runs[0].data.tags["hpo.error"]
 
 
 def test_repeats_record_each_value_their_mean_and_spread(ray_cluster, tracking_uri, client):
