@@ -288,11 +288,8 @@ class Lifecycle:
         for k, v in metrics.items():
             if step >= record.last_metrics.get(k, (-1, 0.0))[0]:
                 record.last_metrics[k] = (step, v)
-        if self.pruner is None or record.pruning is not None:
+        if self.pruner is None:
             return False
-        return self._judge(record, report)
-
-    def _judge(self, record: TrialRecord, report: Report) -> bool:
         if self.prune_metric is None:
             self.prune_metric = next(iter(report.metrics))
             # Recorded now, so that a resume after a crash watches the same metric.
@@ -301,8 +298,10 @@ class Lifecycle:
         if value is None:
             return False
         comparable = self.pruner.direction == self.strategy.direction  # to objective values
-        if comparable and math.isfinite(value):  # the strategy learns from the curve
+        if comparable and math.isfinite(value):  # the strategy learns from the whole curve
             record.trial.curve[report.step] = value
+        if record.pruning is not None:  # decided already: reports in flight still count
+            return False
         reason = self.pruner.report(record.number, report.step, value, seconds=report.seconds)
         if reason is None:
             return False
@@ -387,7 +386,11 @@ class Lifecycle:
         self.tracker.end_trial(
             trial.number,
             trial.state,
-            objectives=self.objectives(trial),
+            # A trial run again after its run got the value (the first driver's closing
+            # reached the store, its answer did not): each (metric, step) is logged once.
+            objectives={
+                k: v for k, v in self.objectives(trial).items() if (k, 0) not in record.logged
+            },
             error=None if trial.state is TrialState.PRUNED else trial.error,
             artifacts={k: v for k, v in artifacts.items() if v is not None},
             status="KILLED" if cancelled else None,

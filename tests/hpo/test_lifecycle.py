@@ -226,6 +226,23 @@ def test_a_restored_running_trial_runs_again_and_skips_what_it_had_logged():
     assert strategy.told == [(1, TrialState.COMPLETE, 0.7, None)]
 
 
+def test_a_rerun_trial_whose_run_holds_its_value_already_does_not_log_it_twice():
+    # The first driver's closing reached the store but its answer did not (an outage): the
+    # run holds the value and is still tagged RUNNING, so the trial runs again.
+    strategy = TellingStrategy(SPACE, seed=0)
+    lost = strategy.restore(0, {"x": 0.7}, TrialState.RUNNING)
+    logged = {("loss", 0), ("loss", 1), ("objective", 0)}
+    restored = [Restored(lost, run_id="old-0", artifact_uri="", attempts=1, logged=logged)]
+    pool = FakePool(1, lambda r, a: [*reports("loss", [8.0, 7.0]), complete(0.7)])
+    tracker = FakeTracker()
+    result = Sweep(strategy, pool, tracker, SweepConfig(n_trials=1, progress=False)).resume(
+        "sweep", restored
+    )
+    run = tracker.runs[0]
+    assert metric_points(run, "objective") == [] and metric_points(run, "loss") == []
+    assert result.n_complete == 1 and run.tags["hpo.state"] == "COMPLETE"
+
+
 def test_a_restored_trial_runs_again_even_when_it_used_up_its_retries():
     strategy = TellingStrategy(SPACE, seed=0)
     lost = strategy.restore(0, {"x": 0.5}, TrialState.RUNNING)
