@@ -77,6 +77,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/optimizers.py --warm-start
 	$(BIN)/python benchmarks/optimizers.py --multi-objective
 	$(BIN)/python benchmarks/pruning.py
+	$(BIN)/python benchmarks/multifidelity.py
 	$(BIN)/python benchmarks/cluster.py  # namespace hosts: needs root
 
 # The source material's studies, run and written into docs/seed_studies.md (about half an

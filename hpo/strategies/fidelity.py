@@ -9,9 +9,9 @@ rung where every trial counts; as trials get through the rungs the budget rises 
 longest trainings, so the model ranks configurations by how they end, not how they start.
 
 Trials still running that have not reached the budget are pending (kept away from, as
-without curves); failed trials count as the worst value seen at the budget; trials pruned
-below the budget and trials without a curve (a warm start's) are left out of the model at
-that budget.
+without curves); failed trials go to the model as the strategy takes failures (GP: the
+worst value at the budget); trials pruned below the budget and trials without a curve (a
+warm start's) are left out of the model at that budget.
 """
 
 from __future__ import annotations

@@ -140,10 +140,10 @@ class OptunaSampler(Strategy):
             observed, failed, pending = view.observed, view.failed, view.pending
         sign = loss_sign(self.direction)
         worst = max((v for _, v in observed), key=lambda v: sign * v, default=None)
-        frozen = [self._frozen(t, OptunaState.COMPLETE, v) for t, v in observed]
+        frozen = [self._frozen(t, OptunaState.COMPLETE, [v]) for t, v in observed]
         for t in failed:
             if t.attrs.get("infeasible") and worst is not None:  # as the worst: avoided
-                frozen.append(self._frozen(t, OptunaState.COMPLETE, worst))
+                frozen.append(self._frozen(t, OptunaState.COMPLETE, [worst]))
             else:
                 frozen.append(self._frozen(t, OptunaState.FAIL))
         frozen += [self._frozen(t, OptunaState.RUNNING) for t in pending]
@@ -156,45 +156,37 @@ class OptunaSampler(Strategy):
                 out.append(self._define_by_run(study.ask()))
         return out
 
-    def _frozen(self, trial: Trial, state: Any, value: float | None = None) -> Any:
+    def _frozen(self, trial: Trial, state: Any, values: Any = None) -> Any:
+        """``trial`` as a finished (or running) Optuna trial of ``state`` with ``values``."""
         import optuna
 
-        params = {k: v.item() if hasattr(v, "item") else v for k, v in trial.assignment.items()}
+        params = _plain(trial.assignment)
         distributions = {k: optuna_distribution(self.space.param(k)) for k in params}
         return optuna.trial.create_trial(
             params=params,
             distributions=distributions,
-            values=None if value is None else [value],
+            values=None if values is None else list(values),
             state=state,
         )
 
     def _on_restore(self, trial: Trial) -> None:
         import optuna
 
-        params = {k: v.item() if hasattr(v, "item") else v for k, v in trial.assignment.items()}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if trial.state is TrialState.RUNNING:
                 # To be run again: an Optuna trial asked with these values fixed.
-                self.study.enqueue_trial(params, skip_if_exists=False)
+                self.study.enqueue_trial(_plain(trial.assignment), skip_if_exists=False)
                 optuna_trial = self.study.ask()
                 self._define_by_run(optuna_trial)
                 self._asked[trial.number] = optuna_trial
                 return
-            distributions = {k: optuna_distribution(self.space.param(k)) for k in params}
             state = {
                 TrialState.COMPLETE: optuna.trial.TrialState.COMPLETE,
                 TrialState.PRUNED: optuna.trial.TrialState.PRUNED,
                 TrialState.FAILED: optuna.trial.TrialState.FAIL,
             }[trial.state]
-            self.study.add_trial(
-                optuna.trial.create_trial(
-                    params=params,
-                    distributions=distributions,
-                    values=None if trial.values is None else list(trial.values),
-                    state=state,
-                )
-            )
+            self.study.add_trial(self._frozen(trial, state, trial.values))
 
     def _define_by_run(self, optuna_trial: Any) -> dict[str, Any]:
         assignment: dict[str, Any] = {}
@@ -231,6 +223,11 @@ class OptunaSampler(Strategy):
             "sampler": type(self._sampler).__name__,
             **{f"sampler.{k}": v for k, v in self.sampler_options.items()},
         }
+
+
+def _plain(assignment: dict[str, Any]) -> dict[str, Any]:
+    """An assignment with NumPy scalars made Python's, as Optuna stores parameters."""
+    return {k: v.item() if hasattr(v, "item") else v for k, v in assignment.items()}
 
 
 def optuna_distribution(p: Param) -> Any:
