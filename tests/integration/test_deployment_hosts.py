@@ -292,7 +292,9 @@ def test_what_a_submission_from_a_laptop_refuses(cluster):
 
 
 def test_a_sweep_submitted_from_a_laptop_that_then_goes_away(cluster):
-    run = ["--trials", "8", "--experiment-name", "laptop"]
+    # 24 trials of 2.5 s on the two single-CPU worker hosts: 30 s of trials at least after
+    # the run exists (with 8, a slow return of `hpo submit` once found the sweep finished).
+    run = ["--trials", "24", "--experiment-name", "laptop"]
     began = time.monotonic()
     done = cluster.hpo("laptop", [*SUBMIT, *run])
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
@@ -303,12 +305,12 @@ def test_a_sweep_submitted_from_a_laptop_that_then_goes_away(cluster):
     client = cluster.client()
     assert client.get_run(sweep_id).info.status == "RUNNING"  # it left while the sweep ran
     said = wait_job(cluster, job)
-    assert f"job {job}: SUCCEEDED" in said and "8 complete, 0 failed" in said, said
-    check_invariants(client, sweep_id, 8, curve=CURVE)
+    assert f"job {job}: SUCCEEDED" in said and "24 complete, 0 failed" in said, said
+    check_invariants(client, sweep_id, 24, curve=CURVE)
     assert client.get_run(sweep_id).data.tags["hpo.job_id"] == job
     # Followed from any machine with the token: its output, and the list of sweeps.
     logs = cluster.hpo("driver", ["logs", job, "--address", DASHBOARD])
-    assert "8 trials, 8 complete" in logs.stdout, logs.stdout[-2000:] + logs.stderr[-2000:]
+    assert "24 trials, 24 complete" in logs.stdout, logs.stdout[-2000:] + logs.stderr[-2000:]
     listed = cluster.hpo("driver", ["status", "--address", DASHBOARD]).stdout
     assert job in listed and "host_sweep.py" in listed, listed
 
