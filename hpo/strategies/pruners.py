@@ -54,7 +54,8 @@ class Pruner:
         """Trial ``number`` ran to its end."""
 
     def settings(self) -> dict[str, Any]:
-        return {"pruner": self.name}
+        """What the parent run records: the name and each option as ``pruner.OPTION``."""
+        return {"pruner": self.name, **{f"pruner.{k}": v for k, v in self._options().items()}}
 
     def recipe(self) -> dict[str, Any]:
         """How to make this pruner again (resume): its name and constructor arguments."""
@@ -127,9 +128,6 @@ class MedianPruner(Pruner):
 
     def _options(self) -> dict[str, Any]:
         return {"warmup_steps": self.warmup_steps, "min_trials": self.min_trials}
-
-    def settings(self) -> dict[str, Any]:
-        return {**super().settings(), **{f"pruner.{k}": v for k, v in self._options().items()}}
 
 
 class ASHAPruner(Pruner):
@@ -271,9 +269,6 @@ class ASHAPruner(Pruner):
             options["max_resource"] = self.max_resource
         return options
 
-    def settings(self) -> dict[str, Any]:
-        return {**super().settings(), **{f"pruner.{k}": v for k, v in self._options().items()}}
-
 
 class HyperbandPruner(Pruner):
     """Asynchronous Hyperband: several ASHA brackets, each trial in one of them.
@@ -339,9 +334,7 @@ class HyperbandPruner(Pruner):
         """Where the rungs sit on the resource axis (those of bracket 0)."""
         if not self._brackets:
             raise ValueError("the rungs are placed when the first trial completes")
-        eta, low, high = self.reduction_factor, self.min_resource, self.max_resource
-        assert low is not None and high is not None
-        return [float(low * eta**k) for k in range(len(self._brackets) - 1) if low * eta**k < high]
+        return [float(bracket.min_resource) for bracket in self._brackets[:-1]]
 
     def bracket_of(self, number: int) -> int:
         """The bracket trial ``number`` is judged in (0: the most aggressive)."""
@@ -417,9 +410,6 @@ class HyperbandPruner(Pruner):
             "reduction_factor": self.reduction_factor,
             "resource": self.resource,
         }
-
-    def settings(self) -> dict[str, Any]:
-        return {**super().settings(), **{f"pruner.{k}": v for k, v in self._options().items()}}
 
 
 def _check_resource(resource: str) -> str:

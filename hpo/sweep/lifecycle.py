@@ -411,7 +411,9 @@ class Lifecycle:
         if self.pruner is None or outcome.state is not TrialState.COMPLETE:
             return None
         metric = self.prune_metric
-        if any(metric in r.last_metrics for r in self.records.values()) and metric is not None:
+        if metric in record.last_metrics:  # the usual case, without a look at every trial
+            return None
+        if metric is not None and any(metric in r.last_metrics for r in self.records.values()):
             return None
         what = "a metric" if metric is None else f"the metric {metric!r}"
         return (
