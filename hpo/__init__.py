@@ -23,6 +23,7 @@ from hpo.execution.jobs import submit_sweep as submit
 from hpo.strategies import make_strategy
 from hpo.strategies.pruners import ASHAPruner, HyperbandPruner, MedianPruner, TrialPruned
 from hpo.sweep.config import SweepConfig
+from hpo.sweep.replay import replay_schedule
 from hpo.sweep.resume import resume
 from hpo.sweep.start import run
 from hpo.tracking.best_model import load_best_model, load_trial_model
@@ -47,6 +48,7 @@ __all__ = [
     "load_sweep",
     "load_trial_model",
     "make_strategy",
+    "replay_schedule",
     "resume",
     "run",
     "submit",

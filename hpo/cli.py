@@ -76,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("file", help="experiment file (a .py module defining space and objective)")
     run.add_argument(
         "--strategy",
-        help="grid, random, gp, tpe, bohb (tpe with the hyperband pruner), hyperopt-tpe or "
+        help="grid, random, gp, tpe, bohb (tpe with the hyperband pruner), pbt "
+        "(population-based training; --trials is its population), hyperopt-tpe or "
         "optuna:NAME (default: the file's, else random)",
     )
     run.add_argument(

@@ -166,7 +166,7 @@ def test_digits_size_returns_the_error_and_the_weights_it_names():
 
 
 @pytest.mark.parametrize(
-    "name", ["digits_grid", "digits_tpe", "hidden_units_gp", "diabetes_regression"]
+    "name", ["digits_grid", "digits_tpe", "digits_pbt", "hidden_units_gp", "diabetes_regression"]
 )
 def test_the_shipped_experiments_store_their_trained_model(name, monkeypatch):
     """So that every sweep of them has a best model (`hpo.load_best_model`), the demo's too."""

@@ -45,6 +45,9 @@ class Outcome(NamedTuple):
     curves: bytes | None = None  # the learning-curve PNG
     repeat_values: list[float] | None = None  # each repeat's value, with repeats > 1
     placement: dict[str, str] | None = None  # the worker's node and GPUs (`TrialWorker`)
+    # A population-based training segment that reached its last step: the step of the
+    # checkpoint it ended on (its value is read from its curve there, by the driver).
+    segment_end: int | None = None
 
     @classmethod
     def failed(cls, reason: str) -> Outcome:

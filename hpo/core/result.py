@@ -43,6 +43,11 @@ class TrialResult:
         For a pruned trial, where the pruner stopped it and the watched metric's value there.
     enqueued, infeasible : bool
         Queued by the user (``enqueue``); refused by the constraints (never ran).
+    segment : mapping
+        For a segment of population-based training (``strategy="pbt"``): ``member``,
+        ``parent`` (the trial it went on from), ``from_step``, ``until_step``, ``donor``
+        (the member it exploited) and ``end_step`` (where it ended, when its member went
+        on), each when set; empty for any other trial. See `hpo.lineage`.
 
     Examples
     --------
@@ -65,9 +70,11 @@ class TrialResult:
     intermediate: tuple[int, float] | None = None
     enqueued: bool = False
     infeasible: bool = False
+    segment: MappingProxyType[str, int] | dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", MappingProxyType(dict(self.metrics)))
+        object.__setattr__(self, "segment", MappingProxyType(dict(self.segment)))
 
     @property
     def value(self) -> float | None:
@@ -144,6 +151,33 @@ class SweepResult:
     def best_value(self) -> float | None:
         best = self.best_trial
         return None if best is None else best.value
+
+    def lineage(self, trial: int | None = None) -> list[TrialResult]:
+        """The segments of population-based training whose training led to trial
+        ``trial``'s state (the best trial's when None), first to last: each one's
+        ``parent`` is the one before. Their ``params`` and steps are the schedule.
+
+        >>> [s.segment["member"] for s in result.lineage()]  # doctest: +SKIP
+        [3, 3, 0, 0]
+        """
+        by_number = {t.number: t for t in self.trials}
+        if trial is None:
+            best = self.best_trial
+            if best is None:
+                raise ValueError(f"sweep {self.sweep_id!r} has no completed trial")
+            trial = best.number
+        if trial not in by_number:
+            raise ValueError(f"sweep {self.sweep_id!r} has no trial {trial!r}")
+        if not by_number[trial].segment:
+            raise ValueError(
+                f"trial {trial} of sweep {self.sweep_id!r} is not a segment of "
+                "population-based training (strategy='pbt'): it has no lineage"
+            )
+        chain, number = [], trial
+        while number is not None:
+            chain.append(by_number[number])
+            number = chain[-1].segment.get("parent")
+        return chain[::-1]
 
     @property
     def best_params(self) -> dict[str, Any] | None:

@@ -66,3 +66,9 @@ def best_of(trials: Iterable[Any], directions: Directions | str) -> Any:
         elif t.value == best.value and t.number < best.number:
             best = t
     return best
+
+
+def counts_in_budget(trial: Trial) -> bool:
+    """Whether ``trial`` counts against the sweep's ``n_trials``: not a configuration the
+    constraints refused, nor a segment that goes on with a population member's training."""
+    return not trial.attrs.get("infeasible") and trial.attrs.get("parent") is None

@@ -117,16 +117,24 @@ class WorkerPool:
         """What the cluster has free now, as people read it."""
         return describe(self._ray.available_resources()) or "nothing"
 
-    def submit(self, record: Any, store: tuple[str, str] | None = None) -> Running:
+    def submit(
+        self,
+        record: Any,
+        store: tuple[str, str] | None = None,
+        segment: dict[str, Any] | None = None,
+    ) -> Running:
         """Run ``record``'s trial on an idle worker; ``store`` (artifact URI, tracking URI)
-        for a trial that runs again: where its checkpoint is."""
+        for a trial that runs again: where its checkpoint is; ``segment`` for a segment of
+        population-based training (see `hpo.sweep.loop.Sweep._segment`)."""
         # A worker known to be up first: one still starting may wait for a CPU a while.
         up = [w for w in self.idle if w not in self._starting]
         worker = up[-1] if up else self.idle[-1]
         self.idle.remove(worker)
         rerun = getattr(record, "attempts", 1) > 1
         held = getattr(record, "checkpoints", None) if rerun else None
-        stream = worker.run.remote(record.number, record.params, self._repeats, store, rerun, held)
+        stream = worker.run.remote(
+            record.number, record.params, self._repeats, store, rerun, held, segment
+        )
         running = Running(record, worker, stream, located=store is not None)
         self.running[stream] = running
         return running

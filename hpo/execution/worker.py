@@ -35,6 +35,7 @@ from hpo.execution.artifacts import (
     write_artifacts,
 )
 from hpo.report.summary import repeats_std
+from hpo.strategies.pbt import SegmentEnd
 from hpo.strategies.pruners import TrialPruned
 from hpo.tracking.schema import check_name
 
@@ -88,12 +89,18 @@ class _Reporter:
         self._valid_names: set[str] = set()  # checked once, not at every epoch
         self._last_step: int | None = None  # of the last report: where a checkpoint stands
         self._reports: list[Report] = []  # every report, kept for a checkpoint
+        # A population-based training segment: the steps it trains (`hpo.strategies.pbt`).
+        self._segment = self._place.get("segment")
+        self._checkpointed: int | None = None  # the step of this attempt's last checkpoint
+        self._restored = False
 
     def __call__(self, step: int, **metrics: float) -> None:
         if self._stop.is_set():
             raise TrialPruned("the trial was pruned")
         if not isinstance(step, numbers.Integral) or isinstance(step, bool) or step < 0:
             raise TypeError(f"report() needs an int step >= 0, got {step!r}")
+        if self._segment is not None:
+            self._check_segment(int(step))
         if not metrics:
             raise TypeError("report() needs at least one metric, as report(step, name=value)")
         clean = {}
@@ -128,27 +135,76 @@ class _Reporter:
         # and `restore` sends them again (the driver logs each step once).
         saved = {"step": self._last_step, "state": state, "reports": self._reports}
         self._store({self._folder + CHECKPOINT: pickle.dumps(saved)})
+        self._checkpointed = self._last_step
+        segment = self._segment
+        if segment is not None and None not in (self._last_step, segment["until"]):
+            if self._last_step >= segment["until"]:  # the segment's work is done and saved
+                raise SegmentEnd(self._last_step)
+
+    def _check_segment(self, step: int) -> None:
+        """The rules of a population-based training segment, at a report of ``step``: it
+        goes on from its parent's checkpoint, and ends at a checkpoint past its last step."""
+        segment = self._segment
+        start = segment["from_step"]
+        if start is not None and not self._restored and step <= start:
+            raise RuntimeError(
+                f"this population-based training segment goes on from step {start} of trial "
+                f"{segment['parent']}, but the objective reported step {step} without "
+                "restoring: call state, step = report.restore() at its start and train on "
+                "from step + 1"
+            )
+        if segment["until"] is not None and step > segment["until"]:
+            if self._checkpointed is None or (start is not None and self._checkpointed <= start):
+                raise RuntimeError(
+                    f"population-based training goes on from checkpoints, and this segment "
+                    f"reached step {step} without one (it trains steps up to "
+                    f"{segment['until']}): call report.checkpoint(state) after report() at "
+                    f"least every {segment['interval']} steps, and report.restore() at the "
+                    "start"
+                )
+            raise SegmentEnd(self._checkpointed)  # its last checkpoint is where it ends
 
     def restore(self) -> tuple[Any, int | None] | None:
         """``(state, step)`` of the trial's last checkpoint when this is a run again of a
         trial that stored one; else None. Go on from the step after ``step``: the steps
         up to it were logged already (a step reported again is logged once)."""
-        if not self._place.get("rerun"):
-            return None
-        name, where = self._folder + CHECKPOINT, self._place.get("store")
-        # One the driver still held (not yet in the run's artifacts) is the latest.
-        data = self._place.get("checkpoints", {}).get(name)
-        if data is None and where is not None:
-            data = read_artifact(*where, name)
+        self._restored = True
+        data = self._own_checkpoint() if self._place.get("rerun") else None
         if data is None:
-            return None
+            # A population-based training segment starts from its parent's checkpoint (its
+            # member's own, or the one it exploits); those reports are the parent's.
+            return None if self._segment is None else self._parent_checkpoint()
         saved = pickle.loads(data)
-        self._last_step = saved["step"]
+        self._last_step = self._checkpointed = saved["step"]
         for report in saved["reports"]:  # what the lost attempt reported up to its checkpoint
             self._reports.append(report)
             for key, value in report.metrics.items():
                 self.history.setdefault(key, []).append((report.step, value))
             self._events.put(report)
+        return saved["state"], saved["step"]
+
+    def _own_checkpoint(self) -> bytes | None:
+        name, where = self._folder + CHECKPOINT, self._place.get("store")
+        # One the driver still held (not yet in the run's artifacts) is the latest.
+        data = self._place.get("checkpoints", {}).get(name)
+        if data is None and where is not None:
+            data = read_artifact(*where, name)
+        return data
+
+    def _parent_checkpoint(self) -> tuple[Any, int] | None:
+        segment = self._segment
+        if segment["from_step"] is None:  # the member's first segment: it starts afresh
+            return None
+        data = segment["held"] or (
+            None if segment["source"] is None else read_artifact(*segment["source"], CHECKPOINT)
+        )
+        if data is None:
+            raise RuntimeError(
+                f"the checkpoint of trial {segment['parent']} (step {segment['from_step']}), "
+                "which this population-based training segment goes on from, could not be read"
+            )
+        saved = pickle.loads(data)
+        self._last_step = saved["step"]
         return saved["state"], saved["step"]
 
     def artifact(self, name: str, data: Any) -> None:
@@ -168,7 +224,12 @@ class _Reporter:
         where it is and it can be reached, so they never pass through the driver; else send
         them to the driver with the trial's events, for its writer to store."""
         where = self._place.get("store")  # (artifact URI, tracking URI), set by the driver
-        if where is not None and reachable_store(*where):
+        checkpoint = self._folder + CHECKPOINT in files
+        # Once a checkpoint went through the driver, the later ones follow it: its writer
+        # stores them in order, where one written from here could land before an older one
+        # still in its queue, which would then replace it.
+        ordered = checkpoint and self._place.get("checkpoints_via_driver")
+        if where is not None and not ordered and reachable_store(*where):
             try:
                 write_artifacts(*where, list(files.items()))
             except Exception:  # noqa: BLE001 - not writable from here: the driver stores them
@@ -176,6 +237,8 @@ class _Reporter:
             else:
                 self._events.put(Artifact({}, model=model, stored=tuple(files)))
                 return
+        if checkpoint:
+            self._place["checkpoints_via_driver"] = True
         self._events.put(Artifact(files, model=model))
 
 
@@ -233,6 +296,15 @@ def run_objective(
                 seconds=time.perf_counter() - start,
                 curves=_render_curves(history),
                 repeat_values=values if repeats > 1 else None,
+            )
+        )
+    except SegmentEnd as end:  # before TrialPruned, which it extends
+        events.put(
+            Outcome(
+                TrialState.COMPLETE,
+                seconds=time.perf_counter() - start,
+                curves=_render_curves(history),
+                segment_end=end.step,
             )
         )
     except TrialPruned:
@@ -349,12 +421,20 @@ class TrialWorker:
         store: tuple[str, str] | None = None,
         rerun: bool = False,
         checkpoints: dict[str, bytes] | None = None,
+        segment: dict[str, Any] | None = None,
     ) -> Iterator[list[Event]]:
         events: queue.Queue = queue.Queue()
         stop = threading.Event()
         # Where the run's artifacts go (known already for a trial that runs again, whose
-        # checkpoint `report.restore` reads from there).
-        place: dict[str, Any] = {"rerun": rerun, "checkpoints": checkpoints or {}}
+        # checkpoint `report.restore` reads from there); a population-based training
+        # segment's steps and the checkpoint it starts from.
+        place: dict[str, Any] = {
+            "rerun": rerun,
+            "checkpoints": checkpoints or {},
+            "segment": segment,
+            # The lost attempt's last checkpoint may still be in the driver's queue.
+            "checkpoints_via_driver": bool(checkpoints),
+        }
         if store is not None:
             place["store"] = store
         self._current = (trial_number, stop, place)

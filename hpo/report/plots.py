@@ -367,9 +367,10 @@ def importance_png(
 
 def render(specs: list[tuple[str, str, dict]]) -> dict[str, bytes]:
     """PNG bytes by file name for ``(name, kind, arguments)`` specs ("history", "heatmap",
-    "repeats", "parallel", "slices", "importance", "pareto"); a figure with nothing to draw is left
-    out."""
+    "repeats", "parallel", "slices", "importance", "pareto", "population", "schedule"); a
+    figure with nothing to draw is left out."""
     from hpo.report.curves import history_png
+    from hpo.report.pbt_plots import population_png, schedule_png
 
     draw = {
         "history": history_png,
@@ -379,6 +380,8 @@ def render(specs: list[tuple[str, str, dict]]) -> dict[str, bytes]:
         "slices": slices_png,
         "importance": importance_png,
         "pareto": pareto_png,
+        "population": population_png,
+        "schedule": schedule_png,
     }
     out = {name: draw[kind](**arguments) for name, kind, arguments in specs}
     return {name: png for name, png in out.items() if png is not None}

@@ -19,6 +19,7 @@ from typing import Any
 from hpo.core.directions import Directions, loss_sign
 from hpo.core.pareto import pareto_front
 from hpo.core.space import Choice, Float, Int, Space
+from hpo.strategies import pbt
 from hpo.strategies.base import TrialState, best_of
 from hpo.strategies.pruners import Pruner
 from hpo.sweep.lifecycle import TrialRecord, count_states
@@ -252,11 +253,16 @@ def figure_specs(
     *,
     repeats: int = 1,
     names: Sequence[str] = ONE,
+    watched: str | None = None,
 ) -> list[FigureSpec]:
     """What the closing figures show, as plain data for `hpo.report.plots.render`; with several
     objectives, the Pareto front, the parallel coordinates with the front marked, and each
-    objective's slices and importance (the history and heatmap are figures of one value)."""
+    objective's slices and importance (the history and heatmap are figures of one value).
+    Population-based training adds its population and schedule (``watched``: the metric
+    it ranks members by)."""
     directions = Directions.parse(directions)
+    if any(pbt.MEMBER in r.trial.attrs for r in records):
+        return population_specs(records, watched or "metric", directions.single)
     done = [r for r in records if r.state is TrialState.COMPLETE]
     if directions.several:
         if not done:
@@ -471,3 +477,58 @@ def description(
         if len(failed) > DESCRIPTION_REASONS:
             lines.append(f"- and {len(failed) - DESCRIPTION_REASONS} other reasons")
     return "\n".join(lines)
+
+
+def population_specs(
+    records: Sequence[TrialRecord], metric: str, direction: str
+) -> list[FigureSpec]:
+    """The figures of population-based training: every segment's curve by member, with each
+    exploit's jump, and the parameters over steps along the best trial's lineage (its other
+    figures, of one value per configuration, would mix segments of different lengths)."""
+    by_number = {r.number: r for r in records}
+    segments = []
+    last_of: dict[int, tuple[int, float]] = {}  # member -> its latest point so far
+    for r in sorted(records, key=lambda r: r.number):
+        attrs, points = r.trial.attrs, sorted(r.trial.curve.items())
+        segment: dict[str, Any] = {"member": attrs[pbt.MEMBER], "points": points, "jump": None}
+        donor_segment = by_number.get(attrs.get(pbt.PARENT, -1))
+        own = last_of.get(attrs[pbt.MEMBER])
+        if attrs.get(pbt.DONOR) is not None and donor_segment is not None and own is not None:
+            at = attrs[pbt.FROM_STEP]
+            value = donor_segment.trial.curve.get(at)
+            if value is not None:
+                segment["jump"] = (*own, at, value)
+        if points:
+            last_of[attrs[pbt.MEMBER]] = points[-1]
+        segments.append(segment)
+    specs: list[FigureSpec] = [
+        (
+            "pbt_population.png",
+            "population",
+            {"segments": segments, "metric": metric, "direction": direction},
+        )
+    ]
+    best = best_of(records, direction)
+    if best is not None:
+        chain, number = [], best.number
+        while number is not None:
+            chain.append(by_number[number])
+            number = chain[-1].trial.attrs.get(pbt.PARENT)
+        rows = []
+        for r in reversed(chain):
+            attrs, steps = r.trial.attrs, sorted(r.trial.curve)
+            start = attrs.get(pbt.FROM_STEP, 0)
+            end = attrs.get(pbt.END, steps[-1] if steps else start)
+            numeric = {
+                k: v
+                for k, v in r.flat_params.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            }
+            rows.append(
+                {"start": start, "end": end, "params": numeric, "donor": attrs.get(pbt.DONOR)}
+            )
+        names = sorted({k for row in rows for k in row["params"]})
+        specs.append(
+            ("pbt_schedule.png", "schedule", {"rows": rows, "names": names, "trial": best.number})
+        )
+    return specs

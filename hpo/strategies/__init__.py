@@ -11,6 +11,7 @@ from hpo.strategies.gp import GPEI
 from hpo.strategies.grid import GridSearch
 from hpo.strategies.hyperopt_tpe import HyperoptTPE
 from hpo.strategies.optuna_sampler import BOHB, TPE, OptunaSampler
+from hpo.strategies.pbt import PBT, ScheduleReplay
 from hpo.strategies.random_search import RandomSearch
 
 STRATEGIES: dict[str, type[Strategy]] = {
@@ -20,6 +21,8 @@ STRATEGIES: dict[str, type[Strategy]] = {
     GPEI.name: GPEI,
     HyperoptTPE.name: HyperoptTPE,
     BOHB.name: BOHB,
+    PBT.name: PBT,
+    ScheduleReplay.name: ScheduleReplay,
 }
 OPTUNA_PREFIX = "optuna:"
 
@@ -66,7 +69,9 @@ __all__ = [
     "GridSearch",
     "HyperoptTPE",
     "OptunaSampler",
+    "PBT",
     "RandomSearch",
+    "ScheduleReplay",
     "Strategy",
     "Trial",
     "TrialState",

@@ -70,6 +70,9 @@ class Strategy:
     # Suggestions in a row the constraints may refuse before `ask` gives up (None: never,
     # for a strategy that walks a finite set, such as a grid).
     max_infeasible: ClassVar[int | None] = 100
+    # Whether it judges trials by the curves they report (population-based training), so
+    # that the sweep watches a metric (the pruner's) even without a pruner.
+    watches_curves: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -278,8 +281,10 @@ class Strategy:
         state: TrialState,
         value: float | None = None,
         error: str | None = None,
+        attrs: dict[str, Any] | None = None,
     ) -> Trial:
-        """Put back a trial of an earlier run of this sweep (resume), before any `ask`.
+        """Put back a trial of an earlier run of this sweep (resume), before any `ask`,
+        with the ``attrs`` the strategy gave it (read back from its run's tags).
 
         A RUNNING trial is issued again under its number, to be run and told as usual.
         """
@@ -293,6 +298,7 @@ class Strategy:
             flat_params=self.space.flat(assignment),
             state=state,
             error=error,
+            attrs=dict(attrs or {}),
         )
         if state is TrialState.COMPLETE:
             trial.value, trial.values = self.checked_result(value)
@@ -309,6 +315,15 @@ class Strategy:
     @property
     def exhausted(self) -> bool:
         """True when `ask` will issue nothing more (a finished grid, its queue empty)."""
+        return False
+
+    def continuations(self, n: int) -> list[Trial]:
+        """Up to ``n`` trials that go on with trials already counted (the next segments of
+        population-based training): outside the sweep's budget. None for most strategies."""
+        return []
+
+    def waiting_to_continue(self) -> bool:
+        """Whether `continuations` has trials to give now."""
         return False
 
     def artifacts(self) -> dict[str, bytes]:

@@ -210,6 +210,28 @@ class SweepConfig:
                     f"{self.pruner['pruner']!r}; leave the pruner out (or give hyperband's "
                     f"options), or use strategy='tpe' with pruner={self.pruner['pruner']!r}"
                 )
+        if self.strategy in ("pbt", "pbt-replay"):
+            together = {
+                "pruner": None if self.pruner is None else self.pruner["pruner"],
+                "repeats": None if self.repeats == 1 else self.repeats,
+            }
+            for name, value in together.items():
+                if value is not None:
+                    raise ValueError(
+                        f"strategy 'pbt' decides itself which members train on, from one "
+                        f"curve per member, so it takes no {name} (got {name}={value!r})"
+                    )
+            if self.direction.several:
+                raise ValueError(
+                    "strategy 'pbt' ranks members by one value, but the sweep has several "
+                    f"directions {list(self.direction)}"
+                )
+            options = self.strategy_options
+            if self.strategy == "pbt" and self.n_trials is not None and "population" not in options:
+                # n_trials counts pbt's members: --trials N is a population of N
+                object.__setattr__(
+                    self, "strategy_options", {**options, "population": self.n_trials}
+                )
         names, directions = self.objective_names, self.direction
         if names is not None and not directions.several:
             raise ValueError(

@@ -30,6 +30,7 @@ from hpo.core.events import Artifact, Outcome, Report
 from hpo.core.pareto import losses
 from hpo.core.result import TrialResult
 from hpo.execution.artifacts import CHECKPOINT
+from hpo.strategies import pbt
 from hpo.strategies.base import Strategy, Trial, TrialState
 from hpo.strategies.pruners import Pruner
 from hpo.tracking.schema import (
@@ -41,6 +42,7 @@ from hpo.tracking.schema import (
     attempt_error_tag,
     check_name,
     encode_objectives,
+    segment_tags,
     truncated_params,
 )
 
@@ -113,6 +115,7 @@ class TrialRecord:
             intermediate=t.intermediate,
             enqueued=bool(t.attrs.get("enqueued")),
             infeasible=bool(t.attrs.get("infeasible")),
+            segment={k: t.attrs[k] for k in pbt.SEGMENT_KEYS if k in t.attrs},
         )
 
 
@@ -239,6 +242,7 @@ class Lifecycle:
             tags[TrialTag.ENQUEUED] = TRUE
         if self.resources is not None:
             tags[TrialTag.RESOURCES] = self.resources
+        tags.update(segment_tags(trial.attrs, pbt.SEGMENT_KEYS))  # population-based training
         self.tracker.start_trial(trial.number, trial.flat_params, tags)
         return record
 
@@ -288,7 +292,7 @@ class Lifecycle:
         for k, v in metrics.items():
             if step >= record.last_metrics.get(k, (-1, 0.0))[0]:
                 record.last_metrics[k] = (step, v)
-        if self.pruner is None:
+        if self.pruner is None and not self.strategy.watches_curves:
             return False
         if self.prune_metric is None:
             self.prune_metric = next(iter(report.metrics))
@@ -297,10 +301,12 @@ class Lifecycle:
         value = report.metrics.get(self.prune_metric)
         if value is None:
             return False
-        comparable = self.pruner.direction == self.strategy.direction  # to objective values
+        # To objective values (population-based training compares the two, as it must).
+        comparable = self.pruner is None or self.pruner.direction == self.strategy.direction
         if comparable and math.isfinite(value):  # the strategy learns from the whole curve
             record.trial.curve[report.step] = value
-        if record.pruning is not None:  # decided already: reports in flight still count
+        # Without a pruner, or decided already (reports in flight still count): no verdict.
+        if self.pruner is None or record.pruning is not None:
             return False
         reason = self.pruner.report(record.number, report.step, value, seconds=report.seconds)
         if reason is None:
@@ -332,7 +338,10 @@ class Lifecycle:
         count it. A ``cancelled`` trial (an interrupt, the sweep's timeout) ends FAILED for
         the strategy, and its run KILLED and tagged so that `hpo resume` runs it again."""
         trial = record.trial
-        record.checkpoints.clear()  # held for a rerun only: an ended trial has none
+        if outcome.segment_end is None:  # a segment's is held for the one that goes on
+            record.checkpoints.clear()  # held for a rerun only: an ended trial has none
+        if outcome.segment_end is not None:
+            outcome = self._segment_value(record, outcome)
         if outcome.seconds is not None:
             record.seconds = outcome.seconds
         record.repeat_values = outcome.repeat_values
@@ -353,6 +362,9 @@ class Lifecycle:
         if unjudged is not None:  # every trial would be the same: the sweep stops after it
             outcome = outcome._replace(state=TrialState.FAILED, value=None, error=unjudged)
         if outcome.state is TrialState.COMPLETE:
+            if outcome.segment_end is not None:  # the member goes on from there
+                trial.attrs[pbt.END] = outcome.segment_end
+                tags[TrialTag.SEGMENT + pbt.END] = str(outcome.segment_end)
             self.strategy.tell(trial, value)
             if self.pruner is not None:
                 self.pruner.complete(trial.number)
@@ -396,7 +408,8 @@ class Lifecycle:
             status="KILLED" if cancelled else None,
             tags=tags,
         )
-        self.tally.add(trial)
+        if trial.attrs.get(pbt.END) is None:  # a paused member is not a finished trial
+            self.tally.add(trial)
         tally = self.tally
         if tally.best is not None:
             self.tracker.log_sweep_metrics(tally.finished, {"best_objective": tally.best})
@@ -405,10 +418,27 @@ class Lifecycle:
         if unjudged is not None:
             raise ObjectiveDoesNotReport(unjudged)
 
+    def _segment_value(self, record: TrialRecord, outcome: Outcome) -> Outcome:
+        """A population-based training segment that reached its last step: COMPLETE with
+        its watched metric's value at the checkpoint it ended on (its latest before)."""
+        end, curve = outcome.segment_end, record.trial.curve
+        steps = [step for step in curve if step <= end]
+        if not steps:
+            return outcome._replace(
+                state=TrialState.FAILED,
+                error=(
+                    f"population-based training ranks members by the metric "
+                    f"{self.prune_metric!r}, and this segment ended at step {end} without a "
+                    "finite value of it; report it at every step"
+                ),
+            )
+        return outcome._replace(value=curve[max(steps)])
+
     def _never_reported(self, record: TrialRecord, outcome: Outcome) -> str | None:
         """The rule, when a trial completed and no trial of the sweep has yet reported the
-        metric the pruner watches: the pruner has nothing to judge, ever."""
-        if self.pruner is None or outcome.state is not TrialState.COMPLETE:
+        metric the pruner (or the strategy) watches: there is nothing to judge, ever."""
+        watches = self.pruner is not None or self.strategy.watches_curves
+        if not watches or outcome.state is not TrialState.COMPLETE:
             return None
         metric = self.prune_metric
         if metric in record.last_metrics:  # the usual case, without a look at every trial
@@ -416,10 +446,15 @@ class Lifecycle:
         if metric is not None and any(metric in r.last_metrics for r in self.records.values()):
             return None
         what = "a metric" if metric is None else f"the metric {metric!r}"
+        judge, other = (
+            (f"the {self.pruner.name} pruner", "run without a pruner")
+            if self.pruner is not None
+            else (f"the {self.strategy.name} strategy", "use another strategy")
+        )
         return (
-            f"the {self.pruner.name} pruner judges the curves trials report, and trial "
+            f"{judge} judges the curves trials report, and trial "
             f"{record.number} completed without reporting {what}; call report(step, "
-            f"{metric or 'loss'}=...) during training, or run without a pruner"
+            f"{metric or 'loss'}=...) during training, or {other}"
         )
 
     @property

@@ -17,7 +17,8 @@ from hpo.core.checks import first_line
 from hpo.core.directions import better
 from hpo.core.events import Artifact, Outcome, Report
 from hpo.core.result import SweepResult
-from hpo.core.trial import TrialState, best_of
+from hpo.core.trial import TrialState, best_of, counts_in_budget
+from hpo.execution.artifacts import CHECKPOINT
 from hpo.execution.cluster import available_resources, connect, node_resources
 from hpo.execution.jobs import job_id_here
 from hpo.execution.pool import Batch, WorkerDied, WorkerPool
@@ -29,7 +30,7 @@ from hpo.report.summary import (
     figure_specs,
     sweep_settings,
 )
-from hpo.strategies import Strategy
+from hpo.strategies import Strategy, pbt
 from hpo.strategies.base import NoFeasibleConfiguration
 from hpo.strategies.pruners import Pruner
 from hpo.sweep.config import SweepConfig
@@ -238,7 +239,11 @@ class Sweep:
         if self.timed_out or not (self.pool.missing or self.tracker.behind()):
             return False
         budget_left = self._started() < self.budget and not self.stopped_by
-        return bool(self.trials.retries) or (budget_left and not self.strategy.exhausted)
+        return (
+            bool(self.trials.retries)
+            or (budget_left and not self.strategy.exhausted)
+            or (not self.stopped_by and self.strategy.waiting_to_continue())
+        )
 
     def _fill(self) -> None:
         """Give every idle worker a trial: lost trials first, then new ones; none while
@@ -250,22 +255,52 @@ class Sweep:
             record = retries.pop(0)
             where = self.tracker.artifact_location(record.number)
             store = None if where is None else (where, self.tracker.tracking_uri)
-            self.pool.submit(record, store)  # where its checkpoint is, if it took one
+            # where its checkpoint is, if it took one
+            self.pool.submit(record, store, self._segment(record))
         room = min(len(self.pool.idle), self.budget - self._started())
-        if room <= 0 or self.strategy.exhausted or self.stopped_by:
+        if self.stopped_by:
             return
-        try:
-            trials = self.strategy.ask(room)
-        except NoFeasibleConfiguration as exc:
-            trials, self.stopped_by = [], f"constraints: {exc}"
-        for refused in self.strategy.take_rejected():
-            self.trials.refused(refused)
-        for trial in trials:
-            self.pool.submit(self.trials.start(trial))
+        if room > 0 and not self.strategy.exhausted:
+            try:
+                trials = self.strategy.ask(room)
+            except NoFeasibleConfiguration as exc:
+                trials, self.stopped_by = [], f"constraints: {exc}"
+            for refused in self.strategy.take_rejected():
+                self.trials.refused(refused)
+            for trial in trials:
+                record = self.trials.start(trial)
+                self.pool.submit(record, None, self._segment(record))
+        if self.pool.idle and not self.stopped_by:  # members of a population going on
+            for trial in self.strategy.continuations(len(self.pool.idle)):
+                record = self.trials.start(trial)
+                self.pool.submit(record, None, self._segment(record))
 
     def _started(self) -> int:
-        """Trials issued for this sweep's budget: not those the constraints refused."""
-        return sum(not t.attrs.get("infeasible") for t in self.strategy.trials)
+        """Trials issued for this sweep's budget: not those the constraints refused, nor
+        continuations of trials (`Strategy.continuations`)."""
+        return sum(counts_in_budget(t) for t in self.strategy.trials)
+
+    def _segment(self, record: Any) -> dict[str, Any] | None:
+        """What the worker of a population-based training segment needs: the steps it
+        trains, and where the checkpoint it goes on from is (held here while the writer
+        has not stored it; else in its parent's run). None for any other trial."""
+        attrs = record.trial.attrs
+        if pbt.MEMBER not in attrs:
+            return None
+        parent = attrs.get(pbt.PARENT)
+        source = held = None
+        if parent is not None:
+            where = self.tracker.artifact_location(parent)
+            source = None if where is None else (where, self.tracker.tracking_uri)
+            held = self.trials.records[parent].checkpoints.get(CHECKPOINT)
+        return {
+            "from_step": attrs.get(pbt.FROM_STEP),
+            "until": attrs.get(pbt.UNTIL),
+            "parent": parent,
+            "source": source,
+            "held": held,
+            "interval": getattr(self.strategy, "interval", None),
+        }
 
     def _handle(self, batch: Batch) -> None:
         record = batch.running.record
@@ -356,7 +391,14 @@ class Sweep:
         # Drawn on an idle worker while the writer drains its backlog: in this process the
         # drawing would compete with the writer for the interpreter.
         figures = self.pool.render(
-            figure_specs(records, s.space, s.directions, repeats=o.repeats, names=names)
+            figure_specs(
+                records,
+                s.space,
+                s.directions,
+                repeats=o.repeats,
+                names=names,
+                watched=self.trials.prune_metric,
+            )
         )
         try:
             self.tracker.close()  # every trial written: all run ids are known from here on

@@ -19,7 +19,7 @@ from typing import Any
 from hpo.core.checks import positive_int
 from hpo.core.result import SweepResult
 from hpo.core.space import Space, as_space
-from hpo.core.trial import TrialState
+from hpo.core.trial import TrialState, counts_in_budget
 from hpo.execution.jobs import job_id_here
 from hpo.execution.worker import objective_arity
 from hpo.strategies import Strategy, make_strategy
@@ -30,7 +30,7 @@ from hpo.sweep.start import space_digest
 from hpo.sweep.warm_start import load_history
 from hpo.tracking.outage import OUTAGE_LIMIT_SECONDS
 from hpo.tracking.reader import StoredSweep, logged_steps, read_sweep
-from hpo.tracking.schema import RUN_STATUS, SweepTag, encode_recipe
+from hpo.tracking.schema import RUN_STATUS, SweepTag, encode_recipe, segment_attrs
 from hpo.tracking.store import resolve_tracking_uri
 
 
@@ -110,7 +110,7 @@ def resume(
     for configuration in config.enqueue[started:]:
         strategy.enqueue(configuration)
     unfinished = [r for r in restored if r.trial.state is TrialState.RUNNING]
-    ran = sum(not r.trial.attrs.get("infeasible") for r in restored)  # what counts in it
+    ran = sum(counts_in_budget(r.trial) for r in restored)  # what counts in it
     if n_trials is not None and n_trials <= ran:
         raise ValueError(
             f"n_trials must be more than the {ran} trials sweep {sweep_id!r} ran, got {n_trials}"
@@ -131,8 +131,9 @@ def resume(
         changes.update(stop_at=None, patience=None)
     config = dataclasses.replace(config, **changes)
     pruner = config.make_pruner()
-    if pruner is not None and config.prune_metric is not None:
-        _replay_pruner(client, pruner, config.prune_metric, restored, strategy.direction)
+    watched = pruner is not None or strategy.watches_curves
+    if watched and config.prune_metric is not None:
+        _replay_curves(client, pruner, config.prune_metric, restored, strategy.direction)
 
     sweep = open_sweep(config, strategy, objective, arity, data, pruner)
     tags = {}
@@ -174,6 +175,7 @@ def _restore(
             state,
             value,
             None if state is TrialState.RUNNING else t.error,
+            attrs=segment_attrs(t.tags),  # a population-based training segment's
         )
         trial.attrs.update({k: True for k in ("enqueued", "infeasible") if getattr(t, k)})
         restored.append(
@@ -193,12 +195,12 @@ def _restore(
     return restored, reopen, close
 
 
-def _replay_pruner(
+def _replay_curves(
     client: Any, pruner: Any, metric: str, restored: list[Restored], direction: str
 ) -> None:
-    """Give the pruner the curves of the trials that ended, as it saw them the first time,
-    and the trials their curves, for a strategy that learns from them (when the pruner's
-    direction is the sweep's, as when they were reported).
+    """Give the pruner (if any) the curves of the trials that ended, as it saw them the
+    first time, and the trials their curves, for a strategy that learns from them (when the
+    pruner's direction is the sweep's, as when they were reported).
 
     A report's seconds are read back as its timestamp less its run's start: the run starts
     when the trial is handed to a worker, so this runs a little ahead of the worker's clock.
@@ -209,8 +211,10 @@ def _replay_pruner(
         history = client.get_metric_history(r.run_id, metric)
         for m in sorted(history, key=lambda m: m.step):
             seconds = max(0.0, (m.timestamp - r.start_ms) / 1000)
-            if pruner.direction == direction and math.isfinite(m.value):
+            comparable = pruner is None or pruner.direction == direction
+            if comparable and math.isfinite(m.value):
                 r.trial.curve[m.step] = m.value
-            pruner.report(r.trial.number, m.step, m.value, seconds=seconds)
-        if r.trial.state is TrialState.COMPLETE:
+            if pruner is not None:
+                pruner.report(r.trial.number, m.step, m.value, seconds=seconds)
+        if pruner is not None and r.trial.state is TrialState.COMPLETE:
             pruner.complete(r.trial.number)

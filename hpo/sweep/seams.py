@@ -22,7 +22,12 @@ class Pool(Protocol):
     running: dict[Any, Any]  # trials in flight (`Running`), by stream
     missing: int  # dead workers not replaced yet
 
-    def submit(self, record: Any, store: tuple[str, str] | None = None) -> Any: ...
+    def submit(
+        self,
+        record: Any,
+        store: tuple[str, str] | None = None,
+        segment: dict[str, Any] | None = None,
+    ) -> Any: ...
 
     def wait(self, timeout: float) -> list[Any]: ...
 

@@ -256,6 +256,15 @@ def start(
 def budget(strategy: Strategy, config: SweepConfig) -> int:
     """The sweep's number of trials: as given, at most a grid's size (its off-grid queued
     points add to it), else the whole grid or `DEFAULT_TRIALS`."""
+    population = getattr(strategy, "population", None)
+    if population is not None:  # population-based training: n_trials counts its members
+        if config.n_trials not in (None, population):
+            raise ValueError(
+                f"strategy {strategy.name!r} trains population={population} members, and "
+                f"n_trials counts them; got n_trials={config.n_trials}: leave it out or give "
+                "the same number"
+            )
+        return population
     grid_size = getattr(strategy, "size", None)
     if grid_size is not None:  # a grid ends once exhausted
         space = strategy.space

@@ -26,6 +26,7 @@ from hpo.tracking.schema import (
     objective_names,
     objective_values,
     param_value,
+    segment_attrs,
     sweep_directions,
     sweep_filter,
     trials_filter,
@@ -89,6 +90,7 @@ class StoredTrial:
             error=self.error,
             enqueued=self.enqueued,
             infeasible=self.infeasible,
+            segment=segment_attrs(self.tags),
         )
 
 

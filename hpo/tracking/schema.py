@@ -36,6 +36,7 @@ class SweepTag:
 
     SWEEP = "hpo.sweep"  # "true": what makes a run a sweep
     STRATEGY = "hpo.strategy"
+    REPLAY_OF = "hpo.replay_of"  # a schedule replay's: the sweep it replays
     DIRECTION = "hpo.direction"  # "minimize", or "minimize,maximize" for several
     SEED = "hpo.seed"
     RECIPE = "hpo.recipe"  # JSON: the sweep's configuration (`hpo.sweep.config`)
@@ -99,6 +100,20 @@ class TrialTag:
     RESOURCES = "hpo.resources"  # what the trial asked of the cluster
     NODE = "hpo.node"  # the address of the node it ran on
     GPUS = "hpo.gpus"  # the GPUs Ray gave it (its CUDA_VISIBLE_DEVICES), when it had any
+    # Prefix of a population-based training segment's attributes: hpo.pbt.member, .parent,
+    # .from_step, .until_step, .donor, .end_step (see `hpo.strategies.pbt`).
+    SEGMENT = "hpo.pbt."
+
+
+def segment_tags(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, str]:
+    """The run tags of a segment's ``attrs`` (those of ``keys`` that are set)."""
+    return {TrialTag.SEGMENT + k: str(attrs[k]) for k in keys if attrs.get(k) is not None}
+
+
+def segment_attrs(tags: Mapping[str, str]) -> dict[str, int]:
+    """A segment's attributes read back from its run's tags (empty for any other run)."""
+    n = len(TrialTag.SEGMENT)
+    return {k[n:]: int(v) for k, v in tags.items() if k.startswith(TrialTag.SEGMENT) and v}
 
 
 def attempt_error_tag(attempt: int) -> str:

@@ -44,6 +44,7 @@ class FakePool:
         self.script = script
         self.attempts: dict[int, int] = {}  # trial number -> attempts started
         self.stores: list[tuple[int, Any]] = []  # (trial number, where its run is) per submit
+        self.segments: dict[int, Any] = {}  # trial number -> its segment (population training)
         self.plays: dict[int, list[Any]] = {}  # by stream id: what is left to play
         self.stopped: set[int] = set()  # streams asked to stop (pruning)
         self.killed: list[int] = []  # trial numbers whose worker was killed
@@ -51,8 +52,9 @@ class FakePool:
         self.shut = False
         self._streams = 0
 
-    def submit(self, record: Any, store: Any = None) -> Running:
+    def submit(self, record: Any, store: Any = None, segment: Any = None) -> Running:
         self.stores.append((record.number, store))
+        self.segments[record.number] = segment
         worker = self.idle.pop()
         self._streams += 1
         running = Running(record, worker, self._streams, started=time.monotonic())

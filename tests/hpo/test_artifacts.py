@@ -126,6 +126,41 @@ def test_a_worker_that_can_reach_the_store_writes_there_and_sends_no_bytes(tmp_p
     assert (run_folder / "notes" / "late.txt").read_text() == "x" * 1000
 
 
+def test_once_a_checkpoint_went_through_the_driver_the_later_ones_follow_it(tmp_path):
+    # Written from the worker, a later checkpoint could reach the store before the driver's
+    # writer stores the earlier one, which would then replace it (found by a PBT test: a
+    # segment went on from its parent's checkpoint of two steps before).
+    import queue
+
+    events: queue.Queue = queue.Queue()
+    run_folder = tmp_path / "1" / "run-a" / "artifacts"
+    run_folder.mkdir(parents=True)
+    place: dict = {}
+    report = _Reporter(events, threading.Event(), {}, 0.0, place=place)
+    report(0, loss=1.0)
+    report.checkpoint("state 0")  # not located yet: through the driver
+    assert events.get_nowait().step == 0  # the report
+    assert list(events.get_nowait().files) == ["checkpoint.pkl"]
+    place["store"] = (run_folder.as_uri(), "sqlite:///mlflow.db")  # the driver located it
+    report(1, loss=0.5)
+    report.checkpoint("state 1")
+    events.get_nowait()  # the report
+    assert list(events.get_nowait().files) == ["checkpoint.pkl"]  # still through the driver
+    assert not (run_folder / "checkpoint.pkl").exists()
+    report.artifact("notes.txt", "other files are written from here")
+    assert events.get_nowait().stored == ("notes.txt",)
+    # A rerun whose lost attempt's checkpoint the driver still holds starts that way too.
+    again = _Reporter(
+        events,
+        threading.Event(),
+        {},
+        0.0,
+        place={"store": place["store"], "checkpoints_via_driver": True},
+    )
+    again.checkpoint("state 2")
+    assert list(events.get_nowait().files) == ["checkpoint.pkl"]
+
+
 @pytest.mark.parametrize(
     "store",
     [

@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 from hpo.strategies.base import Trial, TrialState
 from hpo.strategies.pruners import ASHAPruner
 from hpo.sweep.lifecycle import Restored
-from hpo.sweep.resume import _replay_pruner
+from hpo.sweep.resume import _replay_curves
 
 
 def _finished_trial(client, experiment_id, number, state, start_ms, curve):
@@ -42,7 +42,7 @@ def test_a_resumed_asha_on_seconds_reads_each_reports_seconds_from_its_timestamp
     )
     pruner = ASHAPruner(resource="seconds", reduction_factor=3)
     pruner.bind("minimize")
-    _replay_pruner(client, pruner, "loss", [completed, pruned], "minimize")
+    _replay_curves(client, pruner, "loss", [completed, pruned], "minimize")
     # The trials get their curves back, for a strategy that learns from them.
     assert completed.trial.curve == {0: 0.9, 1: 0.5, 2: 0.2} and pruned.trial.curve == {0: 0.95}
     # Rungs from the completed trial's 9 s: 1, 3 and 9 s, as the first driver placed them.

@@ -14,8 +14,8 @@ SPACE = {"x": Float(-2.0, 2.0), "n": Int(1, 4), "c": Choice(["a", "b"])}
 def test_unknown_strategy_names_the_choices():
     with pytest.raises(
         ValueError,
-        match=r"unknown strategy 'bayes'; choose one of: bohb, gp, grid, hyperopt-tpe, random, "
-        r"tpe, optuna:NAME",
+        match=r"unknown strategy 'bayes'; choose one of: bohb, gp, grid, hyperopt-tpe, pbt, "
+        r"pbt-replay, random, tpe, optuna:NAME",
     ):
         hpo.make_strategy("bayes", SPACE)
 

@@ -1,7 +1,9 @@
 """What every strategy must do, whatever its algorithm (one parametrised suite).
 
 A strategy joins by being added to STRATEGIES below; grid search, which enumerates instead of
-sampling, runs the cases that apply to it on spaces with grids.
+sampling, runs the cases that apply to it on spaces with grids. Population-based training
+("pbt"), whose trials are segments of a fixed population, is held to the same rules of valid
+and reproducible configurations in tests/hpo/test_pbt.py, on these spaces.
 """
 
 from __future__ import annotations

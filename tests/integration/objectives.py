@@ -376,3 +376,35 @@ class KilledOnce:
 
         reporting.checkpoint, reporting.restore = report.checkpoint, report.restore
         return self.objective(params, reporting, data)
+
+
+PBT_STEPS = 12
+
+
+def weight_training(params, report, data):
+    """A training run whose state is one weight: gradient steps on (w - 3)^2 at the rate
+    ``params["lr"]``, reported and checkpointed each step; its loss at a step is fixed by
+    the rates of the steps before, so a run's numbers show which state it went on from.
+    ``data``: {"log": a file each trained step is appended to, "kill_at": a step where its
+    worker SIGKILLs itself the first time one gets there (before its checkpoint), "sleep":
+    seconds per step (0.02)}."""
+    log = Path(data["log"])
+    restored = report.restore()
+    w, start = (0.0, 0) if restored is None else (restored[0], restored[1] + 1)
+    for step in range(start, PBT_STEPS):
+        w -= params["lr"] * 2 * (w - 3.0)
+        time.sleep(data.get("sleep", 0.02))
+        with log.open("a") as f:
+            f.write(f"{step}\n")
+        report(step, loss=(w - 3.0) ** 2)
+        if step == data["kill_at"]:
+            try:  # made once, by whichever worker gets there first
+                with log.with_name("killed").open("x") as marker:
+                    marker.write(str(os.getpid()))
+            except FileExistsError:
+                pass
+            else:
+                time.sleep(0.2)  # the checkpoint before leaves this process first
+                os.kill(os.getpid(), signal.SIGKILL)
+        report.checkpoint(w)
+    return (w - 3.0) ** 2
