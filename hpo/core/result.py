@@ -222,8 +222,14 @@ class SweepResult:
         return {f"values.{n}": v for n, v in zip(self.objective_names, values, strict=True)}
 
     def summary(self) -> str:
+        members = {t.segment["member"] for t in self.trials if "member" in t.segment}
+        trials = (  # population-based training: a trial is a segment of a member's training
+            f"{len(members)} members in {len(self.trials)} segments"
+            if members
+            else f"{len(self.trials)} trials"
+        )
         lines = [
-            f"sweep {self.sweep_id}: {len(self.trials)} trials, {self.n_complete} complete, "
+            f"sweep {self.sweep_id}: {trials}, {self.n_complete} complete, "
             f"{self.n_failed} failed, {self.n_pruned} pruned"
             + (" (interrupted)" if self.interrupted else "")
             + (" (sweep timeout reached)" if self.timed_out else "")

@@ -53,13 +53,39 @@ class Trial:
             self.values = (self.value,)
 
 
+# The attributes of a population-based training segment (`hpo.strategies.pbt`), in a
+# `Trial`'s ``attrs`` and a `TrialResult`'s ``segment``: the member it trains, the trial it
+# went on from, the step it starts after, its last step, the member it exploited, and the
+# step of the checkpoint it ended on when its member went on (unset for a member's end).
+MEMBER, PARENT, FROM_STEP, UNTIL, DONOR, END = (
+    "member",
+    "parent",
+    "from_step",
+    "until_step",
+    "donor",
+    "end_step",
+)
+SEGMENT_KEYS = (MEMBER, PARENT, FROM_STEP, UNTIL, DONOR, END)
+
+
+def paused(trial: Any) -> bool:
+    """Whether ``trial`` (a `Trial`, a record of one, or a `TrialResult`) is a segment of
+    population-based training whose member went on: its value is a training's middle, not
+    its end, so it is not a candidate for the sweep's best."""
+    segment = getattr(trial, "segment", None)
+    if segment is None:
+        segment = getattr(getattr(trial, "trial", trial), "attrs", {})
+    return END in segment
+
+
 def best_of(trials: Iterable[Any], directions: Directions | str) -> Any:
     """The completed trial with the best value; of equal values, the first issued
-    (ValueError with several objectives: they have a Pareto front instead)."""
+    (ValueError with several objectives: they have a Pareto front instead). A segment of
+    population-based training counts only where its member's training ended."""
     direction = Directions.parse(directions).single
     best = None
     for t in trials:
-        if t.state is not TrialState.COMPLETE:
+        if t.state is not TrialState.COMPLETE or paused(t):
             continue
         if best is None or better(t.value, best.value, direction):
             best = t
@@ -71,4 +97,4 @@ def best_of(trials: Iterable[Any], directions: Directions | str) -> Any:
 def counts_in_budget(trial: Trial) -> bool:
     """Whether ``trial`` counts against the sweep's ``n_trials``: not a configuration the
     constraints refused, nor a segment that goes on with a population member's training."""
-    return not trial.attrs.get("infeasible") and trial.attrs.get("parent") is None
+    return not trial.attrs.get("infeasible") and trial.attrs.get(PARENT) is None

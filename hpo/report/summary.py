@@ -19,7 +19,7 @@ from typing import Any
 from hpo.core.directions import Directions, loss_sign
 from hpo.core.pareto import pareto_front
 from hpo.core.space import Choice, Float, Int, Space
-from hpo.strategies import pbt
+from hpo.core.trial import DONOR, END, FROM_STEP, MEMBER, PARENT
 from hpo.strategies.base import TrialState, best_of
 from hpo.strategies.pruners import Pruner
 from hpo.sweep.lifecycle import TrialRecord, count_states
@@ -261,7 +261,7 @@ def figure_specs(
     Population-based training adds its population and schedule (``watched``: the metric
     it ranks members by)."""
     directions = Directions.parse(directions)
-    if any(pbt.MEMBER in r.trial.attrs for r in records):
+    if any(MEMBER in r.trial.attrs for r in records):
         return population_specs(records, watched or "metric", directions.single)
     done = [r for r in records if r.state is TrialState.COMPLETE]
     if directions.several:
@@ -438,8 +438,8 @@ def description(
     lines = [
         " · ".join(links),
         "",
-        f"**hpo sweep**, {strategy}, {goal}: {len(records)} of {budget} "
-        f"trials ({counts[TrialState.COMPLETE]} complete, {counts[TrialState.FAILED]} failed, "
+        f"**hpo sweep**, {strategy}, {goal}: {_trials(records, budget)} "
+        f"({counts[TrialState.COMPLETE]} complete, {counts[TrialState.FAILED]} failed, "
         f"{counts[TrialState.PRUNED]} pruned); {status.lower()}.",
         "",
     ]
@@ -490,16 +490,16 @@ def population_specs(
     last_of: dict[int, tuple[int, float]] = {}  # member -> its latest point so far
     for r in sorted(records, key=lambda r: r.number):
         attrs, points = r.trial.attrs, sorted(r.trial.curve.items())
-        segment: dict[str, Any] = {"member": attrs[pbt.MEMBER], "points": points, "jump": None}
-        donor_segment = by_number.get(attrs.get(pbt.PARENT, -1))
-        own = last_of.get(attrs[pbt.MEMBER])
-        if attrs.get(pbt.DONOR) is not None and donor_segment is not None and own is not None:
-            at = attrs[pbt.FROM_STEP]
+        segment: dict[str, Any] = {"member": attrs[MEMBER], "points": points, "jump": None}
+        donor_segment = by_number.get(attrs.get(PARENT, -1))
+        own = last_of.get(attrs[MEMBER])
+        if attrs.get(DONOR) is not None and donor_segment is not None and own is not None:
+            at = attrs[FROM_STEP]
             value = donor_segment.trial.curve.get(at)
             if value is not None:
                 segment["jump"] = (*own, at, value)
         if points:
-            last_of[attrs[pbt.MEMBER]] = points[-1]
+            last_of[attrs[MEMBER]] = points[-1]
         segments.append(segment)
     specs: list[FigureSpec] = [
         (
@@ -513,22 +513,29 @@ def population_specs(
         chain, number = [], best.number
         while number is not None:
             chain.append(by_number[number])
-            number = chain[-1].trial.attrs.get(pbt.PARENT)
+            number = chain[-1].trial.attrs.get(PARENT)
         rows = []
         for r in reversed(chain):
             attrs, steps = r.trial.attrs, sorted(r.trial.curve)
-            start = attrs.get(pbt.FROM_STEP, 0)
-            end = attrs.get(pbt.END, steps[-1] if steps else start)
+            start = attrs.get(FROM_STEP, 0)
+            end = attrs.get(END, steps[-1] if steps else start)
             numeric = {
                 k: v
                 for k, v in r.flat_params.items()
                 if isinstance(v, int | float) and not isinstance(v, bool)
             }
-            rows.append(
-                {"start": start, "end": end, "params": numeric, "donor": attrs.get(pbt.DONOR)}
-            )
+            rows.append({"start": start, "end": end, "params": numeric, "donor": attrs.get(DONOR)})
         names = sorted({k for row in rows for k in row["params"]})
         specs.append(
             ("pbt_schedule.png", "schedule", {"rows": rows, "names": names, "trial": best.number})
         )
     return specs
+
+
+def _trials(records: Sequence[TrialRecord], budget: int) -> str:
+    """How many trials of the budget ran; for population-based training, its members and
+    the segments (each a trial) they trained in."""
+    members = {r.trial.attrs[MEMBER] for r in records if MEMBER in r.trial.attrs}
+    if members:
+        return f"{len(members)} of {budget} members in {len(records)} segments"
+    return f"{len(records)} of {budget} trials"

@@ -24,19 +24,9 @@ from typing import Any
 
 from hpo.core.directions import loss_sign
 from hpo.core.space import Choice, Float, Int, Param
+from hpo.core.trial import DONOR, END, FROM_STEP, MEMBER, PARENT, UNTIL
 from hpo.strategies.base import Strategy, Trial, TrialState
 from hpo.strategies.pruners import TrialPruned
-
-# The keys of a segment's ``Trial.attrs`` (and, prefixed ``hpo.pbt.``, of its run's tags).
-MEMBER, PARENT, FROM_STEP, UNTIL, DONOR, END = (
-    "member",
-    "parent",
-    "from_step",
-    "until_step",
-    "donor",
-    "end_step",
-)
-SEGMENT_KEYS = (MEMBER, PARENT, FROM_STEP, UNTIL, DONOR, END)
 
 
 class SegmentEnd(TrialPruned):

@@ -29,8 +29,8 @@ from hpo.core.directions import Directions, better
 from hpo.core.events import Artifact, Outcome, Report
 from hpo.core.pareto import losses
 from hpo.core.result import TrialResult
+from hpo.core.trial import END, SEGMENT_KEYS, paused
 from hpo.execution.artifacts import CHECKPOINT
-from hpo.strategies import pbt
 from hpo.strategies.base import Strategy, Trial, TrialState
 from hpo.strategies.pruners import Pruner
 from hpo.tracking.schema import (
@@ -115,7 +115,7 @@ class TrialRecord:
             intermediate=t.intermediate,
             enqueued=bool(t.attrs.get("enqueued")),
             infeasible=bool(t.attrs.get("infeasible")),
-            segment={k: t.attrs[k] for k in pbt.SEGMENT_KEYS if k in t.attrs},
+            segment={k: t.attrs[k] for k in SEGMENT_KEYS if k in t.attrs},
         )
 
 
@@ -242,7 +242,7 @@ class Lifecycle:
             tags[TrialTag.ENQUEUED] = TRUE
         if self.resources is not None:
             tags[TrialTag.RESOURCES] = self.resources
-        tags.update(segment_tags(trial.attrs, pbt.SEGMENT_KEYS))  # population-based training
+        tags.update(segment_tags(trial.attrs, SEGMENT_KEYS))  # population-based training
         self.tracker.start_trial(trial.number, trial.flat_params, tags)
         return record
 
@@ -272,7 +272,7 @@ class Lifecycle:
         if trial.state is TrialState.RUNNING:
             # Not the configuration's fault: it runs again whatever its retries.
             self.lost(record, restored.why_again, counts_as_retry=False)
-        elif not trial.attrs.get("infeasible"):  # refused by the constraints: it never ran
+        elif not trial.attrs.get("infeasible") and not paused(trial):  # it ran, and ended
             self.tally.add(trial)
         return record
 
@@ -363,8 +363,8 @@ class Lifecycle:
             outcome = outcome._replace(state=TrialState.FAILED, value=None, error=unjudged)
         if outcome.state is TrialState.COMPLETE:
             if outcome.segment_end is not None:  # the member goes on from there
-                trial.attrs[pbt.END] = outcome.segment_end
-                tags[TrialTag.SEGMENT + pbt.END] = str(outcome.segment_end)
+                trial.attrs[END] = outcome.segment_end
+                tags[TrialTag.SEGMENT + END] = str(outcome.segment_end)
             self.strategy.tell(trial, value)
             if self.pruner is not None:
                 self.pruner.complete(trial.number)
@@ -408,7 +408,7 @@ class Lifecycle:
             status="KILLED" if cancelled else None,
             tags=tags,
         )
-        if trial.attrs.get(pbt.END) is None:  # a paused member is not a finished trial
+        if not paused(trial):  # a member that goes on is not a finished trial
             self.tally.add(trial)
         tally = self.tally
         if tally.best is not None:

@@ -17,7 +17,7 @@ from hpo.core.checks import first_line
 from hpo.core.directions import better
 from hpo.core.events import Artifact, Outcome, Report
 from hpo.core.result import SweepResult
-from hpo.core.trial import TrialState, best_of, counts_in_budget
+from hpo.core.trial import FROM_STEP, MEMBER, PARENT, UNTIL, TrialState, best_of, counts_in_budget
 from hpo.execution.artifacts import CHECKPOINT
 from hpo.execution.cluster import available_resources, connect, node_resources
 from hpo.execution.jobs import job_id_here
@@ -30,7 +30,7 @@ from hpo.report.summary import (
     figure_specs,
     sweep_settings,
 )
-from hpo.strategies import Strategy, pbt
+from hpo.strategies import Strategy
 from hpo.strategies.base import NoFeasibleConfiguration
 from hpo.strategies.pruners import Pruner
 from hpo.sweep.config import SweepConfig
@@ -285,17 +285,17 @@ class Sweep:
         trains, and where the checkpoint it goes on from is (held here while the writer
         has not stored it; else in its parent's run). None for any other trial."""
         attrs = record.trial.attrs
-        if pbt.MEMBER not in attrs:
+        if MEMBER not in attrs:
             return None
-        parent = attrs.get(pbt.PARENT)
+        parent = attrs.get(PARENT)
         source = held = None
         if parent is not None:
             where = self.tracker.artifact_location(parent)
             source = None if where is None else (where, self.tracker.tracking_uri)
             held = self.trials.records[parent].checkpoints.get(CHECKPOINT)
         return {
-            "from_step": attrs.get(pbt.FROM_STEP),
-            "until": attrs.get(pbt.UNTIL),
+            "from_step": attrs.get(FROM_STEP),
+            "until": attrs.get(UNTIL),
             "parent": parent,
             "source": source,
             "held": held,

@@ -216,6 +216,9 @@ def test_a_population_trains_in_segments_each_one_run_with_its_lineage_tags():
     for t in result.trials:
         if "end_step" in t.segment:
             assert t.value == loss(t.params, t.segment["end_step"])
+    # The best is a member's end: a segment's value is a training's middle.
+    assert result.best_value == min(t.value for t in finals)
+    assert result.summary().startswith(f"sweep {result.sweep_id}: 4 members in ")
     chain = result.lineage()
     assert chain[-1].number == result.best_trial.number
     assert "parent" not in chain[0].segment
