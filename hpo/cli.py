@@ -270,6 +270,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         strategy = args.strategy or exp.config.strategy
         # The file's options belong to the file's strategy, not to one chosen on the command line.
         options = exp.config.strategy_options if strategy == exp.config.strategy else {}
+        if strategy == "pbt" and args.trials is not None:  # --trials is pbt's population
+            options = {**options, "population": args.trials}
         config = exp.config.replace(
             strategy=strategy,
             strategy_options=options,

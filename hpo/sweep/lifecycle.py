@@ -223,6 +223,9 @@ class Lifecycle:
         self.pruner, self.prune_metric, self.max_retries = pruner, prune_metric, max_retries
         self.records: dict[int, TrialRecord] = {}
         self.retries: list[TrialRecord] = []  # lost trials waiting to run again, in order
+        # Ended segments of population-based training whose last checkpoint is held here
+        # (sent through the driver) for the segments that go on from it, until it is stored.
+        self.holding: set[int] = set()
         self.tally = Tally(strategy.directions)
 
     # -- start -----------------------------------------------------------------------------
@@ -342,6 +345,8 @@ class Lifecycle:
             record.checkpoints.clear()  # held for a rerun only: an ended trial has none
         if outcome.segment_end is not None:
             outcome = self._segment_value(record, outcome)
+            if record.checkpoints:
+                self.holding.add(record.number)
         if outcome.seconds is not None:
             record.seconds = outcome.seconds
         record.repeat_values = outcome.repeat_values
@@ -534,6 +539,13 @@ class Lifecycle:
         self.objective_names = names
         # Recorded at once: a resume names the metrics the same way.
         self.tracker.set_sweep_tags({SweepTag.OBJECTIVES: encode_objectives(names)})
+
+    def release(self, recorded: Any) -> None:
+        """Let go of held segment checkpoints once ``recorded(number)`` says their run has
+        them: a population's checkpoints would otherwise pile up in the driver."""
+        for number in [n for n in self.holding if recorded(n)]:
+            self.records[number].checkpoints.clear()
+            self.holding.discard(number)
 
     # -- lost ------------------------------------------------------------------------------
     def lost(self, record: TrialRecord, reason: str, *, counts_as_retry: bool = True) -> None:

@@ -248,6 +248,7 @@ class Sweep:
     def _fill(self) -> None:
         """Give every idle worker a trial: lost trials first, then new ones; none while
         the record is behind."""
+        self.trials.release(self.tracker.recorded)
         if self.timed_out or self.tracker.behind():
             return
         retries = self.trials.retries

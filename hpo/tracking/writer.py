@@ -525,6 +525,12 @@ class Tracker:
         uri = self._artifact_uris.get(run_id) or self.client.get_run(run_id).info.artifact_uri
         write_artifacts(uri, self.tracking_uri, artifacts)
 
+    def recorded(self, number: int) -> bool:
+        """Whether trial ``number`` ended and all of it (its files too) is in the store."""
+        with self._lock:
+            buf = self._buffers.get(number)
+            return buf is not None and buf.end is None and number not in self._unrecorded
+
     def artifact_location(self, number: int) -> str | None:
         """Trial ``number``'s artifact URI once its run exists (a worker that can reach it
         stores its files there itself), else None."""

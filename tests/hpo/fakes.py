@@ -151,6 +151,7 @@ class FakeTracker:
         self.runs: dict[int, FakeRun] = {}
         self.closed = False
         self.behind_checks = behind_checks  # the record is behind for this many checks
+        self.writing: set[int] = set()  # ended trials whose files are not in the store yet
 
     def behind(self) -> bool:
         self.behind_checks -= 1
@@ -229,6 +230,9 @@ class FakeTracker:
 
     def run_id(self, number: int) -> str | None:
         return f"run-{number}" if number in self.runs else None
+
+    def recorded(self, number: int) -> bool:
+        return number in self.runs and self.runs[number].ends > 0 and number not in self.writing
 
     def artifact_location(self, number: int) -> str | None:
         return f"file:///store/run-{number}/artifacts" if number in self.runs else None

@@ -10,7 +10,7 @@ import pytest
 from fakes import FakePool, FakeTracker, complete
 
 import hpo
-from hpo.core.events import Outcome, Report
+from hpo.core.events import Artifact, Outcome, Report
 from hpo.execution.worker import run_objective
 from hpo.space import Choice, Float, Int
 from hpo.strategies import make_strategy
@@ -227,6 +227,34 @@ def test_a_population_trains_in_segments_each_one_run_with_its_lineage_tags():
         assert after.segment["from_step"] == before.segment["end_step"]
 
 
+def test_a_checkpoint_sent_through_the_driver_is_held_for_the_next_segment_until_stored():
+    def script(record, attempt):
+        out = segment_script(record, attempt)
+        if "until_step" in record.trial.attrs and out[-1].segment_end is not None:
+            state = f"state of trial {record.number}".encode()
+            out.insert(-1, Artifact({"checkpoint.pkl": state}))
+        return out
+
+    sweep, pool, tracker = pbt_sweep(script, population=2, interval=5)
+    tracker.writing = {0, 1}  # the writer has not stored the first segments' files yet
+    original_fill = sweep._fill
+
+    def fill():
+        if len(sweep.strategy.trials) >= 4:
+            tracker.writing = set()  # now it has
+        original_fill()
+
+    sweep._fill = fill
+    result = sweep.run("pbt", {})
+    first_continuations = [t for t in result.trials if t.segment.get("from_step") == 4]
+    for t in first_continuations:  # given the bytes the driver held
+        assert pool.segments[t.number]["held"] == f"state of trial {t.segment['parent']}".encode()
+    later = [t for t in result.trials if t.segment.get("from_step", 0) > 4]
+    assert later and all(pool.segments[t.number]["held"] is None for t in later)  # stored
+    assert sweep.trials.holding == set()
+    assert all(not r.checkpoints for r in sweep.trials.records.values())  # let go
+
+
 def test_lineage_of_a_trial_that_is_not_a_segment_says_so():
     sweep, _, _ = pbt_sweep(population=2, interval=30)  # one segment each: trained to the end
     result = sweep.run("pbt", {})
@@ -381,3 +409,27 @@ def test_a_schedule_replay_trains_one_member_through_the_schedule():
     ]
     assert [pool.segments[t.number]["until"] for t in result.trials] == [4, 9, None]
     assert result.trials[-1].value == pytest.approx(loss({"x": 0.3}, STEPS - 1))
+
+
+def test_hpo_run_trials_is_pbts_population(monkeypatch):
+    """`hpo run experiments/digits_pbt.py --trials 4`: a population of 4, not a refusal of
+    the file's population of 8."""
+    from pathlib import Path
+
+    import hpo.sweep.start
+    from hpo import cli
+
+    class Started(Exception):
+        pass
+
+    def start(config, **code):
+        raise Started(config)
+
+    monkeypatch.setattr(hpo.sweep.start, "start", start)
+    monkeypatch.setattr(cli, "_load_data", lambda exp: None)
+    path = Path(__file__).resolve().parents[2] / "experiments" / "digits_pbt.py"
+    with pytest.raises(Started) as started:
+        cli.main(["run", str(path), "--trials", "4", "--no-progress"])
+    config = started.value.args[0]
+    assert config.n_trials == 4 and config.strategy_options["population"] == 4
+    assert config.strategy_options["interval"] == 4  # the file's other options stay
