@@ -18,7 +18,12 @@ Each method is driven in this process, one trial at a time, through the same obj
 `hpo.run` uses (the strategy's ask/tell, the pruner's report/complete, each trial's curve
 as the sweep's lifecycle keeps it), so the table compares the searches per epoch; the wall
 time of a sweep at 2 workers is the other section's. Peers in the same run: Optuna's TPE
-with its HyperbandPruner (defaults: min_resource 1, max_resource auto, factor 3).
+with its HyperbandPruner (defaults: min_resource 1, max_resource auto, factor 3); Ray
+Tune's ASHAScheduler (grace period 1, factor 3) and HyperBandScheduler (factor 3) over its
+random search, on a Ray cluster of one CPU (one trial at a time, as the others), stopped
+once the budget's epochs are spent (`tune-asha`, `tune-hyperband`: not in the default
+methods, `--methods ... tune-asha tune-hyperband` adds them; their seconds include Tune's
+own cost per trial).
 
     .venv/bin/python benchmarks/multifidelity.py [--seeds 0 1 ...] [--tasks digits ...]
         [--methods ...] [--budget 100]
@@ -56,7 +61,7 @@ OURS = {
     "gp+hyperband": ("gp", "hyperband"),
     "tpe+asha": ("tpe", "asha"),
 }
-PEERS = ("optuna-tpe+hyperband",)
+PEERS = ("optuna-tpe+hyperband", "tune-asha", "tune-hyperband")
 
 
 class Stop(Exception):
@@ -217,6 +222,82 @@ def run_optuna(data, seed: int, budget: int) -> list[tuple[int, float]]:
     return trace
 
 
+def tune_trainable(config, data, seed, log):
+    """A Ray Tune trial: trains as `train` does, reporting each epoch's validation loss to
+    Tune (whose scheduler stops it) and appending it to ``log``, in the order trained."""
+    from ray import tune
+
+    trial = tune.get_context().get_trial_id()
+
+    def on_epoch(epoch, loss):
+        with open(log, "a") as f:
+            f.write(f"{trial} {epoch} {loss}\n")
+        tune.report({"val_loss": loss if math.isfinite(loss) else 1e9})
+        return True
+
+    train(config, data, seed, on_epoch)
+
+
+def run_tune(method: str, data, seed: int, budget: int) -> list[tuple[int, float]]:
+    """Ray Tune's ASHA or (synchronous) HyperBand over random search, as its users write
+    them, one trial at a time (a cluster of one CPU), stopped once ``budget`` epochs are
+    spent; the anytime curve is read back from the epochs each trial logged."""
+    import tempfile
+
+    import numpy as np
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler
+
+    class Budget(tune.Stopper):
+        def __init__(self):
+            self.spent = 0
+
+        def __call__(self, trial_id, result):
+            self.spent += 1
+            return False
+
+        def stop_all(self):
+            return self.spent >= budget
+
+    np.random.seed(seed)  # Tune's random search draws from NumPy's global generator
+    scheduler = (
+        ASHAScheduler(max_t=EPOCHS, grace_period=1, reduction_factor=3)
+        if method == "tune-asha"
+        else HyperBandScheduler(max_t=EPOCHS, reduction_factor=3)
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        log = f"{folder}/epochs.log"
+        ray.init(num_cpus=1, include_dashboard=False, logging_level="ERROR")
+        try:
+            tune.Tuner(
+                tune.with_parameters(tune_trainable, data=data, seed=seed, log=log),
+                param_space={
+                    "learning_rate": tune.loguniform(1e-4, 0.3),
+                    "units": tune.lograndint(16, 257),
+                    "batch_size": tune.lograndint(16, 257),
+                    "alpha": tune.loguniform(1e-7, 0.1),
+                },
+                tune_config=tune.TuneConfig(
+                    scheduler=scheduler, metric="val_loss", mode="min", num_samples=budget
+                ),
+                run_config=tune.RunConfig(stop=Budget(), storage_path=folder, verbose=0),
+            ).fit()
+        finally:
+            ray.shutdown()
+        lines = [line.split() for line in open(log).read().splitlines()]
+    losses: dict[str, list[float]] = {}
+    spent, best, trace = 0, math.inf, []
+    for trial, _, loss in lines[:budget]:
+        spent += 1
+        losses.setdefault(trial, []).append(float(loss))
+        finite = [v for v in losses[trial] if math.isfinite(v)]
+        if len(losses[trial]) == EPOCHS and finite and min(finite) < best:  # trained fully
+            best = min(finite)
+            trace.append((spent, best))
+    return trace
+
+
 def best_at(trace: list[tuple[int, float]], epochs: int) -> float:
     kept = [best for spent, best in trace if spent <= epochs]
     return kept[-1] if kept else math.inf
@@ -236,6 +317,8 @@ def _job(job: tuple[str, str, int, int]) -> tuple[tuple[str, str, int, int], lis
     with threadpoolctl.threadpool_limits(1):  # one core per search: two run at once
         if method in OURS:
             trace = run_ours(method, data, seed, budget)
+        elif method.startswith("tune-"):
+            trace = run_tune(method, data, seed, budget)
         else:
             trace = run_optuna(data, seed, budget)
     return job, trace, time.perf_counter() - start
@@ -331,7 +414,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--tasks", nargs="+", default=["digits", "synthetic"])
-    parser.add_argument("--methods", nargs="+", default=[*OURS, *PEERS])
+    parser.add_argument("--methods", nargs="+", default=[*OURS, PEERS[0]])
     parser.add_argument("--budget", type=int, default=CHECKPOINTS[-1], help="full trainings")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--no-write", action="store_true", help="print, leave the docs")

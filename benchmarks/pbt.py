@@ -312,7 +312,7 @@ def report(results: list[dict], seeds: list[int], probe: list[list[str]]) -> str
         "",
         table(probe),
         "",
-        __doc__.split("\n\n")[2],
+        "\n\n".join(__doc__.split("\n\n")[2:5]),
         "",
         table(rows),
     ]

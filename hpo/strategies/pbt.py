@@ -203,7 +203,9 @@ class PBT(Strategy):
         k = min(max(1, int(len(ranked) * self.quantile)), len(ranked) // 2)
         source, donor = segment, None
         if k >= 1 and member in ranked[-k:]:
-            donors = [m for m in ranked[:k] if scores[m].attrs.get(END) is not None]
+            # A donor that trained as far at least: one behind would have the member train
+            # its steps again (members are judged as their segments end, not in step).
+            donors = [m for m in ranked[:k] if scores[m].attrs.get(END, -1) >= segment.attrs[END]]
             if donors:
                 donor = int(self.rng.choice(donors))
                 source = scores[donor]
@@ -269,8 +271,6 @@ class ScheduleReplay(PBT):
     name = "pbt-replay"
 
     def _configure(self, schedule: Sequence[Sequence[Any]] = ()) -> None:
-        super()._configure(population=2)
-        self.population = 1
         if not schedule:
             raise ValueError("a schedule replay needs at least one segment")
         self.schedule = [
@@ -279,6 +279,11 @@ class ScheduleReplay(PBT):
         ]
         for _, assignment in self.schedule:
             self.space.validate(assignment)
+        first = self.schedule[0][0]
+        # One member; its steps between checkpoints are the first segment's, at most.
+        self.population, self.interval = 1, None if first is None else first + 1
+        self.mutable: list[Param] = []
+        self._pending_attrs: list[dict[str, Any]] = []
 
     def settings(self) -> dict[str, Any]:
         return {**Strategy.settings(self), "segments": len(self.schedule)}
