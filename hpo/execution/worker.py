@@ -167,7 +167,9 @@ class _Reporter:
     def restore(self) -> tuple[Any, int | None] | None:
         """``(state, step)`` of the trial's last checkpoint when this is a run again of a
         trial that stored one; else None. Go on from the step after ``step``: the steps
-        up to it were logged already (a step reported again is logged once)."""
+        up to it were logged already (a step reported again is logged once). A segment of
+        population-based training gets the checkpoint it goes on from (its member's last,
+        or the one it exploits) when it has stored none of its own."""
         self._restored = True
         data = self._own_checkpoint() if self._place.get("rerun") else None
         if data is None:

@@ -341,9 +341,9 @@ class Lifecycle:
         count it. A ``cancelled`` trial (an interrupt, the sweep's timeout) ends FAILED for
         the strategy, and its run KILLED and tagged so that `hpo resume` runs it again."""
         trial = record.trial
-        if outcome.segment_end is None:  # a segment's is held for the one that goes on
+        if outcome.segment_end is None:
             record.checkpoints.clear()  # held for a rerun only: an ended trial has none
-        if outcome.segment_end is not None:
+        else:  # a segment's is held for those that go on from it, until it is stored
             outcome = self._segment_value(record, outcome)
             if record.checkpoints:
                 self.holding.add(record.number)
