@@ -257,12 +257,13 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--save", type=Path, help="write every run's figures as JSON")
     parser.add_argument("--no-write", action="store_true", help="leave docs/benchmarks.md")
+    parser.add_argument("--load", type=Path, help="make the section from a --save file")
     args = parser.parse_args()
     probe = schedule_probe()
     print(table(probe), flush=True)
     context = multiprocessing.get_context("spawn")
-    results = []
-    for seed in args.seeds:
+    results = json.loads(args.load.read_text()) if args.load else []
+    for seed in [] if args.load else args.seeds:
         for method in args.methods:
             pool = context.Pool(1)  # a fresh process: one Ray cluster per search
             try:

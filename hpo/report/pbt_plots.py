@@ -36,6 +36,9 @@ def population_png(segments: Sequence[dict[str, Any]], metric: str, direction: s
             ax.plot([own_step, step], [own_value, value], color="0.45", linestyle="--", lw=0.8)
             ax.plot([step], [value], marker="x", color=colour[s["member"]], markersize=7)
             exploits += 1
+    values = [v for s in segments for _, v in s["points"]]
+    if min(values) > 0 and max(values) > 10 * min(values):  # early losses dwarf the rest
+        ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel(f"{metric} ({direction})")
     ax.set_title(
@@ -48,13 +51,20 @@ def population_png(segments: Sequence[dict[str, Any]], metric: str, direction: s
     return _png(fig)
 
 
-def schedule_png(rows: Sequence[dict[str, Any]], names: Sequence[str], trial: int) -> bytes | None:
+def schedule_png(
+    rows: Sequence[dict[str, Any]], names: Sequence[str], trial: int, log: Sequence[str] = ()
+) -> bytes | None:
     """Each numeric parameter of the best trial's lineage over the steps it trained with it
-    (one panel per parameter); ``rows`` are the lineage's segments in order."""
+    (one panel per parameter, on a log axis for those in ``log``); ``rows`` are the
+    lineage's segments in order."""
     if not rows or not names:
         return None
-    fig = _figure(8.0, 1.0 + 1.6 * len(names))
-    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.1, top=0.9, hspace=0.5)
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")  # 0.2, not 2 x 10^-1, on a log axis
+    fig = _figure(8.0, 1.4 + 1.8 * len(names))
+    bottom = 0.55 / (1.4 + 1.8 * len(names))  # room for the x label, in inches
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=bottom, top=0.88, hspace=0.5)
     for i, name in enumerate(names):
         ax = fig.add_subplot(len(names), 1, i + 1)
         xs: list[float] = []
@@ -66,6 +76,10 @@ def schedule_png(rows: Sequence[dict[str, Any]], names: Sequence[str], trial: in
             xs += [row["start"], row["end"]]
             ys += [value, value]
         ax.plot(xs, ys, color="C0", linewidth=1.6)
+        if name in log:
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(plain)
         for row in rows[1:]:
             if row["donor"] is not None:
                 ax.axvline(row["start"], color="0.6", linestyle=":", linewidth=0.8)

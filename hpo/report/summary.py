@@ -262,7 +262,7 @@ def figure_specs(
     it ranks members by)."""
     directions = Directions.parse(directions)
     if any(MEMBER in r.trial.attrs for r in records):
-        return population_specs(records, watched or "metric", directions.single)
+        return population_specs(records, space, watched or "metric", directions.single)
     done = [r for r in records if r.state is TrialState.COMPLETE]
     if directions.several:
         if not done:
@@ -480,7 +480,7 @@ def description(
 
 
 def population_specs(
-    records: Sequence[TrialRecord], metric: str, direction: str
+    records: Sequence[TrialRecord], space: Space, metric: str, direction: str
 ) -> list[FigureSpec]:
     """The figures of population-based training: every segment's curve by member, with each
     exploit's jump, and the parameters over steps along the best trial's lineage (its other
@@ -526,9 +526,11 @@ def population_specs(
             }
             rows.append({"start": start, "end": end, "params": numeric, "donor": attrs.get(DONOR)})
         names = sorted({k for row in rows for k in row["params"]})
-        specs.append(
-            ("pbt_schedule.png", "schedule", {"rows": rows, "names": names, "trial": best.number})
-        )
+        # The parameters the schedule changes; all of them when it changed none.
+        changed = [n for n in names if len({row["params"].get(n) for row in rows}) > 1]
+        log = [p.name for p in space.params if getattr(p.dim, "log", False)]
+        arguments = {"rows": rows, "names": changed or names, "trial": best.number, "log": log}
+        specs.append(("pbt_schedule.png", "schedule", arguments))
     return specs
 
 

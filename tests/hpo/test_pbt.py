@@ -433,3 +433,32 @@ def test_hpo_run_trials_is_pbts_population(monkeypatch):
     config = started.value.args[0]
     assert config.n_trials == 4 and config.strategy_options["population"] == 4
     assert config.strategy_options["interval"] == 4  # the file's other options stay
+
+
+def test_the_figures_show_the_population_and_the_best_schedule_of_what_changed():
+    from hpo.report.plots import render
+    from hpo.report.summary import figure_specs
+
+    space = {"x": Float(0.01, 1.0, log=True), "fixed": Float(0.0, 1.0)}
+    strategy = make_strategy("pbt", space, seed=1, population=4, interval=5, mutate=["x"])
+    pool, tracker = FakePool(2, segment_script), FakeTracker()
+    sweep = Sweep(strategy, pool, tracker, SweepConfig(n_trials=4, progress=False))
+    result = sweep.run("pbt", {})
+    records = [sweep.trials.records[t.number] for t in result.trials]
+    specs = {
+        name: arguments
+        for name, _, arguments in figure_specs(
+            records, strategy.space, strategy.directions, watched="loss"
+        )
+    }
+    assert set(specs) == {"pbt_population.png", "pbt_schedule.png"}
+    jumps = [s["jump"] for s in specs["pbt_population.png"]["segments"] if s["jump"]]
+    assert len(jumps) == sum("donor" in t.segment for t in result.trials) > 0
+    schedule = specs["pbt_schedule.png"]
+    assert schedule["trial"] == result.best_trial.number
+    lineage = result.lineage()
+    assert [row["params"]["x"] for row in schedule["rows"]] == [t.params["x"] for t in lineage]
+    expected = ["x"] if len({t.params["x"] for t in lineage}) > 1 else ["fixed", "x"]
+    assert schedule["names"] == expected and schedule["log"] == ["x"]
+    pngs = render(list(figure_specs(records, strategy.space, strategy.directions, watched="loss")))
+    assert all(png.startswith(b"\x89PNG") for png in pngs.values()) and len(pngs) == 2
