@@ -181,6 +181,7 @@ class Tracker:
         self._writer: threading.Thread | None = None
         self._artifact_uris: dict[str, str] = {}
         self._unrecorded: set[int] = set()  # trials ended here, not yet terminated there
+        self._recorded: set[int] = set()  # trials ended here and terminated there
         self._writers = None  # against a server: a thread pool writing runs side by side
         if is_server(tracking_uri):
             from concurrent.futures import ThreadPoolExecutor
@@ -476,6 +477,7 @@ class Tracker:
             item.end = None
             with self._lock:
                 self._unrecorded.discard(item.number)
+                self._recorded.add(item.number)
 
     def behind(self) -> bool:
         """Whether the record is behind by `BACKLOG_RUNS` ended trials (a local store:
@@ -528,8 +530,7 @@ class Tracker:
     def recorded(self, number: int) -> bool:
         """Whether trial ``number`` ended and all of it (its files too) is in the store."""
         with self._lock:
-            buf = self._buffers.get(number)
-            return buf is not None and buf.end is None and number not in self._unrecorded
+            return number in self._recorded
 
     def artifact_location(self, number: int) -> str | None:
         """Trial ``number``'s artifact URI once its run exists (a worker that can reach it

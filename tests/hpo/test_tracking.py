@@ -187,3 +187,22 @@ def test_a_reader_in_the_middle_of_a_transaction_does_not_hold_up_the_writes(tmp
         reader.close()
         writer.join()
     assert MlflowClient(uri).get_run(tracker.run_id(0)).info.status == "FINISHED"
+
+
+def test_a_trial_is_recorded_once_it_ended_and_its_files_are_in_the_store(tmp_path):
+    import time
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri, "e")
+    tracker.start_sweep(run_name="s", tags={}, params={"n_trials": 1})
+    tracker.start_trial(0, {"x": 1.0}, {})
+    assert not tracker.recorded(0) and not tracker.recorded(7)  # running; unknown
+    tracker.log_artifacts(0, {"checkpoint.pkl": b"state"})
+    tracker.end_trial(0, TrialState.COMPLETE, objectives={"objective": 1.0})
+    deadline = time.monotonic() + 30
+    while not tracker.recorded(0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert tracker.recorded(0)
+    local = MlflowClient(uri).download_artifacts(tracker.run_id(0), "checkpoint.pkl", str(tmp_path))
+    assert Path(local).read_bytes() == b"state"  # what "recorded" promises
+    tracker.end_sweep(status="FINISHED", tags={}, artifacts={})
