@@ -183,6 +183,24 @@ def _parser() -> argparse.ArgumentParser:
         "http://HEAD:8265; --file: the experiment file here)",
     )
 
+    replay = sub.add_parser(
+        "replay",
+        parents=[tracking],
+        help="train once with the schedule of parameters population-based training found "
+        "(strategy pbt), as a sweep of its own",
+    )
+    replay.add_argument("sweep_id", help="parent run id of the pbt sweep")
+    replay.add_argument(
+        "--file", help="the sweep's experiment file (default: the path the sweep recorded)"
+    )
+    replay.add_argument(
+        "--trial", type=int, help="the trial whose lineage to replay (default: the best)"
+    )
+    replay.add_argument(
+        "--address", help="address of an existing Ray cluster (default: start a local one)"
+    )
+    replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     show = sub.add_parser("show", parents=[tracking], help="list sweeps, or show one")
     show.add_argument("sweep_id", nargs="?", help="parent run id of a sweep (default: list all)")
     show.add_argument("--top", type=int, default=10, help="how many best trials to list")
@@ -399,6 +417,31 @@ def cmd_resume(args: argparse.Namespace) -> int:
             tracking_patience=args.tracking_patience,
             n_trials=args.trials,
             constraints=exp.constraints,
+        ),
+        uri,
+    )
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import hpo
+    from hpo.sweep.experiment_file import load_experiment
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    try:
+        exp = load_experiment(args.file or _recorded_file(uri, args.sweep_id))
+    except (FileNotFoundError, ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from exc
+    data = _load_data(exp)
+    return _sweep(
+        lambda: hpo.replay_schedule(
+            args.sweep_id,
+            exp.space,
+            exp.objective,
+            trial=args.trial,
+            tracking_uri=uri,
+            data=data,
+            address=args.address,
+            progress=not args.no_progress,
         ),
         uri,
     )
@@ -739,13 +782,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # script's `hpo run ... &`) inherits it ignored.
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
-    if args.command in ("run", "resume"):
+    if args.command in ("run", "resume", "replay"):
         from hpo.execution.jobs import adopt_credentials
 
         adopt_credentials()  # a submitted sweep's driver records as the user who submitted it
     commands = {
         "run": cmd_run,
         "resume": cmd_resume,
+        "replay": cmd_replay,
         "show": cmd_show,
         "ui": cmd_ui,
         "submit": cmd_submit,

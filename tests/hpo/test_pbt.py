@@ -462,3 +462,29 @@ def test_the_figures_show_the_population_and_the_best_schedule_of_what_changed()
     assert schedule["names"] == expected and schedule["log"] == ["x"]
     pngs = render(list(figure_specs(records, strategy.space, strategy.directions, watched="loss")))
     assert all(png.startswith(b"\x89PNG") for png in pngs.values()) and len(pngs) == 2
+
+
+def test_hpo_replay_replays_a_sweeps_schedule_with_the_files_objective(monkeypatch, capsys):
+    from pathlib import Path
+
+    from hpo import cli
+
+    calls = []
+
+    def replay_schedule(sweep_id, space, objective, **options):
+        calls.append((sweep_id, objective.__name__, options))
+        raise ValueError(f"trial 9 of sweep {sweep_id!r} is not a segment of pbt")
+
+    monkeypatch.setattr(hpo, "replay_schedule", replay_schedule)
+    monkeypatch.setattr(cli, "_load_data", lambda exp: "data")
+    path = Path(__file__).resolve().parents[2] / "experiments" / "digits_pbt.py"
+    code = cli.main(["replay", "abc", "--file", str(path), "--trial", "9", "--no-progress"])
+    [(sweep_id, objective, options)] = calls
+    assert (sweep_id, objective, options["trial"], options["data"]) == (
+        "abc",
+        "objective",
+        9,
+        "data",
+    )
+    assert code == cli.EXIT_USAGE  # the refusal in one line, no traceback
+    assert "is not a segment of pbt" in capsys.readouterr().err
