@@ -290,7 +290,7 @@ def report(results: list[dict], seeds: list[int], probe: list[list[str]]) -> str
             "best val loss (mean)",
             "median",
             "epochs (mean)",
-            "members at epoch 40",
+            "trainings to epoch 40",
             "wall s (mean)",
         ]
     ]
