@@ -215,8 +215,8 @@ def test_hpo_run_records_a_sweep_that_hpo_show_reads(tmp_path, hpo_env, client, 
             "from hpo.space import Float\nspace = {'x': Float(0, 1)}\n"
             "def objective(p, r): return 0.0\n",
             ["exp.py", "--strategy", "bayes"],
-            "unknown strategy 'bayes'; choose one of: bohb, gp, grid, hyperopt-tpe, random, "
-            "tpe, optuna:NAME",
+            "unknown strategy 'bayes'; choose one of: bohb, gp, grid, hyperopt-tpe, pbt, "
+            "pbt-replay, random, tpe, optuna:NAME",
         ),
         (
             "from hpo.space import Float\nspace = {'x': Float(0, 1)}\n"
