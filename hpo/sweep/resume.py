@@ -30,7 +30,13 @@ from hpo.sweep.start import space_digest
 from hpo.sweep.warm_start import load_history
 from hpo.tracking.outage import OUTAGE_LIMIT_SECONDS
 from hpo.tracking.reader import StoredSweep, logged_steps, read_sweep
-from hpo.tracking.schema import RUN_STATUS, SweepTag, encode_recipe, segment_attrs
+from hpo.tracking.schema import (
+    ONE_OBJECTIVE,
+    RUN_STATUS,
+    SweepTag,
+    encode_recipe,
+    segment_attrs,
+)
 from hpo.tracking.store import resolve_tracking_uri
 
 
@@ -184,8 +190,12 @@ def _restore(
                 run_id=t.run_id,
                 artifact_uri=t.artifact_uri,
                 attempts=t.attempts,
-                # Its reports will come again: each (metric, step) is logged once.
-                logged=logged_steps(client, t.run_id, t.metrics)
+                # Its reports will come again: each (metric, step) is logged once. The
+                # objectives' histories are read too: a run's latest values can lag its
+                # history when the server went down mid-write.
+                logged=logged_steps(
+                    client, t.run_id, {*t.metrics, *(stored.objective_names or ONE_OBJECTIVE)}
+                )
                 if state is TrialState.RUNNING
                 else set(),
                 why_again=why_again,
