@@ -261,6 +261,13 @@ def test_lineage_of_a_trial_that_is_not_a_segment_says_so():
     assert [len(result.lineage(t.number)) for t in result.trials] == [1, 1]
     with pytest.raises(ValueError, match="has no trial 7"):
         result.lineage(7)
+    import dataclasses
+
+    plain = dataclasses.replace(
+        result, trials=[dataclasses.replace(t, segment={}) for t in result.trials]
+    )  # as a sweep of any other strategy reads back
+    with pytest.raises(ValueError, match="trial 0 of sweep .* is not a segment of population"):
+        plain.lineage(0)
 
 
 def test_a_failed_segment_takes_its_member_out_and_the_others_go_on():
