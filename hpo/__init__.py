@@ -20,6 +20,7 @@ from hpo.core.result import SweepResult, TrialResult
 from hpo.core.trial import TrialState
 from hpo.execution.jobs import SubmittedSweep
 from hpo.execution.jobs import submit_sweep as submit
+from hpo.execution.kept_workers import release_workers
 from hpo.strategies import make_strategy
 from hpo.strategies.pruners import ASHAPruner, HyperbandPruner, MedianPruner, TrialPruned
 from hpo.sweep.config import SweepConfig
@@ -48,6 +49,7 @@ __all__ = [
     "load_sweep",
     "load_trial_model",
     "make_strategy",
+    "release_workers",
     "replay_schedule",
     "resume",
     "run",

@@ -14,6 +14,7 @@ from typing import Any
 
 from hpo.core.checks import first_line
 from hpo.core.events import Event, Outcome
+from hpo.execution.kept_workers import KEPT, KeptWorker
 from hpo.execution.resources import TrialResources, describe
 from hpo.execution.worker import TrialWorker
 from hpo.tracking.access import credentials
@@ -65,6 +66,7 @@ class WorkerPool:
         repeats: int = 1,
         resources: TrialResources | None = None,
         max_trials_per_worker: int | None = None,
+        keep_seconds: float | None = None,
     ) -> None:
         import ray
 
@@ -83,7 +85,18 @@ class WorkerPool:
         # Actors start in the background: trials submitted meanwhile queue on them, and an
         # actor that cannot start surfaces in `wait` as a WorkerStartError.
         self._starting: dict[Any, Any] = {}  # worker -> its `ready` call, until answered
-        self.idle = [self._new_worker() for _ in range(n_workers)]
+        # Workers an earlier sweep of this process kept up are of this kind when they run
+        # on the same cluster with the same resources and credentials; this sweep keeps
+        # its own for ``keep_seconds`` after it (see `hpo.execution.kept_workers`).
+        self._keep_seconds = keep_seconds
+        self._kind = (
+            ray.get_runtime_context().get_job_id(),
+            repr(sorted(options.items())),
+            self.resources.threads,
+            tuple(sorted(credentials().items())),
+        )
+        self.idle = self._take_kept(n_workers)
+        self.idle += [self._new_worker() for _ in range(n_workers - len(self.idle))]
         self.running: dict[Any, Running] = {}  # by stream
         self.missing = 0  # dead workers not replaced yet: the cluster had no CPU for them
 
@@ -93,6 +106,25 @@ class WorkerPool:
         )
         self._starting[worker] = worker.ready.remote()
         return worker
+
+    def _take_kept(self, most: int) -> list[Any]:
+        """Up to ``most`` workers an earlier sweep kept up, given this sweep's objective
+        and data (before any trial is sent: a threaded actor may run calls out of order)."""
+        kept = KEPT.take(self._kind, most)
+        loads = {
+            k.worker.load.remote(self._objective, self._arity, self._data_ref): k for k in kept
+        }
+        workers = []
+        for ref, k in loads.items():
+            try:
+                self._ray.get(ref)
+            except self._ray.exceptions.RayError as exc:  # a new worker will say why, if it must
+                log.debug("a kept worker could not take the sweep: %s", exc)
+                self._ray.kill(k.worker, no_restart=True)
+                continue
+            self._trials_run[k.worker] = k.trials_run
+            workers.append(k.worker)
+        return workers
 
     def running_since(self, running: Running) -> float | None:
         """When ``running``'s trial began to run, or None while its worker is still
@@ -208,24 +240,32 @@ class WorkerPool:
     def render(
         self, specs: list[tuple[str, str, dict[str, Any]]]
     ) -> Callable[[], dict[str, bytes]]:
-        """Start drawing ``specs`` on an idle worker; call the result to get the PNGs.
+        """Start drawing ``specs``, shared among the idle workers; call the result to get
+        the PNGs.
 
-        Falls back to drawing here when no worker is idle or the worker fails.
+        Falls back to drawing here when no worker is idle, or for the figures of a worker
+        that fails.
         """
-        from hpo.report.plots import render
+        from hpo.report.plots import render, share
 
         if not specs:
             return dict
         if not self.idle:
             figures = render(specs)
             return lambda: figures
-        ref = self.idle[0].render.remote(specs)
+        calls = [
+            (worker.render.remote(group), group)
+            for worker, group in zip(self.idle, share(specs, len(self.idle)), strict=False)
+        ]
 
         def result() -> dict[str, bytes]:
-            try:
-                return self._ray.get(ref)
-            except self._ray.exceptions.RayError:
-                return render(specs)
+            figures: dict[str, bytes] = {}
+            for ref, group in calls:
+                try:
+                    figures |= self._ray.get(ref)
+                except self._ray.exceptions.RayError:
+                    figures |= render(group)
+            return figures
 
         return result
 
@@ -253,12 +293,29 @@ class WorkerPool:
         return cancelled
 
     def shutdown(self) -> None:
+        """End the workers, or keep the idle ones that started for ``keep_seconds``."""
         for running in self.cancel_all():
             log.debug("killed the worker of trial %s", running.record.number)
+        kept = [w for w in self.idle if self._keep_seconds and self._started(w)]
+        if kept:
+            runs = self._trials_run
+            KEPT.keep(self._kind, [KeptWorker(w, runs.get(w, 0)) for w in kept], self._keep_seconds)
         for worker in self.idle:
-            self._ray.kill(worker, no_restart=True)
+            if worker not in kept:
+                self._ray.kill(worker, no_restart=True)
         self.idle.clear()
         self._starting.clear()
+
+    def _started(self, worker: Any) -> bool:
+        ref = self._starting.get(worker)
+        if ref is None:
+            return True
+        if not self._ray.wait([ref], timeout=0)[0]:
+            return False
+        try:
+            return bool(self._ray.get(ref))
+        except self._ray.exceptions.RayError:
+            return False
 
 
 def _ship_by_value(objective: Callable[..., Any]) -> None:

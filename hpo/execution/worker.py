@@ -392,6 +392,12 @@ class TrialWorker:
         """Answers once the worker has started (the driver's trial clock waits for it)."""
         return True
 
+    def load(self, objective: Callable[..., Any], arity: int, data: Any) -> bool:
+        """Take the next sweep's objective and data: this worker was kept up after the
+        sweep before (`hpo.execution.kept_workers`)."""
+        self.objective, self.arity, self.data = objective, arity, data
+        return True
+
     def stop(self, trial_number: int) -> None:
         """Have trial ``trial_number``'s next ``report`` raise `TrialPruned`.
 

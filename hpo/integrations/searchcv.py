@@ -28,6 +28,7 @@ from hpo.core.trial import TrialState
 from hpo.space import Space
 
 SINGLE = "score"  # the metric's name with one scorer, as scikit-learn names it
+KEEP_WORKERS_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -44,18 +45,31 @@ class Folds:
     fit_params: dict[str, Any]
     error_score: Any
     return_train_score: bool
+    pruned: bool = False  # a pruner watches the folds as they end
 
 
 def cross_validate_trial(params: dict[str, Any], report: Any, folds: Folds) -> float:
     """The objective of every trial: fit and score ``params`` on each split, reporting
-    each fold as a step; the value is the mean test score of the refit metric."""
+    each fold as a step; the value is the mean test score of the refit metric.
+
+    With a pruner each fold is reported as it ends, for the pruner to judge; without one
+    the folds are reported together at the trial's end (or its failure), so that they
+    reach the driver, and MLflow, as one message and one write instead of one each."""
     done: dict[str, list[float]] = {m: [] for m in folds.scorers}
-    for k, (train, test) in enumerate(folds.splits):
-        metrics = _fit_and_score(folds, params, k, train, test)
-        for m in folds.scorers:
-            done[m].append(metrics[f"split{k}_test_{m}"])
-            metrics[f"mean_test_{m}"] = float(np.mean(done[m]))  # over the folds so far
-        report(k, **metrics)
+    held: list[tuple[int, dict[str, float]]] = []
+    try:
+        for k, (train, test) in enumerate(folds.splits):
+            metrics = _fit_and_score(folds, params, k, train, test)
+            for m in folds.scorers:
+                done[m].append(metrics[f"split{k}_test_{m}"])
+                metrics[f"mean_test_{m}"] = float(np.mean(done[m]))  # over the folds so far
+            if folds.pruned:
+                report(k, **metrics)
+            else:
+                held.append((k, metrics))
+    finally:
+        for k, metrics in held:
+            report(k, **metrics)
     return float(np.mean(done[folds.refit_metric]))
 
 
@@ -132,6 +146,11 @@ class SearchCV(MetaEstimatorMixin, BaseEstimator):
         A fold whose fit fails scores this (NaN by default: the configuration then fails).
     return_train_score : bool
         Also score each fold's training data.
+    keep_workers : float, optional
+        Seconds the search's worker processes stay up after ``fit`` for the next search of
+        this process (a nested cross-validation fits once per outer fold), as joblib's
+        workers stay up between scikit-learn's searches: 60 by default; None ends them with
+        the search. They hold their CPUs meanwhile; `hpo.release_workers()` ends them.
     workers, resources, address, tracking_uri, experiment_name, seed
         As for `hpo.run`.
     verbose : int
@@ -160,6 +179,7 @@ class SearchCV(MetaEstimatorMixin, BaseEstimator):
         return_train_score: bool = False,
         workers: int | None = None,
         resources: Mapping[str, Any] | None = None,
+        keep_workers: float | None = KEEP_WORKERS_SECONDS,
         address: str | None = None,
         tracking_uri: str | None = None,
         experiment_name: str = "hpo-searchcv",
@@ -178,6 +198,7 @@ class SearchCV(MetaEstimatorMixin, BaseEstimator):
         self.return_train_score = return_train_score
         self.workers = workers
         self.resources = resources
+        self.keep_workers = keep_workers
         self.address = address
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
@@ -207,6 +228,7 @@ class SearchCV(MetaEstimatorMixin, BaseEstimator):
             dict(fit_params),
             self.error_score,
             self.return_train_score,
+            pruned=self.pruner is not None,
         )
         result = hpo.run(
             self.space,
@@ -219,6 +241,7 @@ class SearchCV(MetaEstimatorMixin, BaseEstimator):
             prune_metric=f"mean_test_{refit_metric}" if self.pruner else None,
             workers=self.workers,
             resources=self.resources,
+            keep_workers=self.keep_workers,
             address=self.address,
             tracking_uri=self.tracking_uri,
             experiment_name=self.experiment_name,

@@ -176,6 +176,7 @@ class SweepConfig:
     workers: int | None = _setting(None, positive_int)
     resources: TrialResources = _setting(None, _resources, FILE, RECIPE)
     max_trials_per_worker: int | None = _setting(None, positive_int, FILE, RECIPE)
+    keep_workers: float | None = _setting(None, _seconds)
     max_retries: int = _setting(DEFAULT_MAX_RETRIES, lambda n, v: int_at_least(n, v, 0), RECIPE)
     timeout: float | None = _setting(None, _seconds, RECIPE)
     trial_timeout: float | None = _setting(None, _seconds, RECIPE)

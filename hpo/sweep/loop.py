@@ -81,6 +81,7 @@ def open_sweep(
         repeats=config.repeats,
         resources=config.resources,
         max_trials_per_worker=config.max_trials_per_worker,
+        keep_seconds=config.keep_workers,
     )
     try:
         tracker = Tracker(

@@ -37,6 +37,7 @@ def run(
     workers: int | None = None,
     resources: Mapping[str, Any] | None = None,
     max_trials_per_worker: int | None = None,
+    keep_workers: float | None = None,
     seed: int | None = None,
     tracking_uri: str | None = None,
     experiment_name: str = "hpo",
@@ -92,6 +93,11 @@ def run(
     max_trials_per_worker : int, optional
         Replace a worker process after this many trials (a framework that leaks memory,
         or GPU memory, across trials in one process cannot grow without bound).
+    keep_workers : float, optional
+        Seconds the sweep's worker processes stay up after it, for the next sweep of this
+        process that asks for the same resources: it starts without a process start and
+        the objective's imports. They hold their resources meanwhile;
+        `hpo.release_workers()` ends them at once. When omitted they end with the sweep.
     seed : int, optional
         Strategy seed; drawn and recorded in the ``hpo.seed`` tag when omitted.
     tracking_uri : str, optional

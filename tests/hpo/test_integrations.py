@@ -141,3 +141,84 @@ def test_lightning_reports_epochs_prunes_the_fit_and_resumes_from_its_checkpoint
     trainer = _digits_fit(again, epochs=4)
     assert [step for step, _ in again.calls] == [2, 3]
     assert np.isfinite(again.calls[-1][1]["val_loss"])
+
+
+class FailsOnThirdFit:
+    """A classifier whose third fit (of any instance: folds are clones) raises."""
+
+    fits = 0
+
+    def __init__(self, c=1.0):
+        self.c = c
+
+    def get_params(self, deep=True):
+        return {"c": self.c}
+
+    def set_params(self, **params):
+        self.c = params.get("c", self.c)
+        return self
+
+    def fit(self, X, y):
+        FailsOnThirdFit.fits += 1
+        if FailsOnThirdFit.fits == 3:
+            raise ValueError("the third fit fails")
+        self.classes_ = np.unique(y)
+        return self
+
+    def score(self, X, y):
+        return 0.5
+
+
+def _folds(estimator, *, pruned, error_score="raise"):
+    from sklearn.datasets import load_iris
+    from sklearn.metrics import check_scoring
+    from sklearn.model_selection import StratifiedKFold
+
+    from hpo.integrations.searchcv import SINGLE, Folds
+
+    X, y = load_iris(return_X_y=True)
+    splits = list(StratifiedKFold(5, shuffle=True, random_state=0).split(X, y))
+    scorer = check_scoring(estimator) if hasattr(estimator, "score") else None
+    return Folds(estimator, X, y, splits, {SINGLE: scorer}, SINGLE, {}, error_score, False, pruned)
+
+
+@pytest.mark.parametrize("pruned", [False, True])
+def test_searchcv_reports_every_fold_as_a_step_pruned_or_not(pruned):
+    from sklearn.linear_model import LogisticRegression
+
+    from hpo.integrations.searchcv import cross_validate_trial
+
+    report = Report()
+    value = cross_validate_trial({"C": 1.0}, report, _folds(LogisticRegression(), pruned=pruned))
+    assert [step for step, _ in report.calls] == [0, 1, 2, 3, 4]
+    scores = [m[f"split{k}_test_score"] for k, m in report.calls]
+    assert report.calls[-1][1]["mean_test_score"] == pytest.approx(np.mean(scores))
+    assert value == pytest.approx(np.mean(scores))
+
+
+def test_searchcv_without_a_pruner_still_reports_the_folds_before_a_failing_one():
+    from hpo.integrations.searchcv import cross_validate_trial
+
+    FailsOnThirdFit.fits = 0
+    report = Report()
+    with pytest.raises(ValueError, match="the third fit fails"):
+        cross_validate_trial({"c": 2.0}, report, _folds(FailsOnThirdFit(), pruned=False))
+    assert [step for step, _ in report.calls] == [0, 1]  # the two folds that were scored
+
+
+def test_searchcv_holds_the_folds_without_a_pruner_and_streams_them_with_one():
+    from sklearn.linear_model import LogisticRegression
+
+    from hpo.integrations.searchcv import cross_validate_trial
+
+    seen_at_fit = []
+
+    class Watching(LogisticRegression):
+        def fit(self, X, y):
+            seen_at_fit.append(len(report.calls))  # reports made before this fold's fit
+            return super().fit(X, y)
+
+    for pruned, expected in ((True, [0, 1, 2, 3, 4]), (False, [0, 0, 0, 0, 0])):
+        report, seen_at_fit[:] = Report(), []
+        cross_validate_trial({}, report, _folds(Watching(), pruned=pruned))
+        assert seen_at_fit == expected

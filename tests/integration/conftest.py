@@ -19,6 +19,15 @@ def ray_cluster():
     ray.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def no_kept_workers():
+    """Each test starts without workers an earlier test's sweeps kept up (`hpo.SearchCV`
+    keeps its own for a minute): they would hold the session cluster's CPUs."""
+    yield
+    if "hpo" in sys.modules:
+        sys.modules["hpo"].release_workers()
+
+
 @pytest.fixture(scope="session")
 def empty_store(tmp_path_factory):
     """An MLflow sqlite store with its tables made: MLflow's migrations take one to three

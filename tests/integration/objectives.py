@@ -408,3 +408,11 @@ def weight_training(params, report, data):
                 os.kill(os.getpid(), signal.SIGKILL)
         report.checkpoint(w)
     return (w - 3.0) ** 2
+
+
+def pid_and_data(params, report, data):
+    """Reports the worker's process id; returns the sweep's ``data["value"]`` (which sweep's
+    data a kept worker holds)."""
+    time.sleep(params["hold"])
+    report(0, pid=os.getpid())
+    return data["value"]

@@ -4,6 +4,7 @@ what each trial asked for and saw, how many run at once, fresh worker processes.
 from __future__ import annotations
 
 import json
+import time
 
 import objectives
 import pytest
@@ -102,6 +103,53 @@ def test_a_worker_process_is_replaced_after_its_share_of_trials(
     )
     assert len({s["pid"] for s in seen.values()}) == 3
     assert client.get_run(result.sweep_id).data.params["max_trials_per_worker"] == "1"
+
+
+def test_kept_workers_serve_the_next_sweep_of_their_kind_until_released(
+    ray_cluster, tracking_uri, client
+):
+    import psutil
+
+    def pids_and_values(value, **settings):
+        result = hpo.run(
+            {"x": Float(0.0, 1.0), "hold": 0.5},
+            objectives.pid_and_data,
+            data={"value": value},
+            n_trials=4,
+            seed=int(value),
+            tracking_uri=tracking_uri,
+            experiment_name="kept",
+            progress=False,
+            **settings,
+        )
+        assert result.n_complete == 4, [t.error for t in result.trials]
+        return {int(t.metrics["pid"]) for t in result.trials}, {t.value for t in result.trials}
+
+    def gone(pids):
+        deadline = time.monotonic() + 20
+        while any(psutil.pid_exists(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return not any(psutil.pid_exists(p) for p in pids)
+
+    first, values = pids_and_values(1.0, keep_workers=60)  # two workers: the cluster's CPUs
+    assert len(first) == 2 and values == {1.0}
+    assert all(psutil.pid_exists(p) for p in first)  # kept up after the sweep
+    assert ray_cluster.available_resources().get("CPU", 0) == 0  # holding their CPUs
+
+    # The next sweep of the same kind runs in them, on its own objective's data.
+    second, values = pids_and_values(2.0, keep_workers=60)
+    assert second == first and values == {2.0}
+
+    # Another kind (two CPUs a trial) ends them first; without keep_workers its own end
+    # with it.
+    third, values = pids_and_values(3.0, resources={"cpu": 2})
+    assert not third & first and values == {3.0}
+    assert gone(first) and gone(third)
+
+    fourth, _ = pids_and_values(4.0, keep_workers=60)
+    assert hpo.release_workers() == 2
+    assert gone(fourth)
+    assert hpo.release_workers() == 0
 
 
 def test_a_sweep_with_no_room_says_it_waits_and_a_submitted_one_leaves_room(
