@@ -185,6 +185,16 @@ def run_ours(method: str, data, seed: int, budget: int) -> list[tuple[int, float
     return trace
 
 
+def optuna_params(trial) -> dict:
+    """`space()` as an Optuna trial suggests it."""
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 0.3, log=True),
+        "units": trial.suggest_int("units", 16, 256, log=True),
+        "batch_size": trial.suggest_int("batch_size", 16, 256, log=True),
+        "alpha": trial.suggest_float("alpha", 1e-7, 0.1, log=True),
+    }
+
+
 def run_optuna(data, seed: int, budget: int) -> list[tuple[int, float]]:
     """Optuna's TPE with its HyperbandPruner, as its users write it."""
     import optuna
@@ -197,12 +207,7 @@ def run_optuna(data, seed: int, budget: int) -> list[tuple[int, float]]:
     spent, best, trace = 0, math.inf, []
     while spent < budget:
         trial = study.ask()
-        params = {
-            "learning_rate": trial.suggest_float("learning_rate", 1e-4, 0.3, log=True),
-            "units": trial.suggest_int("units", 16, 256, log=True),
-            "batch_size": trial.suggest_int("batch_size", 16, 256, log=True),
-            "alpha": trial.suggest_float("alpha", 1e-7, 0.1, log=True),
-        }
+        params = optuna_params(trial)
         values: list[float] = []
 
         def on_epoch(epoch, loss, trial=trial, values=values):

@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from _report import machine, table, write_section  # noqa: E402
-from multifidelity import EPOCHS, OURS, load_task, space, train  # noqa: E402
+from multifidelity import EPOCHS, OURS, load_task, optuna_params, space, train  # noqa: E402
 
 
 def objective(params, report, job):
@@ -90,12 +90,7 @@ def run_optuna(data, seed: int, trials: int) -> tuple[float, int, float]:
     full: list[float] = []
 
     def optuna_objective(trial):
-        params = {
-            "learning_rate": trial.suggest_float("learning_rate", 1e-4, 0.3, log=True),
-            "units": trial.suggest_int("units", 16, 256, log=True),
-            "batch_size": trial.suggest_int("batch_size", 16, 256, log=True),
-            "alpha": trial.suggest_float("alpha", 1e-7, 0.1, log=True),
-        }
+        params = optuna_params(trial)
         values: list[float] = []
 
         def on_epoch(epoch, loss):
