@@ -20,7 +20,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-ALIVE_SECONDS = 5.0  # a kept worker that does not answer within this is ended, not used
+ALIVE_SECONDS = 5.0  # a kept worker that does not take a sweep within this is ended
 
 
 @dataclass
@@ -40,29 +40,14 @@ class _KeptWorkers:
         self._timer: threading.Timer | None = None
 
     def take(self, key: Hashable, most: int) -> list[KeptWorker]:
-        """Up to ``most`` kept workers of kind ``key`` that still answer; every other kept
-        worker is ended (it holds resources the new sweep may need)."""
-        import ray
-
+        """Up to ``most`` kept workers of kind ``key``; every other kept worker is ended
+        (it holds resources the new sweep may need). The caller checks they still answer."""
         with self._lock:
             self._stop_timer()
             kept, self._workers, same = self._workers, [], self._key == key
-        if not same:
-            _end([k.worker for k in kept])
-            return []
-        taken, extra = kept[:most], kept[most:]
-        _end([k.worker for k in extra])
-        calls = {k.worker.ready.remote(): k for k in taken}
-        answered, _ = ray.wait(list(calls), num_returns=len(calls), timeout=ALIVE_SECONDS)
-        alive = []
-        for ref in answered:
-            try:
-                ray.get(ref)
-                alive.append(calls.pop(ref))
-            except ray.exceptions.RayError as exc:  # it died while kept (a lost node, OOM)
-                log.debug("a kept worker is gone: %s", exc)
-        _end([k.worker for k in calls.values()])  # silent or gone
-        return alive
+        taken = kept[:most] if same else []
+        _end([k.worker for k in kept[len(taken) :]])
+        return taken
 
     def keep(self, key: Hashable, workers: list[KeptWorker], seconds: float) -> None:
         """Keep ``workers`` up for ``seconds`` for the next sweep of kind ``key``."""

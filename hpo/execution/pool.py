@@ -14,7 +14,7 @@ from typing import Any
 
 from hpo.core.checks import first_line
 from hpo.core.events import Event, Outcome
-from hpo.execution.kept_workers import KEPT, KeptWorker
+from hpo.execution.kept_workers import ALIVE_SECONDS, KEPT, KeptWorker
 from hpo.execution.resources import TrialResources, describe
 from hpo.execution.worker import TrialWorker
 from hpo.tracking.access import credentials
@@ -111,14 +111,19 @@ class WorkerPool:
         """Up to ``most`` workers an earlier sweep kept up, given this sweep's objective
         and data (before any trial is sent: a threaded actor may run calls out of order)."""
         kept = KEPT.take(self._kind, most)
+        if not kept:
+            return []
         loads = {
             k.worker.load.remote(self._objective, self._arity, self._data_ref): k for k in kept
         }
+        answered, _ = self._ray.wait(list(loads), num_returns=len(loads), timeout=ALIVE_SECONDS)
         workers = []
         for ref, k in loads.items():
             try:
+                if ref not in answered:
+                    raise TimeoutError(f"no answer within {ALIVE_SECONDS} s")
                 self._ray.get(ref)
-            except self._ray.exceptions.RayError as exc:  # a new worker will say why, if it must
+            except (TimeoutError, self._ray.exceptions.RayError) as exc:  # gone while kept
                 log.debug("a kept worker could not take the sweep: %s", exc)
                 self._ray.kill(k.worker, no_restart=True)
                 continue
