@@ -34,9 +34,11 @@ demo: $(STAMP)
 # namespace hosts, a Ray head, the tracking server, the local Ray cluster) each run as one
 # group on one worker (tests/conftest.py), the rest beside them. Much of the integration
 # tests' time is spent waiting on processes and servers, so a third worker still gains
-# (about 8.5 min against 9-10 with two, measured).
+# (about 8.5 min against 9-10 with two, measured). --no-loadscope-reorder: in the order
+# tests/conftest.py gives, the longest groups first (pytest-xdist would otherwise start
+# the groups with the most tests first, the namespace hosts' 13 after minutes of unit tests).
 test: $(STAMP) lint system-packages
-	$(BIN)/python -m pytest -q -n 3 --dist loadgroup --durations=20
+	$(BIN)/python -m pytest -q -n 3 --dist loadgroup --no-loadscope-reorder --durations=20
 
 # The unit tests alone, less the slow ones (no Ray cluster, no servers, no browser): the
 # edit-test loop.
@@ -67,9 +69,10 @@ lint: $(STAMP)
 # Optuna's GPSampler, a peer in optimizers.py, needs PyTorch (installed with the project)
 # and greenlet, without which it polishes its candidates one after another.
 # optuna-integration holds Optuna's MLflowCallback, a peer in overhead.py and cluster.py;
-# ray[tune] is Ray Tune, a peer there too.
+# ray[tune] is Ray Tune, a peer there too; hpbandster and ConfigSpace are what its BOHB
+# (TuneBOHB, a peer in multifidelity.py) needs.
 bench: $(STAMP)
-	$(BIN)/pip install -q greenlet optuna-integration "ray[tune]"
+	$(BIN)/pip install -q greenlet optuna-integration "ray[tune]" hpbandster ConfigSpace
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/models.py
 	$(BIN)/python benchmarks/step_parts.py

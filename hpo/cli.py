@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -575,6 +575,13 @@ def ui_command(uri: str, host: str, port: int, allowed_hosts: str | None = None)
     return command
 
 
+def ui_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The UI server's environment: MLflow's server jobs off unless the user turned them on.
+    They serve MLflow's GenAI features (scorers, prompt optimisation), which no sweep uses,
+    and cost seven more processes: about 20 s of CPU at each start, measured here."""
+    return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **environ}
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     uri = resolve_tracking_uri(args.tracking_uri)
     if uri.startswith(("http://", "https://")):
@@ -592,7 +599,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     # In a session of its own, so that the server and the workers it starts can be stopped
     # together, whichever signal reaches hpo.
     server = subprocess.Popen(
-        ui_command(uri, args.host, args.port, args.allowed_hosts), start_new_session=True
+        ui_command(uri, args.host, args.port, args.allowed_hosts),
+        env=ui_environment(os.environ),
+        start_new_session=True,
     )
     try:
         return server.wait()

@@ -119,6 +119,7 @@ def test_mlflow_proxies_artifacts_and_knows_the_hosts_it_is_reached_by(config):
     assert environment["AUTH_DATABASE_URI"].startswith("postgresql+psycopg2://")
     assert environment["AUTH_DATABASE_URI"].endswith("@postgres:5432/mlflow")
     assert "default_permission = NO_PERMISSIONS" in " ".join(service["entrypoint"])
+    assert environment["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"  # no sweep uses them
     assert (
         environment["MLFLOW_AUTH_ADMIN_PASSWORD"] and environment["MLFLOW_FLASK_SERVER_SECRET_KEY"]
     )

@@ -268,17 +268,44 @@ class Cluster:
         self._wait_http(url, "the MLflow server", headers={"Host": "mlflow:5000"})
 
     def wait_ray(self, nodes: int, seconds: float = 120) -> None:
-        """Until the compose file's healthcheck of the head lists ``nodes`` active nodes."""
+        """Until the compose file's healthcheck of the head lists ``nodes`` active nodes.
+        Polled through the head's dashboard (a request), the healthcheck run once the
+        dashboard counts them: each `ray status` costs a second and a half of CPU."""
         head = service("ray-head")
         check = head["healthcheck"]["test"][1:]  # ["ray", "status", "--address", ...]
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            done = self.hosts.run("ray-head", check, _env(head), timeout=60)
-            active = done.stdout.split("Active:", 1)[-1].split("Pending:", 1)[0]
-            if done.returncode == 0 and active.count("node_") >= nodes:
-                return
+            if self._alive_nodes() >= nodes:
+                done = self.hosts.run("ray-head", check, _env(head), timeout=60)
+                active = done.stdout.split("Active:", 1)[-1].split("Pending:", 1)[0]
+                if done.returncode == 0 and active.count("node_") >= nodes:
+                    return
             time.sleep(1.0)
         raise RuntimeError(f"the Ray cluster did not reach {nodes} nodes within {seconds} s")
+
+    def _alive_nodes(self) -> int:
+        """The nodes the head's dashboard knows ALIVE (0 while it does not answer)."""
+        listed = self._dashboard("api/v0/nodes?limit=100")
+        rows = listed["data"]["result"]["result"] if listed else []
+        return sum(node.get("state") == "ALIVE" for node in rows)
+
+    def job_state(self, job: str) -> str | None:
+        """A submitted job's status as the head's dashboard has it (None when it does not
+        answer)."""
+        found = self._dashboard(f"api/jobs/{job}")
+        return found.get("status") if found else None
+
+    def _dashboard(self, path: str) -> Any:
+        """GET ``path`` of the head's dashboard with the cluster's token: its JSON, or None."""
+        import urllib.request
+
+        url = f"http://{self.hosts.address['ray-head']}:8265/{path}"
+        token = {"Authorization": f"Bearer {VALUES['RAY_AUTH_TOKEN']}"}
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=token), timeout=5) as r:
+                return json.load(r)
+        except (OSError, ValueError):
+            return None
 
     def sweep_env(self, user: str = "alice") -> dict[str, str]:
         """The environment the compose file gives the sweep service, run by ``user``."""

@@ -98,9 +98,11 @@ class MlflowServer:
             "--workers",
             "1",
         ]
-        # Its own session, so that stop() takes its uvicorn and job-runner children with it.
+        # Its own session, so that stop() takes its uvicorn children with it. Without MLflow's
+        # server jobs, as hpo ui and the compose file run it (seven processes fewer).
         self.proc = subprocess.Popen(
             command,
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,

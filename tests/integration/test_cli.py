@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import by_trial, child_runs
 
-from hpo.cli import exposure_warning, ui_command
+from hpo.cli import exposure_warning, ui_command, ui_environment
 
 pytestmark = pytest.mark.integration
 
@@ -345,6 +345,12 @@ def test_hpo_ui_warns_when_it_listens_beyond_loopback():
     assert ui_command("u", "0.0.0.0", 1, "ui.example")[-2:] == ["--allowed-hosts", "ui.example"]
 
 
+def test_hpo_ui_leaves_mlflows_server_jobs_off_unless_the_user_turns_them_on():
+    jobs = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
+    assert ui_environment({"PATH": "/bin"}) == {jobs: "false", "PATH": "/bin"}
+    assert ui_environment({jobs: "true"})[jobs] == "true"
+
+
 def test_hpo_ui_serves_the_store_on_localhost(tmp_path, hpo_env, client, tracking_uri):
     import psutil
 
@@ -391,6 +397,8 @@ def test_hpo_ui_serves_the_store_on_localhost(tmp_path, hpo_env, client, trackin
         # server and every worker it started: none is left serving on the port.
         server = psutil.Process(proc.pid).children(recursive=True)
         assert server, "the UI server runs as hpo's child"
+        commands = [" ".join(p.cmdline()) for p in server]
+        assert not [c for c in commands if "mlflow.server.jobs" in c], commands
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         gone, alive = psutil.wait_procs(server, timeout=30)
