@@ -455,7 +455,14 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--no-write", action="store_true", help="print, leave the docs")
     parser.add_argument("--save", help="write every search's curve to this JSON file")
-    parser.add_argument("--load", help="make the section from a --save file, running nothing")
+    parser.add_argument(
+        "--load", nargs="+", help="make the section from --save files, running nothing"
+    )
+    parser.add_argument(
+        "--section",
+        default="multifidelity",
+        help="the docs/benchmarks.md section to write (another for a subset of methods/seeds)",
+    )
     args = parser.parse_args()
     unknown = set(args.methods) - set(OURS) - set(PEERS)
     if unknown:
@@ -468,8 +475,9 @@ def main() -> None:
     ]
     traces, seconds = {}, {}
     if args.load:
-        for task, method, seed, trace, took in json.loads(Path(args.load).read_text()):
-            traces[(task, method, seed)], seconds[(task, method, seed)] = trace, took
+        for saved in args.load:
+            for task, method, seed, trace, took in json.loads(Path(saved).read_text()):
+                traces[(task, method, seed)], seconds[(task, method, seed)] = trace, took
     else:
         with ProcessPoolExecutor(args.processes) as pool:
             for (task, method, seed, _), trace, took in pool.map(_job, jobs):
@@ -483,7 +491,10 @@ def main() -> None:
     body = section(args.tasks, args.methods, args.seeds, traces, seconds)
     print(body)
     if not args.no_write:
-        write_section("multifidelity", "## Multi-fidelity search\n\n" + body)
+        title = "## Multi-fidelity search"
+        if args.section != "multifidelity":  # a part of it: under the main table
+            title = f"### {', '.join(args.tasks)}, {len(args.seeds)} seeds"
+        write_section(args.section, f"{title}\n\n" + body)
 
 
 if __name__ == "__main__":
