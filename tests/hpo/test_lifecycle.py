@@ -566,3 +566,25 @@ def test_several_objectives_named_by_a_result_refuse_a_curve_of_the_same_name():
     # The second trial is stopped at its first report, which is not logged.
     assert second.state is TrialState.FAILED and second.error == first.error
     assert tracker.runs[1].metrics == []
+
+
+def test_the_driver_runs_its_linear_algebra_on_one_thread_during_the_sweep():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    seen = []
+
+    class Watching(TellingStrategy):
+        def ask(self, *args, **kwargs):
+            seen.append(blas_threads())
+            return super().ask(*args, **kwargs)
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        strategy = Watching(SPACE, seed=0)
+        pool, tracker = FakePool(2, lambda r, a: [complete(r.params["x"])]), FakeTracker()
+        Sweep(strategy, pool, tracker, **_settings(3, {})).run("r", {})
+        after = blas_threads()
+    assert seen and all(threads == {1} for threads in seen), seen
+    assert after == {2}  # the caller's setting is back once the sweep ends
