@@ -191,8 +191,10 @@ def test_an_address_nobody_answers_at_a_web_server_a_wrong_token_and_another_ray
     (tmp_path / "remote.py").write_text(EXPERIMENT.replace("OUT", repr(str(tmp_path))))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     run = ["run", "remote.py", "--trials", "1", "--tracking-uri", uri]
-    nobody = f"127.0.0.1:{_free_port()}"
-    line = one_line_error(hpo(tmp_path, env, *run, "--address", nobody))
+    with socket.socket() as held:  # bound, never listening: nothing can answer there
+        held.bind(("127.0.0.1", 0))
+        nobody = f"127.0.0.1:{held.getsockname()[1]}"
+        line = one_line_error(hpo(tmp_path, env, *run, "--address", nobody))
     assert line.startswith(f"hpo: error: the Ray cluster at {nobody} does not answer")
     assert "ray start --head" in line
 
@@ -301,6 +303,10 @@ def test_what_a_submission_refuses_in_one_line(tmp_path, head, tracking_server):
     _, env = head
     dashboard = f"http://127.0.0.1:{DASHBOARD_PORT}"
     (tmp_path / "quick.py").write_text(QUICK.replace("HOLD", "0.0"))
+    # A port held bound and never listening: nothing answers there, and no other process
+    # (a Ray agent of another test picks free ports too) can take it meanwhile.
+    unanswered = socket.socket()
+    unanswered.bind(("127.0.0.1", 0))
     cases = [
         (
             ["quick.py", "--address", dashboard, "--tracking-uri", "sqlite:///mlflow.db"],
@@ -321,7 +327,7 @@ def test_what_a_submission_refuses_in_one_line(tmp_path, head, tracking_server):
             [
                 "quick.py",
                 "--address",
-                f"http://127.0.0.1:{_free_port()}",
+                f"http://127.0.0.1:{unanswered.getsockname()[1]}",
                 "--tracking-uri",
                 tracking_server,
             ],
@@ -334,11 +340,12 @@ def test_what_a_submission_refuses_in_one_line(tmp_path, head, tracking_server):
             "refused this machine's token",
         ),
     ]
-    for args, case_env, says in cases:
-        done = hpo_command(tmp_path, case_env, "submit", *args)
-        assert done.returncode == 2, (args, done.stdout, done.stderr[-2000:])
-        [line] = done.stderr.strip().splitlines()
-        assert line.startswith("hpo: error: ") and says in line, (args, line)
+    with unanswered:
+        for args, case_env, says in cases:
+            done = hpo_command(tmp_path, case_env, "submit", *args)
+            assert done.returncode == 2, (args, done.stdout, done.stderr[-2000:])
+            [line] = done.stderr.strip().splitlines()
+            assert line.startswith("hpo: error: ") and says in line, (args, line)
 
 
 def _trial_spans(store, sweep):
