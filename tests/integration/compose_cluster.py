@@ -270,7 +270,7 @@ class Cluster:
     def wait_ray(self, nodes: int, seconds: float = 120) -> None:
         """Until the compose file's healthcheck of the head lists ``nodes`` active nodes.
         Polled through the head's dashboard (a request), the healthcheck run once the
-        dashboard counts them: each `ray status` costs a second and a half of CPU."""
+        dashboard counts them: each `ray status` is a whole process importing Ray."""
         head = service("ray-head")
         check = head["healthcheck"]["test"][1:]  # ["ray", "status", "--address", ...]
         deadline = time.monotonic() + seconds

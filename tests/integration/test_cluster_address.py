@@ -16,6 +16,7 @@ import tempfile
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,15 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _unanswered_port() -> Iterator[int]:
+    """A port held bound and never listening: nothing answers there, and no other process
+    (a Ray agent of another test picks free ports too) can take it meanwhile."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
 
 
 # Ray's record of the versions a cluster runs (read by Ray when a driver joins), rewritten
@@ -191,9 +201,8 @@ def test_an_address_nobody_answers_at_a_web_server_a_wrong_token_and_another_ray
     (tmp_path / "remote.py").write_text(EXPERIMENT.replace("OUT", repr(str(tmp_path))))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     run = ["run", "remote.py", "--trials", "1", "--tracking-uri", uri]
-    with socket.socket() as held:  # bound, never listening: nothing can answer there
-        held.bind(("127.0.0.1", 0))
-        nobody = f"127.0.0.1:{held.getsockname()[1]}"
+    with _unanswered_port() as port:
+        nobody = f"127.0.0.1:{port}"
         line = one_line_error(hpo(tmp_path, env, *run, "--address", nobody))
     assert line.startswith(f"hpo: error: the Ray cluster at {nobody} does not answer")
     assert "ray start --head" in line
@@ -303,44 +312,40 @@ def test_what_a_submission_refuses_in_one_line(tmp_path, head, tracking_server):
     _, env = head
     dashboard = f"http://127.0.0.1:{DASHBOARD_PORT}"
     (tmp_path / "quick.py").write_text(QUICK.replace("HOLD", "0.0"))
-    # A port held bound and never listening: nothing answers there, and no other process
-    # (a Ray agent of another test picks free ports too) can take it meanwhile.
-    unanswered = socket.socket()
-    unanswered.bind(("127.0.0.1", 0))
-    cases = [
-        (
-            ["quick.py", "--address", dashboard, "--tracking-uri", "sqlite:///mlflow.db"],
-            env,
-            "cannot reach the tracking store 'sqlite:///mlflow.db' on this machine",
-        ),
-        (
-            ["missing.py", "--address", dashboard, "--tracking-uri", tracking_server],
-            env,
-            "experiment file not found",
-        ),
-        (
-            ["quick.py", "--address", head[0], "--tracking-uri", tracking_server],
-            env,
-            "a sweep is submitted to the Ray dashboard's address, http://HEAD:8265",
-        ),
-        (
-            [
-                "quick.py",
-                "--address",
-                f"http://127.0.0.1:{unanswered.getsockname()[1]}",
-                "--tracking-uri",
-                tracking_server,
-            ],
-            env,
-            "no Ray dashboard answered at",
-        ),
-        (
-            ["quick.py", "--address", dashboard, "--tracking-uri", tracking_server],
-            {**env, "RAY_AUTH_TOKEN": "not-the-token-" * 4},
-            "refused this machine's token",
-        ),
-    ]
-    with unanswered:
+    with _unanswered_port() as port:
+        cases = [
+            (
+                ["quick.py", "--address", dashboard, "--tracking-uri", "sqlite:///mlflow.db"],
+                env,
+                "cannot reach the tracking store 'sqlite:///mlflow.db' on this machine",
+            ),
+            (
+                ["missing.py", "--address", dashboard, "--tracking-uri", tracking_server],
+                env,
+                "experiment file not found",
+            ),
+            (
+                ["quick.py", "--address", head[0], "--tracking-uri", tracking_server],
+                env,
+                "a sweep is submitted to the Ray dashboard's address, http://HEAD:8265",
+            ),
+            (
+                [
+                    "quick.py",
+                    "--address",
+                    f"http://127.0.0.1:{port}",
+                    "--tracking-uri",
+                    tracking_server,
+                ],
+                env,
+                "no Ray dashboard answered at",
+            ),
+            (
+                ["quick.py", "--address", dashboard, "--tracking-uri", tracking_server],
+                {**env, "RAY_AUTH_TOKEN": "not-the-token-" * 4},
+                "refused this machine's token",
+            ),
+        ]
         for args, case_env, says in cases:
             done = hpo_command(tmp_path, case_env, "submit", *args)
             assert done.returncode == 2, (args, done.stdout, done.stderr[-2000:])

@@ -233,7 +233,7 @@ def job_of(output: str) -> str:
 
 def wait_job(cluster, job, host="driver", seconds=240):
     """Until the job has ended (asked of the head's dashboard, a request each 2 s: an `hpo
-    status` costs 2.5 s of CPU), then `hpo status JOB` from ``host``: what it said."""
+    status` is a process importing Ray and MLflow); what `hpo status JOB` from ``host`` says."""
     deadline = time.monotonic() + seconds
     while (state := cluster.job_state(job)) not in ("SUCCEEDED", "FAILED", "STOPPED"):
         assert time.monotonic() < deadline, f"job {job} did not end: {state}"
