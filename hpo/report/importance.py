@@ -20,6 +20,11 @@ MIN_TRIALS = 4  # fewer completed trials than this rate nothing worth reading
 # fANOVA's forest costs time in proportion to the trials (11 s for 1000 trials with its
 # default 64 trees, at the end of a sweep): a seeded sample of this many trials is rated.
 MAX_TRIALS = 300
+# Trees of fANOVA's forest (Optuna's default is 64). The importance figure is drawn at the end
+# of every sweep, on its path to return: half the trees take half the time, and the
+# importances they give differ between forest seeds about as much as 64 trees' do
+# (`benchmarks/closing_figures.py`).
+TREES = 32
 
 
 def param_importances(
@@ -29,11 +34,12 @@ def param_importances(
     direction: str,
     *,
     seed: int = 0,
+    trees: int = TREES,
 ) -> tuple[dict[str, float], dict[str, int]]:
     """(importance by parameter name, summing to 1) for the parameters active in every
     trial, and (trials active in, by name) for the others. ``assignments`` and ``values``
     are the completed trials' (the strategy's view, a `Choice` as its option index); at
-    most `MAX_TRIALS` of them are rated."""
+    most `MAX_TRIALS` of them are rated, by a forest of ``trees`` trees."""
     import optuna
     from optuna.importance import FanovaImportanceEvaluator
 
@@ -66,7 +72,7 @@ def param_importances(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna's experimental-feature notices
         rated = optuna.importance.get_param_importances(
-            study, evaluator=FanovaImportanceEvaluator(seed=seed), params=varied
+            study, evaluator=FanovaImportanceEvaluator(n_trees=trees, seed=seed), params=varied
         )
     return {params[k].name: float(v) for k, v in rated.items()}, unrated
 

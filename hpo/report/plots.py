@@ -280,7 +280,7 @@ def slices_png(
     """Each objective (by name: its completed trials' values) against each parameter, one
     panel each, a row of panels per objective; a conditional parameter's panel shows the
     trials it was active in and says how many it was not."""
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import NullLocator
 
     names = list(columns)
     per_row = min(3, len(names))
@@ -299,7 +299,9 @@ def slices_png(
                 ax.scatter(xs, [y for _, y in present], s=14, alpha=0.7, color=f"C{k}")
                 if log.get(name) and min(xs) > 0:
                     ax.set_xscale("log")
-                    ax.xaxis.set_minor_formatter(NullFormatter())  # the minor labels overlap
+                    # Decades only: a log axis's minor ticks (eight a decade, unlabelled
+                    # here as their labels overlap) cost as much to draw as the panel.
+                    ax.xaxis.set_minor_locator(NullLocator())
             else:
                 levels = _levels(xs)
                 where = [levels.index(repr(v)) for v in xs]
@@ -365,10 +367,10 @@ def importance_png(
     return _png(fig)
 
 
-# What each kind of figure takes to draw, relative to the others (a 32-trial sweep of two
-# parameters, 2026-12-07: importance 0.50 s, parallel 0.32 s, heatmap 0.25 s, slices 0.07 s,
-# the Pillow-drawn history 0.004 s), to share the drawing among the idle workers.
-DRAWING_COST = {"importance": 5.0, "parallel": 3.0, "heatmap": 2.5, "pareto": 2.5}
+# What each kind of figure takes to draw, relative to the others (a kind not named: 1), to
+# share the drawing among the idle workers: as measured by `benchmarks/closing_figures.py`
+# for 32-trial sweeps of two parameters (docs/benchmarks.md, "The closing figures").
+DRAWING_COST = {"heatmap": 3.5, "importance": 3.0, "pareto": 2.5, "history": 0.1}
 
 
 def share(specs: list[tuple[str, str, dict]], parts: int) -> list[list[tuple[str, str, dict]]]:
@@ -377,7 +379,7 @@ def share(specs: list[tuple[str, str, dict]], parts: int) -> list[list[tuple[str
 
     >>> share([("a", "importance", {}), ("b", "parallel", {}), ("c", "slices", {}),
     ...        ("d", "heatmap", {})], 2)
-    [[('a', 'importance', {}), ('c', 'slices', {})], [('b', 'parallel', {}), ('d', 'heatmap', {})]]
+    [[('d', 'heatmap', {}), ('c', 'slices', {})], [('a', 'importance', {}), ('b', 'parallel', {})]]
     """
     groups: list[list[tuple[str, str, dict]]] = [[] for _ in range(max(1, parts))]
     load = [0.0] * len(groups)

@@ -48,6 +48,10 @@ from hpo.tracking.schema import (
 from hpo.tracking.store import artifact_root, is_server, sqlite_path, use_write_ahead_log
 
 FLUSH_SECONDS = 0.25
+# The sweep's own run (its best value after each trial, a waiting message) is written at most
+# this often until it ends: each write costs as much as a trial's, and trials that end a
+# few times a second would otherwise bring one at every flush.
+SWEEP_FLUSH_SECONDS = 1.0
 # A trial's reports come in bursts: woken from idle, the writer waits this long so that
 # each run's burst goes out as one batched call.
 BURST_SECONDS = 0.02
@@ -177,6 +181,7 @@ class Tracker:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = False
+        self._sweep_written = 0.0  # time.monotonic() of the sweep run's last write
         self._error: BaseException | None = None
         self._writer: threading.Thread | None = None
         self._artifact_uris: dict[str, str] = {}
@@ -414,7 +419,7 @@ class Tracker:
         """Write every dirty buffer; on a transient failure put the unwritten rest back in the
         buffers and raise `ServerDown`."""
         with self._lock:
-            work = [buf.take() for buf in self._buffers.values() if buf.dirty()]
+            work = [buf.take() for buf in self._buffers.values() if buf.dirty() and self._due(buf)]
         if self._writers is not None and len(work) > 1:
             self._write_concurrently(work)
         for i, item in enumerate(work):
@@ -435,6 +440,17 @@ class Tracker:
                 self._requeue(work[i:])
                 raise ServerDown(exc) from exc
             self.outage.answered()
+
+    def _due(self, buf: _RunBuffer) -> bool:
+        """Whether ``buf`` is written by this flush: a trial's run always, the sweep's at most
+        every `SWEEP_FLUSH_SECONDS` until it ends or the writer closes."""
+        if buf.number != SWEEP or buf.end is not None or self._closing:
+            return True
+        now = time.monotonic()
+        if now - self._sweep_written < SWEEP_FLUSH_SECONDS:
+            return False
+        self._sweep_written = now
+        return True
 
     def _write_concurrently(self, work: list[_RunBuffer]) -> None:
         """Write the runs of ``work`` on the pool's threads, one run per thread at a time

@@ -206,3 +206,42 @@ def test_a_trial_is_recorded_once_it_ended_and_its_files_are_in_the_store(tmp_pa
     local = MlflowClient(uri).download_artifacts(tracker.run_id(0), "checkpoint.pkl", str(tmp_path))
     assert Path(local).read_bytes() == b"state"  # what "recorded" promises
     tracker.end_sweep(status="FINISHED", tags={}, artifacts={})
+
+
+def test_the_sweep_runs_own_writes_wait_a_second_between_them_and_all_go_out_at_its_end(
+    tmp_path, monkeypatch
+):
+    # Each write of the sweep's run costs as much as a trial's; its best value changes with
+    # every trial that ends, which a short trial does a few times a second.
+    import time
+    import types
+
+    import hpo.tracking.writer as tracking
+
+    now = [100.0]
+    clock = types.SimpleNamespace(sleep=time.sleep, monotonic=lambda: now[0], time=time.time)
+    monkeypatch.setattr(tracking, "time", clock)
+    monkeypatch.setattr(Tracker, "_start_writer", lambda self: None)  # flushed by hand here
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri, "e")
+    sweep_id = tracker.start_sweep(run_name="s", tags={}, params={})
+    client = MlflowClient(uri)
+
+    def best_values():
+        return [m.value for m in client.get_metric_history(sweep_id, "best_objective")]
+
+    tracker.log_sweep_metrics(1, {"best_objective": 3.0})
+    tracker._flush()
+    tracker.log_sweep_metrics(2, {"best_objective": 2.0})
+    tracker.set_sweep_tags({"hpo.waiting": "for a CPU"})
+    tracker._flush()  # within the second: held
+    assert best_values() == [3.0]
+    now[0] += tracking.SWEEP_FLUSH_SECONDS
+    tracker.log_sweep_metrics(3, {"best_objective": 1.0})
+    tracker._flush()
+    assert best_values() == [3.0, 2.0, 1.0]
+    assert client.get_run(sweep_id).data.tags["hpo.waiting"] == "for a CPU"
+    tracker.log_sweep_metrics(4, {"best_objective": 0.5})
+    tracker.end_sweep(status="FINISHED", tags={}, artifacts={})  # its end: at once
+    assert best_values() == [3.0, 2.0, 1.0, 0.5]
+    assert client.get_run(sweep_id).info.status == "FINISHED"
