@@ -81,6 +81,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/optimizers.py --multi-objective
 	$(BIN)/python benchmarks/pruning.py
 	$(BIN)/python benchmarks/multifidelity.py
+	$(BIN)/python benchmarks/multifidelity_wall.py
+	$(BIN)/python benchmarks/pbt.py
+	$(BIN)/python benchmarks/trial_resources.py
+	$(BIN)/python benchmarks/searchcv.py
+	$(BIN)/python benchmarks/closing_figures.py
+	$(BIN)/python benchmarks/submit_latency.py
 	$(BIN)/python benchmarks/cluster.py  # namespace hosts: needs root
 
 # The source material's studies, run and written into docs/seed_studies.md (about half an
