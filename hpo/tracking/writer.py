@@ -181,7 +181,7 @@ class Tracker:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = False
-        self._sweep_written = 0.0  # time.monotonic() of the sweep run's last write
+        self._sweep_written = float("-inf")  # time.monotonic() of the sweep run's last write
         self._error: BaseException | None = None
         self._writer: threading.Thread | None = None
         self._artifact_uris: dict[str, str] = {}
