@@ -28,10 +28,10 @@ from sklearn.model_selection import ParameterSampler, StratifiedKFold
 from sklearn.svm import SVC
 
 import hpo
+from hpo.integrations.searchcv import SINGLE, Folds, cross_validate_trial
 from hpo.report.importance import TREES, param_importances
 from hpo.report.plots import render, share
 from hpo.report.summary import figure_specs
-from hpo.integrations.searchcv import SINGLE, Folds, cross_validate_trial
 from hpo.space import Choice, Float
 from hpo.sweep.lifecycle import TrialRecord
 
@@ -129,7 +129,9 @@ def main() -> None:
         + _report.table(rows)
         + f"\n\nfANOVA's rating of C by forest size, over {FOREST_SEEDS} forest seeds "
         f"(hpo uses {TREES} trees):\n\n"
-        + _report.table([["sweep", "trees", "importance of C (mean ± sd)", "s per rating"]] + ratings)
+        + _report.table(
+            [["sweep", "trees", "importance of C (mean ± sd)", "s per rating"]] + ratings
+        )
     )
     print(body)
     if not args.no_write:
