@@ -17,8 +17,8 @@ import numpy as np
 from hpo.core.space import Space
 
 MIN_TRIALS = 4  # fewer completed trials than this rate nothing worth reading
-# fANOVA's forest costs time in proportion to the trials (11 s for 1000 trials with its
-# default 64 trees, at the end of a sweep): a seeded sample of this many trials is rated.
+# fANOVA's forest costs time in proportion to the trials, at the end of every sweep: a
+# seeded sample of this many trials is rated.
 MAX_TRIALS = 300
 # Trees of fANOVA's forest (Optuna's default is 64). The importance figure is drawn at the end
 # of every sweep, on its path to return: half the trees take half the time, and the

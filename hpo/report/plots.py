@@ -300,7 +300,7 @@ def slices_png(
                 if log.get(name) and min(xs) > 0:
                     ax.set_xscale("log")
                     # Decades only: a log axis's minor ticks (eight a decade, unlabelled
-                    # here as their labels overlap) cost as much to draw as the panel.
+                    # here as their labels overlap) add drawing time and show nothing.
                     ax.xaxis.set_minor_locator(NullLocator())
             else:
                 levels = _levels(xs)

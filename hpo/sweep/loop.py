@@ -177,8 +177,8 @@ class Sweep:
 
         # The driver's linear algebra is small (a GP's fit at each ask, the closing figures'
         # fANOVA): more BLAS threads gain it nothing, and between calls they spin on the
-        # cores the workers train on (GP-EI's SearchCV on 2 cores: driver CPU 6.85 s to
-        # 2.90 s, wall 7.6 s to 6.1 s; docs/benchmarks.md).
+        # cores the workers train on (docs/benchmarks.md, the SearchCV section: GP-EI's
+        # driver CPU per search).
         with threadpool_limits(limits=1):
             return self._drive()
 
