@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from hpo.strategies.pruners import ASHAPruner, HyperbandPruner, MedianPruner, make_pruner
@@ -44,20 +45,39 @@ def test_median_rule_uses_the_best_value_so_far_and_the_direction():
     assert reason is not None and "median 0.5" in reason and "step 0" in reason
 
 
-def test_asha_keeps_the_best_fraction_at_each_rung():
+def test_asha_lets_a_trial_on_within_the_best_third_of_the_values_before_it():
     p = ASHAPruner(min_resource=1, reduction_factor=3)
     p.bind("minimize")
     assert [p.rung_step(k) for k in range(3)] == [1, 3, 9]
     # Nothing is judged before the first rung.
     assert p.report(0, 0, 100.0) is None
-    # The first trial at a rung always continues: it is the best of one.
+    # The first trial at a rung always goes on.
     assert feed(p, 0, [5.0, 0.5, 0.5, 0.3, 0.3]) is None
-    # With n values at a rung the best max(1, n // 3) continue.
     values = [0.6, 0.1, 0.9, 0.2, 0.95, 0.05, 0.99]
     decisions = [feed(p, n, [5.0, v, v, v]) for n, v in enumerate(values, start=1)]
-    assert decisions == [1, None, 1, 1, 1, None, 1]
-    # With 0.3 as the ninth value three continue (0.05, 0.1, 0.2), and 0.3 is not one of them.
-    assert p.report(99, 1, 0.3) is not None
+    # 0.2 arrives fifth at step 1, after 0.1, 0.5, 0.6 and 0.9 (their third: 0.5), and goes
+    # on, where counting itself among the best 5 // 3 it would have had to be the best; at
+    # step 3 it comes after 0.1 and 0.3 (their third: 0.1667) and stops.
+    assert decisions == [1, None, 1, 3, 1, None, 1]
+    reason = p.report(99, 1, 0.31)
+    assert reason == (
+        "ASHA: value 0.31 at rung step 1 is worse than 0.3, the best 1/3 of the 8 values "
+        "there before it"
+    )
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+@pytest.mark.parametrize("eta", [2, 3, 4])
+def test_asha_cutoff_is_the_quantile_of_the_values_before_it_as_numpy_computes_it(direction, eta):
+    p = ASHAPruner(min_resource=1, reduction_factor=eta)
+    p.bind(direction)
+    sign = 1.0 if direction == "minimize" else -1.0
+    before: list[float] = []
+    for n, value in enumerate(np.random.default_rng(eta).random(60)):
+        goes_on = p.report(n, 1, float(value)) is None
+        expected = not before or sign * value <= np.percentile(before, 100 / eta)
+        assert goes_on == expected, (n, value)
+        before.append(sign * value)
 
 
 def test_asha_judges_a_trial_that_skips_steps_at_the_highest_rung_reached():
@@ -170,7 +190,7 @@ def test_asha_on_seconds_places_its_rungs_from_the_first_completed_trials_second
     assert [p.rung_step(k) for k in range(3)] == pytest.approx([1.0, 3.0, 9.0])
     # Its values at the rungs it passed are their first entries (0.9 at 1.8 s, 0.7 at 3.6 s).
     assert p.report(1, 0, 0.85, seconds=1.1) is None  # the best of two at rung 0
-    assert "not in the best 1 of 3" in p.report(2, 0, 0.95, seconds=1.2)
+    assert "worse than 0.8667, the best 1/3 of the 2 values" in p.report(2, 0, 0.95, seconds=1.2)
     assert "at rung 3 s" in p.report(1, 3, 0.75, seconds=3.3)  # 0.7 was there first
     with pytest.raises(ValueError, match="needs each report's seconds"):
         p.report(3, 0, 0.5)

@@ -125,7 +125,7 @@ def test_asha_on_seconds_stops_trials_that_are_slower_for_the_same_curve(
         # the fast one was at step 3 or later (0.25 or less): judged there, it stops.
         assert tags["hpo.pruned_step"] == "0"
         assert "ASHA: value 1 at rung 0." in tags["hpo.prune_reason"]
-        assert " s is not in the best 1 of " in tags["hpo.prune_reason"]
+        assert " s is worse than " in tags["hpo.prune_reason"]
     params = client.get_run(result.sweep_id).data.params
     assert params["pruner.resource"] == "seconds" and params["pruner.min_resource"] == "0.1"
 
