@@ -31,7 +31,17 @@ Tune's HyperBand pauses and resumes trains again from its first epoch, and those
 counted.
 
     .venv/bin/python benchmarks/multifidelity.py [--seeds 0 1 ...] [--tasks digits ...]
-        [--methods ...] [--budget 100]
+        [--methods ...] [--budget 100] [--save FILE] [--load FILE ...] [--section NAME]
+
+Every search's curve is a short list of (epochs spent, best so far); ``--save`` writes them
+to a JSON file, and ``--load`` makes a section from such files without training anything.
+The curves behind the section "multifidelity-quantile" (ASHA's current rule) are kept in
+``benchmarks/results/multifidelity-quantile.json``:
+
+    .venv/bin/python benchmarks/multifidelity.py --load \
+        benchmarks/results/multifidelity-quantile.json --section multifidelity-quantile \
+        --title "ASHA's quantile rule" \
+        --methods random asha asha:min1 bohb tpe+asha optuna-tpe+hyperband
 
 Targets (issue 32): our best multi-fidelity method reaches random search's final best (full
 training, at 100 trainings' epochs) within a fifth of those epochs, and is ahead of Optuna's
@@ -466,6 +476,7 @@ def main() -> None:
         default="multifidelity",
         help="the docs/benchmarks.md section to write (another for a subset of methods/seeds)",
     )
+    parser.add_argument("--title", help="the section's heading (with --section)")
     args = parser.parse_args()
     unknown = set(args.methods) - set(OURS) - set(PEERS)
     if unknown:
@@ -496,7 +507,7 @@ def main() -> None:
     if not args.no_write:
         title = "## Multi-fidelity search"
         if args.section != "multifidelity":  # a part of it: under the main table
-            title = f"### {', '.join(args.tasks)}, {len(args.seeds)} seeds"
+            title = f"### {args.title or ', '.join(args.tasks)}, {len(args.seeds)} seeds"
         write_section(args.section, f"{title}\n\n" + body)
 
 
