@@ -298,8 +298,9 @@ class HyperbandPruner(Pruner):
     the second on, ..., and the last bracket never prunes. Each trial is assigned to a
     bracket by its number as it starts, in Hyperband's proportions (the aggressive
     brackets, whose trials cost little, take more of them), and is judged only against
-    the trials of its own bracket, by ASHA's rule: it goes on from a rung if it is among the
-    best ``1 / reduction_factor`` there. No bracket waits for its stragglers.
+    the trials of its own bracket, by ASHA's rule: it goes on from a rung if it is within
+    the best ``1 / reduction_factor`` of the values recorded there before it. No bracket
+    waits for its stragglers.
 
     ``max_resource="auto"`` (the default) takes the first completed trial's last step (or
     its seconds); ``min_resource="auto"`` (the default) is then ``max_resource /
