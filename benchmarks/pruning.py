@@ -46,7 +46,7 @@ def sweep(pruner: str, seed: int, trials: int, workdir: Path) -> dict[str, float
     result = hpo.run(
         exp.space,
         exp.objective,
-        direction=exp.direction,
+        direction=exp.settings.get("direction"),
         strategy="tpe",
         n_trials=trials,
         seed=seed,
@@ -77,7 +77,7 @@ def main() -> None:
     from hpo.sweep.experiment_file import load_experiment
 
     experiment = load_experiment(EXPERIMENT)
-    args.trials = args.trials or experiment.n_trials
+    args.trials = args.trials or experiment.settings["n_trials"]
 
     results: dict[str, list[dict[str, float]]] = {p: [] for p in args.pruners}
     with tempfile.TemporaryDirectory(prefix="hpo-bench-pruning-") as tmp:
@@ -116,7 +116,7 @@ def main() -> None:
         if base and pruner != "none":
             factor = base_compute / compute
             saved = f"{factor:.2f}x less"
-            sign = 1 if experiment.direction == "minimize" else -1
+            sign = 1 if experiment.settings.get("direction", "minimize") == "minimize" else -1
             within = sign * (statistics.mean(bests) - statistics.mean(base_bests)) <= allowance
             misses = [
                 *([] if factor >= 2 else ["less than 2x saved"]),
