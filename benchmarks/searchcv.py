@@ -17,6 +17,7 @@ import time
 
 import _report
 import numpy as np
+import psutil
 from scipy.stats import loguniform
 from sklearn.datasets import load_digits
 from sklearn.model_selection import (
@@ -35,20 +36,40 @@ C_RANGE, GAMMA_RANGE = (1e-2, 1e3), (1e-5, 1e-1)
 GRID = {"C": list(np.logspace(-2, 3, 8)), "gamma": list(np.logspace(-5, -1, 4))}
 
 
+def children_cpu() -> dict[int, float]:
+    """CPU seconds so far of each process below this one: joblib's workers; Ray's raylet,
+    GCS and workers (the local cluster is started from this process)."""
+    used = {}
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        used[child.pid] = times.user + times.system
+    return used
+
+
 def timed(fit):
     """(wall s, best score, the folds' fit and score seconds summed or None, this process's
-    CPU s: hpo's driver and its MLflow writer; scikit-learn's and Optuna's parent)."""
+    CPU s: hpo's driver and its MLflow writer; scikit-learn's and Optuna's parent, the
+    CPU s of the processes below it: the workers and Ray's own; those of a process that
+    ended during the search are not counted, and said so)."""
     cpu = time.process_time()
+    before = children_cpu()
     began = time.perf_counter()
     search = fit()
     wall = time.perf_counter() - began
     cpu = time.process_time() - cpu
+    after = children_cpu()
+    others = sum(used - before.get(pid, 0.0) for pid, used in after.items())
+    if set(before) - set(after):
+        print(f"{len(set(before) - set(after))} processes ended: their CPU is not counted")
     results = getattr(search, "cv_results_", None)
     work = None
     if results is not None and "mean_fit_time" in results:
         per_config = np.asarray(results["mean_fit_time"]) + np.asarray(results["mean_score_time"])
         work = float(np.nansum(per_config)) * search.n_splits_
-    return wall, float(search.best_score_), work, cpu
+    return wall, float(search.best_score_), work, cpu, others
 
 
 def main() -> None:
@@ -86,7 +107,7 @@ def main() -> None:
         X, y
     )
     GridSearchCV(SVC(), {"C": [1.0, 2.0]}, cv=2, n_jobs=2).fit(X, y)
-    runs: dict[str, list[tuple[float, float, float | None, float]]] = {}
+    runs: dict[str, list[tuple[float, float, float | None, float, float]]] = {}
 
     def record(name, fit):
         runs.setdefault(name, []).append(timed(fit))
@@ -144,6 +165,7 @@ def main() -> None:
             "folds' fit + score s, summed (median)",
             "wall / (summed / 2) (median)",
             "this process's CPU s (median)",
+            "its workers' and Ray's CPU s (median)",
             "runs",
         ]
     ]
@@ -161,6 +183,7 @@ def main() -> None:
                 f"{statistics.median(works):.1f}" if works else "-",
                 f"{statistics.median(packing):.2f}" if packing else "-",
                 f"{statistics.median(r[3] for r in results):.2f}",
+                f"{statistics.median(r[4] for r in results):.2f}",
                 str(len(results)),
             ]
         )
@@ -168,6 +191,7 @@ def main() -> None:
         [
             "`ray.init()` of the local cluster, once (not in the above), s",
             f"{ray_start:.1f}",
+            "-",
             "-",
             "-",
             "-",
