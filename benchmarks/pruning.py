@@ -46,7 +46,7 @@ def sweep(pruner: str, seed: int, trials: int, workdir: Path) -> dict[str, float
     result = hpo.run(
         exp.space,
         exp.objective,
-        direction=exp.settings.get("direction"),
+        direction=exp.config.direction[0],  # the file's, checked, with its default
         strategy="tpe",
         n_trials=trials,
         seed=seed,
@@ -77,7 +77,8 @@ def main() -> None:
     from hpo.sweep.experiment_file import load_experiment
 
     experiment = load_experiment(EXPERIMENT)
-    args.trials = args.trials or experiment.settings["n_trials"]
+    direction = experiment.config.direction[0]
+    args.trials = args.trials or experiment.config.n_trials
 
     results: dict[str, list[dict[str, float]]] = {p: [] for p in args.pruners}
     with tempfile.TemporaryDirectory(prefix="hpo-bench-pruning-") as tmp:
@@ -116,7 +117,7 @@ def main() -> None:
         if base and pruner != "none":
             factor = base_compute / compute
             saved = f"{factor:.2f}x less"
-            sign = 1 if experiment.settings.get("direction", "minimize") == "minimize" else -1
+            sign = 1 if direction == "minimize" else -1
             within = sign * (statistics.mean(bests) - statistics.mean(base_bests)) <= allowance
             misses = [
                 *([] if factor >= 2 else ["less than 2x saved"]),

@@ -62,8 +62,9 @@ def timed(fit):
     cpu = time.process_time() - cpu
     after = children_cpu()
     others = sum(used - before.get(pid, 0.0) for pid, used in after.items())
-    if set(before) - set(after):
-        print(f"{len(set(before) - set(after))} processes ended: their CPU is not counted")
+    ended = set(before) - set(after)
+    if ended:
+        print(f"{len(ended)} processes ended: their CPU is not counted")
     results = getattr(search, "cv_results_", None)
     work = None
     if results is not None and "mean_fit_time" in results:
