@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shlex
 import time
 import uuid
@@ -69,10 +70,24 @@ def client(address: str) -> Any:
         raise SubmissionError(_explain(address, exc)) from None
 
 
+def _refused_token(exc: Exception) -> bool:
+    """Whether the dashboard refused the token. Ray raises its AuthenticationError for a
+    401 or 403; the words are its other ways of saying so. Not a bare "401" in the text:
+    the address in it may hold those digits (a port 40107 that nothing answers)."""
+    from ray.exceptions import AuthenticationError
+
+    text = str(exc)
+    said = ("Authentication failed", "Authentication required", "Unauthenticated")
+    return (
+        isinstance(exc, AuthenticationError)
+        or re.search(r"status code 40[13]\b", text) is not None
+        or any(words in text for words in (*said, "InvalidAuthToken"))
+    )
+
+
 def _explain(address: str, exc: Exception) -> str:
     text = str(exc)
-    refused = ("401", "403", "Authentication failed", "Unauthenticated", "InvalidAuthToken")
-    if any(said in text for said in refused):
+    if _refused_token(exc):
         return (
             f"the Ray cluster at {address} refused this machine's token: set RAY_AUTH_TOKEN "
             "(or RAY_AUTH_TOKEN_PATH, or put it in ~/.ray/auth_token) to the cluster's token "

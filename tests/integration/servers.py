@@ -4,6 +4,7 @@ a temporary directory) and an `mlflow server` on it that can be stopped and star
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -16,9 +17,19 @@ from pathlib import Path
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port of this machine below the ephemeral range, so that no connection takes
+    it before the test binds it: a port the system hands out (bind to 0) is one the next
+    outgoing connection of any process (a Ray of another test) may get meanwhile. Above
+    Ray's worker ports (10002-19999 by default)."""
+    ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.sample(range(20000, ephemeral), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # another test's server has it
+            return port
+    raise RuntimeError(f"no free port in 20000-{ephemeral - 1} after 200 tries")
 
 
 def pg(program: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import by_trial, child_runs
+from servers import free_port
 
 from hpo.cli import exposure_warning, ui_command, ui_environment
 
@@ -332,12 +332,6 @@ def test_ctrl_c_closes_the_sweep_cleanly(tmp_path, hpo_env, client, tracking_uri
     assert all(r.data.tags["hpo.error"] == "interrupted by the user (Ctrl-C)" for r in children)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_hpo_ui_warns_when_it_listens_beyond_loopback():
     assert exposure_warning("127.0.0.1", 5000, "sqlite:///mlflow.db") is None
     warning = exposure_warning("0.0.0.0", 5000, "sqlite:///mlflow.db")
@@ -357,7 +351,7 @@ def test_hpo_ui_serves_the_store_on_localhost(tmp_path, hpo_env, client, trackin
     experiment = client.create_experiment("seen-in-ui")
     sweep = client.create_run(experiment, tags={"hpo.sweep": "true"}, run_name="ui-sweep")
     client.create_experiment("no-sweeps-here")
-    port = _free_port()
+    port = free_port()
     assert ui_command(tracking_uri, "127.0.0.1", port)[3:5] == ["ui", "--backend-store-uri"]
     proc = subprocess.Popen(
         hpo_cmd("ui", "--tracking-uri", tracking_uri, "--port", str(port)),
@@ -417,7 +411,7 @@ def test_a_tracking_server_that_refuses_the_host_header_gets_one_line_and_no_run
     tmp_path, hpo_env, tracking_uri, client
 ):
     (tmp_path / "iris_grid.py").write_text(EXPERIMENT)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(  # reached as 127.0.0.1, it allows another name only
         hpo_cmd(
             "ui",
@@ -474,7 +468,7 @@ def test_without_an_address_a_stale_cluster_file_is_not_waited_on(tmp_path, hpo_
     ray_tmp = tempfile.mkdtemp(prefix="r-", dir="/tmp")  # Ray's sockets need a short path
     try:
         (Path(ray_tmp) / "ray").mkdir()
-        dead = f"127.0.0.1:{_free_port()}"  # nothing listens there
+        dead = f"127.0.0.1:{free_port()}"  # nothing listens there
         (Path(ray_tmp) / "ray" / "ray_current_cluster").write_text(dead)
         (tmp_path / "quick.py").write_text(
             "from hpo.space import Float\nspace = {'x': Float(0, 1)}\n"

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -38,12 +39,6 @@ EXPERIMENT = textwrap.dedent(
         return params["x"]
     """
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -71,7 +66,7 @@ REWRITE_VERSION = textwrap.dedent(
 )
 
 
-DASHBOARD_PORT = _free_port()  # the head's dashboard: where sweeps are submitted
+DASHBOARD_PORT = free_port()  # the head's dashboard: where sweeps are submitted
 
 
 def _start_head(ray_dir: str, port: int, env: dict, log) -> subprocess.Popen:
@@ -87,9 +82,9 @@ def _start_head(ray_dir: str, port: int, env: dict, log) -> subprocess.Popen:
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={DASHBOARD_PORT}",
             # Ports of its own: other Rays on this machine (the suite's) may hold defaults.
-            f"--dashboard-agent-listen-port={_free_port()}",
-            f"--dashboard-agent-grpc-port={_free_port()}",
-            f"--metrics-export-port={_free_port()}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
             "--block",
             f"--temp-dir={ray_dir}",
         ],
@@ -135,7 +130,7 @@ def head(tmp_path_factory):
     try:
         for _ in range(3):
             # Ray's Unix sockets live under --temp-dir, whose path must stay short.
-            ray_dir, port = tempfile.mkdtemp(prefix="ray-", dir="/tmp"), _free_port()
+            ray_dir, port = tempfile.mkdtemp(prefix="ray-", dir="/tmp"), free_port()
             started.append((_start_head(ray_dir, port, env, log), ray_dir))
             if _takes_jobs(started[-1][0], env, seconds=120):
                 break

@@ -8,7 +8,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ import objectives
 import pytest
 from conftest import by_trial, child_runs
 from ray import cloudpickle
+from servers import free_port
 from sklearn.datasets import load_iris
 
 import hpo
@@ -38,12 +38,6 @@ playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.integration
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 ML = "workflowType=machine_learning"  # the UI's model-training view
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +65,7 @@ def store(tmp_path_factory, ray_cluster):
 def ui(store):
     """`hpo ui` on the store, as a user starts it; its base URL."""
     uri, _ = store
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "hpo.cli", "ui", "--tracking-uri", uri, "--port", str(port)],
