@@ -81,6 +81,7 @@ OURS = {
     "asha:min1": ("random", "asha:min_resource=1"),
     "hyperband:min1": ("random", "hyperband:min_resource=1"),
     "bohb:min1": ("bohb", "hyperband:min_resource=1"),
+    "tpe+asha:min1": ("tpe", "asha:min_resource=1"),
 }
 PEERS = ("optuna-tpe+hyperband", "tune-asha", "tune-hyperband", "tune-bohb")
 # The peers the target names: ours must be ahead of each at 10x, 30x and 100x.
