@@ -15,20 +15,26 @@ import time
 import urllib.request
 from pathlib import Path
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
 
 def free_port() -> int:
     """A free port of this machine below the ephemeral range, so that no connection takes
     it before the test binds it: a port the system hands out (bind to 0) is one the next
     outgoing connection of any process (a Ray of another test) may get meanwhile. Above
     Ray's worker ports (10002-19999 by default)."""
-    ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for port in random.sample(range(20000, ephemeral), 200):
+    try:
+        ephemeral = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except OSError:  # not Linux
+        ephemeral = 0
+    below = range(20000, ephemeral)  # empty: port 0, the system's pick, as before
+    for port in random.sample(below, min(200, len(below))) or [0]:
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue  # another test's server has it
-            return port
+            return s.getsockname()[1]
     raise RuntimeError(f"no free port in 20000-{ephemeral - 1} after 200 tries")
 
 
