@@ -41,7 +41,7 @@ The curves behind the section "multifidelity-quantile" (ASHA's current rule) are
     .venv/bin/python benchmarks/multifidelity.py --load \
         benchmarks/results/multifidelity-quantile.json --section multifidelity-quantile \
         --title "ASHA's quantile rule" \
-        --methods random asha asha:min1 hyperband:min1 tpe+asha:min1 bohb bohb:min1 \
+        --methods random asha asha:min1 hyperband:min1 tpe+asha tpe+asha:min1 bohb bohb:min1 \
         optuna-tpe+hyperband tune-asha tune-hyperband
 
 Targets (issue 32): our best multi-fidelity method reaches random search's final best (full
