@@ -77,11 +77,11 @@ def _refused_token(exc: Exception) -> bool:
     from ray.exceptions import AuthenticationError
 
     text = str(exc)
-    said = ("Authentication failed", "Authentication required", "Unauthenticated")
+    said = ("Authentication failed", "Authentication required", "Unauthenticated", "InvalidAuth")
     return (
         isinstance(exc, AuthenticationError)
         or re.search(r"status code 40[13]\b", text) is not None
-        or any(words in text for words in (*said, "InvalidAuthToken"))
+        or any(words in text for words in said)
     )
 
 
