@@ -10,8 +10,11 @@ longest trainings, so the model ranks configurations by how they end, not how th
 
 Trials still running that have not reached the budget are pending (kept away from, as
 without curves); failed trials go to the model as the strategy takes failures (GP: the
-worst value at the budget); trials pruned below the budget and trials without a curve (a
-warm start's) are left out of the model at that budget.
+worst value at the budget). Trials that stopped below the budget (pruned there) are
+``stopped``: TPE ranks them below every trial that reached it, deeper first, then by their
+last value (Optuna's rule for pruned trials), so the configurations pruned early teach it
+where not to look; GP leaves them out. Trials without a curve (a warm start's) are left out
+of the model at that budget.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class FidelityView:
     observed: list[tuple[Trial, float]]  # reached the budget: their value there
     failed: list[Trial]
     pending: list[Trial]  # running, below the budget
+    stopped: list[Trial]  # ended below the budget: pruned, or a shorter curve
 
 
 def uses_curves(trials: Sequence[Trial]) -> bool:
@@ -55,4 +59,9 @@ def fidelity_view(trials: Sequence[Trial], n_min: int) -> FidelityView | None:
     seen = {id(t) for t, _ in observed}
     failed = [t for t in trials if t.state is TrialState.FAILED and id(t) not in seen]
     pending = [t for t in trials if t.state is TrialState.RUNNING and id(t) not in seen]
-    return FidelityView(budget, observed, failed, pending)
+    stopped = [
+        t
+        for t in trials
+        if t.curve and id(t) not in seen and t.state in (TrialState.PRUNED, TrialState.COMPLETE)
+    ]
+    return FidelityView(budget, observed, failed, pending, stopped)

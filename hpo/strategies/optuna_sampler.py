@@ -14,9 +14,9 @@ import inspect
 import warnings
 from typing import Any
 
-from hpo.core.directions import loss_sign
 from hpo.core.space import Choice, Float, Int, Param
 from hpo.strategies.base import Strategy, Trial, TrialState
+from hpo.strategies.curve_study import CurveStudy
 from hpo.strategies.fidelity import fidelity_view, uses_curves
 
 
@@ -113,6 +113,10 @@ class OptunaSampler(Strategy):
             self._sampler = cls(**options)
         self.study = optuna.create_study(directions=list(self.directions), sampler=self._sampler)
         self._asked: dict[int, Any] = {}  # our trial number -> Optuna trial
+        self._curves = CurveStudy(
+            lambda: optuna.create_study(directions=list(self.directions), sampler=self._sampler),
+            self._frozen,
+        )
 
     def _suggest(self, n: int) -> list[dict[str, Any]]:
         if uses_curves(self.known):  # a pruner watches curves: learn from them (BOHB-style)
@@ -127,37 +131,27 @@ class OptunaSampler(Strategy):
         return out
 
     def _suggest_from_curves(self, n: int) -> list[dict[str, Any]]:
-        """Suggestions of a study made afresh from the trials' values at the fidelity
-        view's budget (see `hpo.strategies.fidelity`), the sampler's own kept."""
-        import optuna
-        from optuna.trial import TrialState as OptunaState
-
+        """Suggestions of a study kept in step with the trials' values at the fidelity
+        view's budget (see `hpo.strategies.fidelity` and `hpo.strategies.curve_study`)."""
         startup = self.sampler_options.get("n_startup_trials", DEFAULT_STARTUP_TRIALS)
         view = fidelity_view(self.known, max(int(startup), 2))
-        if view is None:  # too few curves yet: the sampler's start-up, pending kept away
-            observed, failed, pending = [], [], self.pending
-        else:
-            observed, failed, pending = view.observed, view.failed, view.pending
-        sign = loss_sign(self.direction)
-        worst = max((v for _, v in observed), key=lambda v: sign * v, default=None)
-        frozen = [self._frozen(t, OptunaState.COMPLETE, [v]) for t, v in observed]
-        for t in failed:
-            if t.attrs.get("infeasible") and worst is not None:  # as the worst: avoided
-                frozen.append(self._frozen(t, OptunaState.COMPLETE, [worst]))
-            else:
-                frozen.append(self._frozen(t, OptunaState.FAIL))
-        frozen += [self._frozen(t, OptunaState.RUNNING) for t in pending]
-        study = optuna.create_study(directions=list(self.directions), sampler=self._sampler)
         out = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            study.add_trials(frozen)
-            for _ in range(n):  # each stays RUNNING in the study: the next avoids it
-                out.append(self._define_by_run(study.ask()))
+            self._curves.update(view, self.pending, self.trials, self.direction)
+            for number in self._upcoming_numbers(n):  # each stays running: the next avoids it
+                out.append(self._define_by_run(self._curves.ask(number)))
         return out
 
-    def _frozen(self, trial: Trial, state: Any, values: Any = None) -> Any:
-        """``trial`` as a finished (or running) Optuna trial of ``state`` with ``values``."""
+    def _frozen(
+        self,
+        trial: Trial,
+        state: Any,
+        values: Any = None,
+        intermediate: dict[int, float] | None = None,
+    ) -> Any:
+        """``trial`` as a finished (or running) Optuna trial of ``state`` with ``values``
+        (and, for a pruned one, its ``intermediate`` values by step)."""
         import optuna
 
         params = _plain(trial.assignment)
@@ -166,6 +160,7 @@ class OptunaSampler(Strategy):
             params=params,
             distributions=distributions,
             values=None if values is None else list(values),
+            intermediate_values=intermediate,
             state=state,
         )
 
