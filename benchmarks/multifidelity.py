@@ -35,14 +35,17 @@ counted.
 
 Every search's curve is a short list of (epochs spent, best so far); ``--save`` writes them
 to a JSON file, and ``--load`` makes a section from such files without training anything.
-The curves behind the section "multifidelity-quantile" (ASHA's current rule) are kept in
-``benchmarks/results/multifidelity-quantile.json``:
+The curves behind the section "multifidelity-quantile" (ASHA's current rule, TPE's current
+model) are kept in ``benchmarks/results/multifidelity-quantile.json``:
 
     .venv/bin/python benchmarks/multifidelity.py --load \
         benchmarks/results/multifidelity-quantile.json --section multifidelity-quantile \
         --title "ASHA's quantile rule" \
-        --methods random asha asha:min1 hyperband:min1 tpe+asha tpe+asha:min1 bohb bohb:min1 \
+        --methods random asha asha:min1 hyperband:min1 tpe+asha tpe+asha:min1 bohb \
         optuna-tpe+hyperband tune-asha tune-hyperband
+
+and those of the TPE methods with TPE's earlier model (trials pruned below the model's
+budget left out of it) in ``benchmarks/results/multifidelity-observed-only.json``.
 
 Targets (issue 32): our best multi-fidelity method reaches random search's final best (full
 training, at 100 trainings' epochs) within a fifth of those epochs, and is ahead of Optuna's
