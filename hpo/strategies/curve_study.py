@@ -3,9 +3,9 @@
 `hpo.strategies.fidelity` says what the model sees at an ask: the trials that reached the
 view's budget (their value there), those that failed, those that stopped below it, and those
 still running below it. A study made afresh at each ask copies every trial into it each
-time: with ASHA's rungs from the first epoch, where most trials stop after one, a profile of
-a digits search found 86% of its time in Optuna (39% in its storage's copies of the trials)
-and 14% training. TPE's own work at an ask still grows with the trials it models.
+time; with ASHA's rungs from the first epoch, where most trials stop after one and each is
+followed by an ask, those copies took most of a search's time. TPE's own work at an ask
+still grows with the trials it models.
 
 Kept instead, each trial enters the study once: as a running trial while the view has it
 pending, then as what the view settles it to (a value at the budget, a stop below it, a
