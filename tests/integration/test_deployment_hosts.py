@@ -206,7 +206,7 @@ def test_the_drivers_host_killed_halfway_then_hpo_resume_from_another_host(clust
     cluster.hosts.kill("driver")  # the driver's machine is gone, its Ray node with it
     proc.wait(timeout=60)
     [sweep_id] = [r.info.run_id for r in runs if r.data.tags.get("hpo.sweep")]
-    before = by_trial(child_runs(client, sweep_id))
+    before = settled_trials(client, sweep_id)
     done = {n: r for n, r in before.items() if r.data.tags["hpo.state"] != "RUNNING"}
     assert client.get_run(sweep_id).info.status == "RUNNING"
 
@@ -225,6 +225,27 @@ def test_the_drivers_host_killed_halfway_then_hpo_resume_from_another_host(clust
         assert runs[number].data.tags["hpo.attempt_1_error"] == "driver lost"
         assert runs[number].info.run_id == before[number].info.run_id
     assert client.get_run(sweep_id).data.tags["hpo.n_complete"] == "8"
+
+
+def settled_trials(client, sweep_id, reads=10):
+    """The sweep's trial runs once two reads 1 s apart agree: a request the killed driver
+    sent just before can still land on the server after the kill. Suspected, not shown,
+    behind one CI failure: a trial read as running was kept by resume, not run again."""
+
+    def seen(runs):
+        return {
+            n: (r.data.tags.get("hpo.state"), r.info.status, r.data.metrics)
+            for n, r in runs.items()
+        }
+
+    runs = by_trial(child_runs(client, sweep_id))
+    for _ in range(reads):
+        time.sleep(1.0)
+        again = by_trial(child_runs(client, sweep_id))
+        if seen(again) == seen(runs):
+            return again
+        runs = again
+    return runs
 
 
 def job_of(output: str) -> str:
