@@ -17,6 +17,7 @@ from hpo.core.directions import better
 
 PANEL_W, PANEL_H = 460, 300
 LEFT, RIGHT, TOP, BOTTOM = 62, 14, 40, 38
+LEGEND_Y, LEGEND_ROW = 28, 18  # the legend's first row, and the step to each next one
 # matplotlib's tab10, so these match the sweep-level figures.
 COLOURS = [
     "#1f77b4",
@@ -50,6 +51,10 @@ def _is_loss(name: str) -> bool:
     return "loss" in name or "error" in name
 
 
+def _is_time(name: str) -> bool:
+    return name.endswith(("_time", "_seconds"))
+
+
 def _label(v: float) -> str:
     return format(v, ".3g")
 
@@ -66,12 +71,16 @@ def _panel(
     dots: frozenset[str] = frozenset(),
     x_also: tuple[int, ...] = (),
     width: int = PANEL_W,
+    height: int = PANEL_H,
+    legend_also: tuple[str, ...] = (),
 ):
     """Draw ``series`` (in the order given for equal steps) in one panel at ``x0``.
 
     Series named in ``dots`` are drawn as points, the others as lines; ``x_also`` widens
-    the x range; the panel is ``width`` pixels wide. Returns the data-to-pixel mapping and
-    the legend's next free x, or None when there is nothing finite to draw.
+    the x range; the panel is ``width`` by ``height`` pixels, its legend in rows above the
+    plot (`legend_height`). Returns the data-to-pixel mapping and where the legend places
+    the entries ``legend_also`` names (drawn by the caller), or None when there is nothing
+    finite to draw.
     """
     points = [(s, v) for pts in series.values() for s, v in pts if math.isfinite(v)]
     if not points:
@@ -84,7 +93,9 @@ def _panel(
     y_lo, y_hi = y_lo - pad, y_hi + pad
     if x_hi == x_lo:
         x_lo, x_hi = x_lo - 1, x_hi + 1
-    left, right, top, bottom = x0 + LEFT, x0 + width - RIGHT, TOP, PANEL_H - BOTTOM
+    left, right, bottom = x0 + LEFT, x0 + width - RIGHT, height - BOTTOM
+    places = _legend_places(font, [*series, *legend_also], left, right)
+    top = TOP + places[-1][1] - LEGEND_Y  # below the legend's last row
 
     def to_px(s: float, v: float) -> tuple[float, float]:
         return (
@@ -101,17 +112,16 @@ def _panel(
         draw.line([(px, top), (px, bottom)], fill="#e6e6e6")
         draw.text((px, bottom + 5), _label(x), fill="black", font=font, anchor="mt")
     draw.rectangle([left, top, right, bottom], outline="black")
-    draw.text(((left + right) / 2, PANEL_H - 6), x_label, fill="black", font=font, anchor="mb")
+    draw.text(((left + right) / 2, height - 6), x_label, fill="black", font=font, anchor="mb")
     draw.text(((left + right) / 2, 6), title, fill="black", font=font, anchor="mt")
-    legend_x = left + 6
-    for name, pts in series.items():
+    for (name, pts), (legend_x, legend_y) in zip(series.items(), places, strict=False):
         colour = colours[name]
         ordered = sorted(pts, key=lambda p: p[0])  # stable: a step's points keep their order
         if name in dots:
             for s, v in ordered:
                 if math.isfinite(v):
                     _dot(draw, to_px(s, v), colour)
-            _dot(draw, (legend_x + 7, 28), colour)
+            _dot(draw, (legend_x + 7, legend_y), colour)
         else:
             segment: list[tuple[float, float]] = []
             for s, v in ordered:
@@ -121,14 +131,36 @@ def _panel(
                 _polyline(draw, segment, colour)  # a NaN breaks the line
                 segment = []
             _polyline(draw, segment, colour)
-            draw.line([(legend_x, 28), (legend_x + 14, 28)], fill=colour, width=3)
-        legend_x = _legend_text(draw, font, legend_x, name)
-    return to_px, legend_x
+            draw.line([(legend_x, legend_y), (legend_x + 14, legend_y)], fill=colour, width=3)
+        _legend_text(draw, font, (legend_x, legend_y), name)
+    return to_px, places[len(series) :]
 
 
-def _legend_text(draw, font, x: int, name: str) -> int:
-    draw.text((x + 18, 28), name, fill="black", font=font, anchor="lm")
-    return x + 30 + int(draw.textlength(name, font=font))
+def _legend_places(font, names: list[str], left: float, right: float) -> list[tuple[float, float]]:
+    """Where each legend entry (its mark, then its name) starts: in rows from the panel's
+    top, a new row when the entry would pass ``right``, so that every name shows however
+    many series a trial reports (a cross-validation's per-fold metrics)."""
+    places: list[tuple[float, float]] = []
+    x, y = left + 6, LEGEND_Y
+    for name in names:
+        width = 30 + font.getlength(name)
+        if places and x + width > right:
+            x, y = left + 6, y + LEGEND_ROW
+        places.append((x, y))
+        x += width
+    return places
+
+
+def legend_height(font, names: list[str], width: int = PANEL_W) -> int:
+    """The pixels a panel ``width`` wide needs for its legend's rows beyond the first."""
+    if not names:
+        return 0
+    return int(_legend_places(font, names, LEFT, width - RIGHT)[-1][1]) - LEGEND_Y
+
+
+def _legend_text(draw, font, at: tuple[float, float], name: str) -> None:
+    x, y = at
+    draw.text((x + 18, y), name, fill="black", font=font, anchor="lm")
 
 
 def _dot(draw, at: tuple[float, float], colour: str) -> None:
@@ -151,20 +183,24 @@ def _polyline(draw, segment: list[tuple[float, float]], colour: str) -> None:
 
 
 def learning_curves_png(history: dict[str, list[tuple[int, float]]]) -> bytes:
-    """Metric against step; losses and the other metrics (accuracies) in separate panels."""
+    """Metric against step; losses, times (names ending in ``_time`` or ``_seconds``, such as
+    a cross-validation's per-fold fit times) and the other metrics (accuracies) in separate
+    panels, so that each panel's values share a scale."""
     from PIL import Image, ImageDraw, ImageFont
 
     groups = [
         ("loss", {n: p for n, p in history.items() if _is_loss(n)}),
-        ("metrics", {n: p for n, p in history.items() if not _is_loss(n)}),
+        ("seconds", {n: p for n, p in history.items() if _is_time(n) and not _is_loss(n)}),
+        ("metrics", {n: p for n, p in history.items() if not (_is_loss(n) or _is_time(n))}),
     ]
     groups = [(title, series) for title, series in groups if series]
     colours = {name: COLOURS[i % len(COLOURS)] for i, name in enumerate(history)}
-    image = Image.new("RGB", (PANEL_W * max(len(groups), 1), PANEL_H), "white")
-    draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=12)
+    height = PANEL_H + max((legend_height(font, list(series)) for _, series in groups), default=0)
+    image = Image.new("RGB", (PANEL_W * max(len(groups), 1), height), "white")
+    draw = ImageDraw.Draw(image)
     for i, (title, series) in enumerate(groups):
-        _panel(draw, font, i * PANEL_W, title, series, colours)
+        _panel(draw, font, i * PANEL_W, title, series, colours, height=height)
     return _png(image)
 
 
@@ -175,6 +211,7 @@ def history_png(numbers: Sequence[int], values: Sequence[float | None], directio
 
     done = sorted((n, v) for n, v in zip(numbers, values, strict=True) if v is not None)
     failed = [n for n, v in zip(numbers, values, strict=True) if v is None]
+    failed_label = f"failed ({len(failed)})"
     image = Image.new("RGB", (int(PANEL_W * 1.5), PANEL_H), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=12)
@@ -189,14 +226,15 @@ def history_png(numbers: Sequence[int], values: Sequence[float | None], directio
         dots=frozenset({"trial"}),
         x_also=tuple(failed),
         width=int(PANEL_W * 1.5),
+        legend_also=(failed_label,) if failed else (),
     )
     if drawn is not None and failed:
-        to_px, legend_x = drawn
+        to_px, [(legend_x, legend_y)] = drawn
         axis = PANEL_H - BOTTOM
         for n in failed:
             _cross(draw, (to_px(n, 0)[0], axis), FAILED)
-        _cross(draw, (legend_x + 7, 28), FAILED)
-        _legend_text(draw, font, legend_x, f"failed ({len(failed)})")
+        _cross(draw, (legend_x + 7, legend_y), FAILED)
+        _legend_text(draw, font, (legend_x, legend_y), failed_label)
     elif failed:
         draw.text((LEFT, TOP + 20), f"all {len(failed)} trials failed", fill=FAILED, font=font)
     return _png(image)

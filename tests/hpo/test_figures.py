@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hpo.report.curves import COLOURS, FAILED, best_so_far_steps, history_png
+from hpo.report.curves import (
+    COLOURS,
+    FAILED,
+    PANEL_H,
+    PANEL_W,
+    _legend_places,
+    best_so_far_steps,
+    history_png,
+    learning_curves_png,
+)
 
 
 def _rgb(hex_colour: str) -> tuple[int, int, int]:
@@ -25,6 +34,42 @@ def test_best_so_far_steps_hold_the_best_until_a_trial_beats_it():
     assert best_so_far_steps(done, "minimize") == [(0, 3.0), (1, 3.0), (1, 3.0), (2, 3.0), (2, 1.0)]
     assert best_so_far_steps(done, "maximize") == [(0, 3.0), (1, 3.0), (1, 5.0), (2, 5.0), (2, 5.0)]
     assert best_so_far_steps([], "minimize") == []
+
+
+def _cross_validation_history(folds: int) -> dict[str, list[tuple[int, float]]]:
+    """What a SearchCV trial reports: each fold's metrics at its step, the mean so far."""
+    history: dict[str, list[tuple[int, float]]] = {}
+    for k in range(folds):
+        history[f"split{k}_test_score"] = [(k, 0.9 + 0.01 * k)]
+        history[f"split{k}_fit_time"] = [(k, 0.05)]
+        history[f"split{k}_score_time"] = [(k, 0.01)]
+        history["mean_test_score"] = [(j, 0.9 + 0.005 * j) for j in range(k + 1)]
+    return history
+
+
+def test_learning_curves_legend_wraps_so_that_every_name_shows():
+    from PIL import ImageFont
+
+    font = ImageFont.load_default(size=12)
+    names = list(_cross_validation_history(5))  # 16 series
+    left, right = 62, PANEL_W - 14
+    places = _legend_places(font, names, left, right)
+    assert len(places) == len(names)
+    ends = [x + 30 + font.getlength(name) for (x, _), name in zip(places, names, strict=True)]
+    assert max(ends) <= right  # no name runs off its panel
+    assert len({y for _, y in places}) > 1  # it took several rows
+    # The figure grows by those rows; two short names keep the usual height.
+    tall = Image.open(io.BytesIO(learning_curves_png(_cross_validation_history(5))))
+    short = Image.open(io.BytesIO(learning_curves_png({"loss": [(0, 1.0), (1, 0.5)]})))
+    assert tall.size[1] > PANEL_H and short.size == (PANEL_W, PANEL_H)
+
+
+def test_learning_curves_put_times_apart_from_scores():
+    # A fold's fit time (0.05 s) beside its accuracy (0.9) would flatten both on one scale.
+    png = learning_curves_png(_cross_validation_history(3))
+    assert Image.open(io.BytesIO(png)).size[0] == 2 * PANEL_W  # seconds, metrics
+    png = learning_curves_png({"val_loss": [(0, 1.0)], "fit_time": [(0, 0.1)], "acc": [(0, 0.5)]})
+    assert Image.open(io.BytesIO(png)).size[0] == 3 * PANEL_W
 
 
 def test_history_draws_trials_best_so_far_and_failed_trials():
