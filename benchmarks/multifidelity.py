@@ -41,8 +41,8 @@ model) are kept in ``benchmarks/results/multifidelity-quantile.json``:
     .venv/bin/python benchmarks/multifidelity.py --load \
         benchmarks/results/multifidelity-quantile.json --section multifidelity-quantile \
         --title "ASHA's quantile rule" \
-        --methods random asha asha:min1 hyperband:min1 tpe+asha tpe+asha:min1 bohb \
-        optuna-tpe+hyperband tune-asha tune-hyperband
+        --methods random asha asha:min1 hyperband hyperband:min1 gp+hyperband tpe+asha \
+        tpe+asha:min1 bohb optuna-tpe+hyperband tune-asha tune-hyperband
 
 and those of the TPE methods with TPE's earlier model (trials pruned below the model's
 budget left out of it) in ``benchmarks/results/multifidelity-observed-only.json``.
