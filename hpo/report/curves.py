@@ -78,7 +78,7 @@ def _panel(
 
     Series named in ``dots`` are drawn as points, the others as lines; ``x_also`` widens
     the x range; the panel is ``width`` by ``height`` pixels, its legend in rows above the
-    plot (`legend_height`). Returns the data-to-pixel mapping and where the legend places
+    plot (`_legend_height`). Returns the data-to-pixel mapping and where the legend places
     the entries ``legend_also`` names (drawn by the caller), or None when there is nothing
     finite to draw.
     """
@@ -151,7 +151,7 @@ def _legend_places(font, names: list[str], left: float, right: float) -> list[tu
     return places
 
 
-def legend_height(font, names: list[str], width: int = PANEL_W) -> int:
+def _legend_height(font, names: list[str], width: int = PANEL_W) -> int:
     """The pixels a panel ``width`` wide needs for its legend's rows beyond the first."""
     if not names:
         return 0
@@ -196,7 +196,7 @@ def learning_curves_png(history: dict[str, list[tuple[int, float]]]) -> bytes:
     groups = [(title, series) for title, series in groups if series]
     colours = {name: COLOURS[i % len(COLOURS)] for i, name in enumerate(history)}
     font = ImageFont.load_default(size=12)
-    height = PANEL_H + max((legend_height(font, list(series)) for _, series in groups), default=0)
+    height = PANEL_H + max((_legend_height(font, list(series)) for _, series in groups), default=0)
     image = Image.new("RGB", (PANEL_W * max(len(groups), 1), height), "white")
     draw = ImageDraw.Draw(image)
     for i, (title, series) in enumerate(groups):
