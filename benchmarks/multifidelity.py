@@ -42,7 +42,7 @@ model) are kept in ``benchmarks/results/multifidelity-quantile.json``:
         benchmarks/results/multifidelity-quantile.json --section multifidelity-quantile \
         --title "ASHA's quantile rule" \
         --methods random asha asha:min1 hyperband hyperband:min1 gp+hyperband tpe+asha \
-        tpe+asha:min1 bohb optuna-tpe+hyperband tune-asha tune-hyperband
+        tpe+asha:min1 bohb bohb:min1 optuna-tpe+hyperband tune-asha tune-hyperband
 
 and those of the TPE methods with TPE's earlier model (trials pruned below the model's
 budget left out of it) in ``benchmarks/results/multifidelity-observed-only.json``.
