@@ -11,8 +11,10 @@ from PIL import Image
 from hpo.report.curves import (
     COLOURS,
     FAILED,
+    LEFT,
     PANEL_H,
     PANEL_W,
+    RIGHT,
     _legend_places,
     best_so_far_steps,
     history_png,
@@ -52,7 +54,7 @@ def test_learning_curves_legend_wraps_so_that_every_name_shows():
 
     font = ImageFont.load_default(size=12)
     names = list(_cross_validation_history(5))  # 16 series
-    left, right = 62, PANEL_W - 14
+    left, right = LEFT, PANEL_W - RIGHT  # the panel's plot, as the figure lays it out
     places = _legend_places(font, names, left, right)
     assert len(places) == len(names)
     ends = [x + 30 + font.getlength(name) for (x, _), name in zip(places, names, strict=True)]
